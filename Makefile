@@ -1,0 +1,38 @@
+# The billing transaction processor. Needs only Go (see go.mod for the version).
+GO       ?= go
+BIN      ?= bin
+PKGS     ?= ./...
+FUZZTIME ?= 10s
+
+.PHONY: run test build vet fmt fuzz e2e bench clean
+
+## run: the whole system on the embedded default (devstack up)
+run: build
+	$(BIN)/devstack up
+
+## build: the three binaries into ./bin
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## test: formatting, vet, every test with the race detector (integration and end-to-end
+## included, against embedded NATS and FerretDB), then a short run of each fuzz target
+test: vet
+	@unformatted=$$(gofmt -l cmd internal e2e 2>/dev/null); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) test -race -count=1 -timeout 12m $(PKGS)
+	$(MAKE) fuzz
+
+vet:
+	$(GO) vet $(PKGS)
+
+## fuzz: each fuzz target for FUZZTIME
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCharge$$' -fuzztime $(FUZZTIME) ./internal/api
+	$(GO) test -run '^$$' -fuzz '^FuzzContainsCardNumber$$' -fuzztime $(FUZZTIME) ./internal/charge
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/auth
+
+fmt:
+	gofmt -w cmd internal e2e
+
+clean:
+	rm -rf $(BIN) data

@@ -1,0 +1,175 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/internal/ingest"
+)
+
+// MaxWait is the longest a GET may hold for a charge to settle.
+const MaxWait = 60 * time.Second
+
+// idempotencyRequest checks the Idempotency-Key header and describes the request for the
+// idempotency layer; on failure it has answered and returns false.
+func idempotencyRequest(c *gin.Context, body []byte) (ingest.Request, bool) {
+	key, present := c.Request.Header["Idempotency-Key"]
+	switch {
+	case !present || len(key) == 0 || key[0] == "":
+		abortProblem(c, http.StatusBadRequest, charge.CodeIdempotencyMissing, "Idempotency-Key", "POST requests require an Idempotency-Key header.")
+		return ingest.Request{}, false
+	case len(key) > 1 || !ingest.ValidKey(key[0]):
+		abortProblem(c, http.StatusBadRequest, charge.CodeIdempotencyInvalid, "Idempotency-Key", "Idempotency-Key must be 1 to 255 printable ASCII characters.")
+		return ingest.Request{}, false
+	}
+	return ingest.Request{
+		Merchant: merchant(c), Key: key[0], Method: c.Request.Method, Path: c.Request.URL.Path, Body: body,
+	}, true
+}
+
+// createCharge is POST /v1/charges.
+func (s *Server) createCharge(c *gin.Context) {
+	if _, ok := c.Request.Header["Idempotency-Key"]; !ok {
+		idempotencyRequest(c, nil) // answers 400
+		return
+	}
+	var p charge.CreateParams
+	body, ok := readJSON(c, &p)
+	if !ok {
+		return
+	}
+	req, ok := idempotencyRequest(c, body)
+	if !ok {
+		return
+	}
+	if invalid := p.Validate(); invalid != nil {
+		abortInvalid(c, invalid)
+		return
+	}
+	resp, err := s.charges.Create(c.Request.Context(), req, &p)
+	if err != nil {
+		s.abortError(c, err)
+		return
+	}
+	if resp.Replayed {
+		s.metrics.replayed.Inc()
+		c.Header("Idempotent-Replayed", "true")
+	} else {
+		s.metrics.accepted.Inc()
+	}
+	var ref struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(resp.Body, &ref) == nil && ref.ID != "" {
+		c.Header("Location", "/v1/charges/"+ref.ID)
+	}
+	c.Data(resp.Status, "application/json", resp.Body)
+}
+
+// getCharge is GET /v1/charges/{id}[?wait=30s].
+func (s *Server) getCharge(c *gin.Context) {
+	if !onlyQuery(c, "wait") {
+		return
+	}
+	var wait time.Duration
+	if raw, ok := c.GetQuery("wait"); ok {
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			if n, nerr := strconv.Atoi(raw); nerr == nil {
+				d, err = time.Duration(n)*time.Second, nil
+			}
+		}
+		if err != nil || d < 0 || d > MaxWait {
+			abortProblem(c, http.StatusBadRequest, charge.CodeParameterInvalid, "wait", "wait must be a duration from 0s to 60s, such as 30s.")
+			return
+		}
+		wait = d
+	}
+	var (
+		ch  charge.Charge
+		err error
+	)
+	if wait > 0 {
+		ch, err = s.charges.Wait(c.Request.Context(), merchant(c), c.Param("id"), wait)
+	} else {
+		ch, err = s.charges.Get(c.Request.Context(), merchant(c), c.Param("id"))
+	}
+	if err != nil {
+		s.abortError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, ch.Public())
+}
+
+// list is the list object of API.md.
+type list[T any] struct {
+	Object  string `json:"object"`
+	URL     string `json:"url"`
+	HasMore bool   `json:"has_more"`
+	Data    []T    `json:"data"`
+}
+
+// listCharges is GET /v1/charges.
+func (s *Server) listCharges(c *gin.Context) {
+	if !onlyQuery(c, "limit", "starting_after", "status") {
+		return
+	}
+	p := charge.ListParams{Limit: 10}
+	if raw, ok := c.GetQuery("limit"); ok {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 100 {
+			abortProblem(c, http.StatusBadRequest, charge.CodeParameterInvalid, "limit", "limit must be an integer from 1 to 100.")
+			return
+		}
+		p.Limit = n
+	}
+	if raw, ok := c.GetQuery("starting_after"); ok {
+		if !charge.ValidID(charge.PrefixCharge, raw) {
+			abortProblem(c, http.StatusBadRequest, charge.CodeParameterInvalid, "starting_after", "starting_after must be a charge id.")
+			return
+		}
+		p.StartingAfter = raw
+	}
+	if raw, ok := c.GetQuery("status"); ok {
+		if !charge.Status(raw).Valid() {
+			abortProblem(c, http.StatusBadRequest, charge.CodeParameterInvalid, "status", "status must be one of pending, succeeded, failed, requires_capture, canceled.")
+			return
+		}
+		p.Status = charge.Status(raw)
+	}
+	charges, more, err := s.charges.List(c.Request.Context(), merchant(c), p)
+	if err != nil {
+		s.abortError(c, err)
+		return
+	}
+	out := list[charge.Charge]{Object: "list", URL: "/v1/charges", HasMore: more, Data: make([]charge.Charge, len(charges))}
+	for i, ch := range charges {
+		out.Data[i] = ch.Public()
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// onlyQuery answers 400 parameter_unknown for a query parameter not in allowed, and for
+// one given twice.
+func onlyQuery(c *gin.Context, allowed ...string) bool {
+	for k, v := range c.Request.URL.Query() {
+		known := false
+		for _, a := range allowed {
+			known = known || a == k
+		}
+		if !known {
+			abortProblem(c, http.StatusBadRequest, charge.CodeParameterUnknown, k, "Received unknown parameter: "+k)
+			return false
+		}
+		if len(v) > 1 {
+			abortProblem(c, http.StatusBadRequest, charge.CodeParameterInvalid, k, k+" must be given once.")
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,79 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+const requestIDKey = "request_id"
+
+// withRequestID gives every request an id, echoed in X-Request-Id: the caller's own if it
+// is a sane token, otherwise a new one.
+func withRequestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if !validRequestID(id) {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		id = "req_" + hex.EncodeToString(b[:])
+	}
+	c.Set(requestIDKey, id)
+	c.Header("X-Request-Id", id)
+	c.Next()
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		ch := id[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_' || ch == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
+
+// recoverPanics turns a panic into a 500 problem; the panic and stack go to the log only.
+func (s *Server) recoverPanics(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logger.ErrorContext(c.Request.Context(), "panic serving request",
+				"request_id", requestID(c), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if !c.Writer.Written() {
+				abortProblem(c, http.StatusInternalServerError, "internal_error", "",
+					"An internal error occurred. Quote the X-Request-Id when you report it.")
+			}
+		}
+	}()
+	c.Next()
+}
+
+// observe logs each request (never its headers or body: they hold tokens and payment
+// data) and records its metrics.
+func (s *Server) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	status := c.Writer.Status()
+	elapsed := time.Since(start)
+	s.metrics.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(status)).Inc()
+	s.metrics.duration.WithLabelValues(c.Request.Method, route).Observe(elapsed.Seconds())
+	if status >= 500 || s.logger.Enabled(c.Request.Context(), -4) {
+		s.logger.InfoContext(c.Request.Context(), "request",
+			"request_id", requestID(c), "method", c.Request.Method, "route", route,
+			"status", status, "duration_ms", elapsed.Milliseconds(), "merchant", c.GetString(merchantKey))
+	}
+}

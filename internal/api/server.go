@@ -1,0 +1,99 @@
+// Package api is the merchants' HTTP API: the Gin engine, one file of handlers per
+// resource, authentication and rate-limit middleware, request decoding, and the one
+// mapping of errors to problem details. It is the only package that imports Gin.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/internal/ingest"
+)
+
+// Config is the API's own configuration.
+type Config struct {
+	// RateLimit is requests per second per merchant; RateBurst the bucket size.
+	RateLimit float64
+	RateBurst int
+}
+
+// Server serves the API.
+type Server struct {
+	logger   *slog.Logger
+	verifier Verifier
+	charges  *ingest.Charges
+	limiter  *limiter
+	metrics  *metrics
+	now      charge.TimeNow
+	engine   *gin.Engine
+}
+
+// New builds the API. reg receives its metrics; now is the clock.
+func New(cfg Config, logger *slog.Logger, verifier Verifier, charges *ingest.Charges, reg prometheus.Registerer, now charge.TimeNow) *Server {
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{
+		logger:   logger,
+		verifier: verifier,
+		charges:  charges,
+		limiter:  newLimiter(cfg.RateLimit, cfg.RateBurst),
+		metrics:  newMetrics(reg),
+		now:      now,
+	}
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	e.Use(withRequestID, s.observe, s.recoverPanics)
+	e.NoRoute(func(c *gin.Context) {
+		abortProblem(c, http.StatusNotFound, charge.CodeResourceMissing, "", "Unrecognized request URL.")
+	})
+	e.NoMethod(func(c *gin.Context) {
+		abortProblem(c, http.StatusMethodNotAllowed, "method_not_allowed", "", "This method is not allowed on this URL.")
+	})
+
+	v1 := e.Group("/v1", s.authenticate, s.rateLimit)
+	write := requireScope(ScopeChargesWrite)
+	read := requireScope(ScopeChargesRead)
+	v1.POST("/charges", write, s.createCharge)
+	v1.GET("/charges", read, s.listCharges)
+	v1.GET("/charges/:id", read, s.getCharge)
+	s.engine = e
+	return s
+}
+
+// Handler returns the HTTP handler of the API.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	accepted prometheus.Counter
+	replayed prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billing_http_requests_total", Help: "API requests by method, route and status.",
+		}, []string{"method", "route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "billing_http_request_duration_seconds", Help: "API request latency.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"method", "route"}),
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "billing_charges_accepted_total", Help: "Charges accepted (202) for the first time.",
+		}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "billing_idempotent_replays_total", Help: "Responses replayed for a repeated idempotency key.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.accepted, m.replayed)
+	return m
+}
+
+// timeNowDefault is the production clock.
+var _ charge.TimeNow = time.Now

@@ -1,0 +1,293 @@
+// Package auth verifies bearer tokens: token in, principal out.
+//
+// A [Verifier] accepts JWTs signed with EdDSA, ES256 or RS256 by a key from a
+// JWKS (a file or a URL, selected by the token's kid) and, only when a shared
+// secret is configured, HS256. See API.md, Authentication.
+package auth
+
+import (
+	"cmp"
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const (
+	// MaxTokenLen is the longest token Verify parses; longer ones are
+	// rejected before any decoding.
+	MaxTokenLen = 8 << 10
+	// MaxSubjectLen is the longest sub claim (in bytes) accepted as a merchant.
+	MaxSubjectLen = 255
+	// MinHS256SecretLen is the shortest HS256 secret accepted (RFC 7518
+	// section 3.2: a key at least as long as the hash output).
+	MinHS256SecretLen = 32
+
+	defaultLeeway      = 30 * time.Second
+	defaultHTTPTimeout = 10 * time.Second
+	minRSABits         = 2048
+)
+
+// Config configures a [Verifier]. At least one key source is required: a
+// JWKS (JWKSFile or JWKSURL, not both) or HS256Secret.
+type Config struct {
+	// Issuer is the required value of the iss claim. Required.
+	Issuer string
+	// Audience must be the aud claim or one of its entries. Required.
+	Audience string
+	// JWKSFile is the path of a JWKS JSON file. The file's identity, size and
+	// modification time are checked at most every few seconds and it is
+	// re-read when they change; a token with an unknown kid also triggers a
+	// re-read, at most once every few seconds. If a re-read fails the keys
+	// loaded before stay in use.
+	JWKSFile string
+	// JWKSURL is the http(s) address of a JWKS. It is fetched at start,
+	// refreshed every 5 minutes, and refetched when a token has an unknown
+	// kid (at most once a minute).
+	JWKSURL string
+	// HS256Secret enables HS256 tokens when non-empty; it must then be at
+	// least MinHS256SecretLen bytes.
+	HS256Secret []byte
+	// Leeway is the clock skew allowed on exp and nbf. Defaults to 30s.
+	Leeway time.Duration
+	// HTTPClient fetches JWKSURL. Defaults to a client with a 10s timeout.
+	HTTPClient *http.Client
+	// NowFunc returns the current time. Defaults to time.Now.
+	NowFunc func() time.Time
+}
+
+// Verifier checks bearer tokens. It is safe for concurrent use.
+type Verifier struct {
+	parser *jwt.Parser
+	secret []byte
+	// jwks returns the verification key a JWKS holds for a token's kid, or an
+	// error; nil when no JWKS is configured.
+	jwks jwt.Keyfunc
+}
+
+// NewVerifier validates cfg and loads the JWKS, if any. It fails when there
+// is no key source or when the JWKS file or URL cannot be loaded. ctx bounds
+// the goroutine that refreshes a JWKSURL; logger receives refresh and reload
+// failures (nil discards them).
+func NewVerifier(ctx context.Context, cfg Config, logger *slog.Logger) (*Verifier, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Leeway = cmp.Or(cfg.Leeway, defaultLeeway)
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
+	}
+	if cfg.NowFunc == nil {
+		cfg.NowFunc = time.Now
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+
+	v := &Verifier{secret: cfg.HS256Secret}
+	switch {
+	case cfg.JWKSFile != "":
+		keys, err := newFileKeys(cfg.JWKSFile, cfg.NowFunc, logger)
+		if err != nil {
+			return nil, fmt.Errorf("auth: loading JWKSFile: %w", err)
+		}
+		v.jwks = keys.Keyfunc
+	case cfg.JWKSURL != "":
+		kf, err := newURLKeyfunc(ctx, cfg.JWKSURL, cfg.HTTPClient, logger)
+		if err != nil {
+			return nil, fmt.Errorf("auth: loading JWKSURL: %w", err)
+		}
+		v.jwks = kf
+	}
+
+	var methods []string
+	if v.jwks != nil {
+		methods = append(methods, jwt.SigningMethodEdDSA.Alg(), jwt.SigningMethodES256.Alg(), jwt.SigningMethodRS256.Alg())
+	}
+	if len(v.secret) > 0 {
+		methods = append(methods, jwt.SigningMethodHS256.Alg())
+	}
+	v.parser = jwt.NewParser(
+		jwt.WithValidMethods(methods),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(cfg.NowFunc),
+		jwt.WithStrictDecoding(),
+	)
+	return v, nil
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Issuer == "":
+		return errors.New("auth: Issuer is required")
+	case c.Audience == "":
+		return errors.New("auth: Audience is required")
+	case c.JWKSFile != "" && c.JWKSURL != "":
+		return errors.New("auth: set JWKSFile or JWKSURL, not both")
+	case c.JWKSFile == "" && c.JWKSURL == "" && len(c.HS256Secret) == 0:
+		return errors.New("auth: no key source: set JWKSFile, JWKSURL or HS256Secret")
+	case len(c.HS256Secret) > 0 && len(c.HS256Secret) < MinHS256SecretLen:
+		return fmt.Errorf("auth: HS256Secret must be at least %d bytes", MinHS256SecretLen)
+	case c.Leeway < 0:
+		return errors.New("auth: Leeway must not be negative")
+	}
+	return nil
+}
+
+// claims are the claims Verify reads. Claims of the wrong JSON type (a
+// numeric sub, an array scope) make the token malformed.
+type claims struct {
+	jwt.RegisteredClaims
+	Scope string `json:"scope,omitempty"`
+}
+
+// Verify checks token and returns the principal it speaks for. Every failure
+// wraps [ErrInvalidToken].
+func (v *Verifier) Verify(token string) (Principal, error) {
+	if token == "" {
+		return Principal{}, invalid("empty")
+	}
+	if len(token) > MaxTokenLen {
+		return Principal{}, invalid("too long")
+	}
+	var c claims
+	if _, err := v.parser.ParseWithClaims(token, &c, v.key); err != nil {
+		return Principal{}, invalid(reason(err))
+	}
+	if !validSubject(c.Subject) {
+		return Principal{}, invalid("sub claim missing or not a valid merchant")
+	}
+	return Principal{Merchant: c.Subject, Scopes: strings.Fields(c.Scope)}, nil
+}
+
+func invalid(why string) error {
+	return fmt.Errorf("%w: %s", ErrInvalidToken, why)
+}
+
+// Reasons the key lookup refuses a token. Their texts are fixed so that no
+// part of the token (kid, alg) ends up in an error message or a log line.
+var (
+	errCrit            = errors.New("crit header not supported")
+	errNoSecret        = errors.New("HS256 not enabled")
+	errNoJWKS          = errors.New("no JWKS configured")
+	errMissingKID      = errors.New("kid header missing")
+	errUnknownKID      = errors.New("unknown kid")
+	errKeyLookup       = errors.New("key not usable for this token (JWK alg or use mismatch)")
+	errKeyTypeMismatch = errors.New("key type does not match alg")
+)
+
+// key is the jwt.Keyfunc. The parser has already restricted the alg to the
+// allowed set. HS256 is verified with the configured secret only, never with
+// anything from the JWKS; every other alg needs a kid naming a JWKS key of the
+// matching type, so an RS256 public key can never serve as an HMAC secret.
+func (v *Verifier) key(t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		// RFC 7515 4.1.11: extensions we don't understand must be rejected.
+		return nil, errCrit
+	}
+	alg := t.Method.Alg()
+	if alg == jwt.SigningMethodHS256.Alg() {
+		if len(v.secret) == 0 {
+			return nil, errNoSecret
+		}
+		return v.secret, nil
+	}
+	if v.jwks == nil {
+		return nil, errNoJWKS
+	}
+	if kid, _ := t.Header["kid"].(string); kid == "" {
+		// Without a kid keyfunc would offer every key in the set.
+		return nil, errMissingKID
+	}
+	key, err := v.jwks(t)
+	switch {
+	case errors.Is(err, jwkset.ErrKeyNotFound):
+		return nil, errUnknownKID
+	case err != nil:
+		return nil, errKeyLookup
+	}
+	if !keyMatchesAlg(key, alg) {
+		return nil, errKeyTypeMismatch
+	}
+	return key, nil
+}
+
+func keyMatchesAlg(key any, alg string) bool {
+	switch alg {
+	case jwt.SigningMethodEdDSA.Alg():
+		k, ok := key.(ed25519.PublicKey)
+		return ok && len(k) == ed25519.PublicKeySize
+	case jwt.SigningMethodES256.Alg():
+		k, ok := key.(*ecdsa.PublicKey)
+		return ok && k.Curve == elliptic.P256()
+	case jwt.SigningMethodRS256.Alg():
+		k, ok := key.(*rsa.PublicKey)
+		return ok && k.N != nil && k.N.BitLen() >= minRSABits
+	}
+	return false
+}
+
+// reasons maps parse errors to fixed texts, most specific first. The parser's
+// own messages can quote the header's alg or JSON fragments, so they are not
+// passed on.
+var reasons = []struct {
+	err  error
+	text string
+}{
+	{errCrit, errCrit.Error()},
+	{errNoSecret, errNoSecret.Error()},
+	{errNoJWKS, errNoJWKS.Error()},
+	{errMissingKID, errMissingKID.Error()},
+	{errUnknownKID, errUnknownKID.Error()},
+	{errKeyLookup, errKeyLookup.Error()},
+	{errKeyTypeMismatch, errKeyTypeMismatch.Error()},
+	{jwt.ErrTokenMalformed, "malformed"},
+	{jwt.ErrTokenSignatureInvalid, "alg not allowed or signature invalid"},
+	{jwt.ErrTokenUnverifiable, "alg missing or unknown"},
+	{jwt.ErrTokenRequiredClaimMissing, "required claim missing (exp, iss or aud)"},
+	{jwt.ErrTokenExpired, "expired"},
+	{jwt.ErrTokenNotValidYet, "not valid yet"},
+	{jwt.ErrTokenInvalidIssuer, "wrong issuer"},
+	{jwt.ErrTokenInvalidAudience, "wrong audience"},
+	{jwt.ErrInvalidType, "claim of the wrong type"},
+	{jwt.ErrTokenInvalidClaims, "invalid claims"},
+}
+
+func reason(err error) string {
+	for _, r := range reasons {
+		if errors.Is(err, r.err) {
+			return r.text
+		}
+	}
+	return "rejected"
+}
+
+// validSubject reports whether sub can be a merchant: 1 to MaxSubjectLen
+// bytes of valid UTF-8, every rune printable and not a space, so that no two
+// merchants look alike in a log line.
+func validSubject(sub string) bool {
+	if sub == "" || len(sub) > MaxSubjectLen || !utf8.ValidString(sub) {
+		return false
+	}
+	for _, r := range sub {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return false
+		}
+	}
+	return true
+}

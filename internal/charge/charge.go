@@ -1,0 +1,124 @@
+// Package charge is the domain of the billing processor: charges, their statuses and the
+// transitions between them, events, and the errors every other package speaks in. It imports
+// nothing of ours.
+package charge
+
+import "time"
+
+// Status is where a charge is in its life. It moves only forward (see CanTransition).
+type Status string
+
+// The statuses of API.md, "Charges".
+const (
+	StatusPending         Status = "pending"
+	StatusSucceeded       Status = "succeeded"
+	StatusFailed          Status = "failed"
+	StatusRequiresCapture Status = "requires_capture"
+	StatusCanceled        Status = "canceled"
+)
+
+// Valid reports whether s is one of the known statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusSucceeded, StatusFailed, StatusRequiresCapture, StatusCanceled:
+		return true
+	}
+	return false
+}
+
+// Terminal reports whether no further transition can leave s.
+func (s Status) Terminal() bool {
+	return s == StatusSucceeded || s == StatusFailed || s == StatusCanceled
+}
+
+// CanTransition reports whether a charge may move from one status to another.
+func CanTransition(from, to Status) bool {
+	switch from {
+	case StatusPending:
+		return to == StatusSucceeded || to == StatusFailed || to == StatusRequiresCapture
+	case StatusRequiresCapture:
+		return to == StatusSucceeded || to == StatusCanceled
+	}
+	return false
+}
+
+// The failure codes a charge can end with.
+const (
+	FailureCardDeclined      = "card_declined"
+	FailureInsufficientFunds = "insufficient_funds"
+	FailureExpiredCard       = "expired_card"
+	FailureProcessingError   = "processing_error"
+)
+
+// FailureMessage is the human-readable text for a failure code.
+func FailureMessage(code string) string {
+	switch code {
+	case FailureCardDeclined:
+		return "Your card was declined."
+	case FailureInsufficientFunds:
+		return "Your card has insufficient funds."
+	case FailureExpiredCard:
+		return "Your card has expired."
+	case FailureProcessingError:
+		return "An error occurred while processing your card. Try again later."
+	}
+	return "The payment failed."
+}
+
+// Charge is the charge object of API.md. The JSON form is the public one; fields tagged
+// json:"-" are internal. Merchant scopes every read.
+type Charge struct {
+	ID             string            `json:"id" bson:"_id"`
+	Object         string            `json:"object" bson:"-"`
+	Merchant       string            `json:"-" bson:"merchant"`
+	Amount         int64             `json:"amount" bson:"amount"`
+	Currency       string            `json:"currency" bson:"currency"`
+	PaymentMethod  string            `json:"payment_method" bson:"payment_method"`
+	Capture        bool              `json:"capture" bson:"capture"`
+	Status         Status            `json:"status" bson:"status"`
+	AmountCaptured int64             `json:"amount_captured" bson:"amount_captured"`
+	AmountRefunded int64             `json:"amount_refunded" bson:"amount_refunded"`
+	FailureCode    *string           `json:"failure_code" bson:"failure_code"`
+	FailureMessage *string           `json:"failure_message" bson:"failure_message"`
+	Description    *string           `json:"description" bson:"description"`
+	Customer       *string           `json:"customer" bson:"customer"`
+	Metadata       map[string]string `json:"metadata" bson:"metadata"`
+	CreatedAt      time.Time         `json:"created_at" bson:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at" bson:"updated_at"`
+
+	// AuthorizationID is the processor's reference for the authorization.
+	AuthorizationID string `json:"-" bson:"authorization_id,omitempty"`
+	// Events are the events this charge's transitions wrote, in sequence order. Each is
+	// recorded in the same update as its transition, so that a redelivered command finds
+	// the event id it must write and publish (DESIGN.md, rules 1 and 3).
+	Events []EventRef `json:"-" bson:"events,omitempty"`
+}
+
+// ObjectCharge is the object name of a charge.
+const ObjectCharge = "charge"
+
+// EventRef records one event of a charge inside the charge itself, with the state the
+// transition left the charge in, so that the event can be rebuilt exactly, even after
+// later transitions.
+type EventRef struct {
+	ID             string    `bson:"id"`
+	Type           string    `bson:"type"`
+	Sequence       int       `bson:"sequence"`
+	CreatedAt      time.Time `bson:"created_at"`
+	Status         Status    `bson:"status"`
+	AmountCaptured int64     `bson:"amount_captured"`
+	AmountRefunded int64     `bson:"amount_refunded"`
+	FailureCode    string    `bson:"failure_code,omitempty"`
+}
+
+// Public returns c ready to be shown to its merchant: object name set, UTC times, metadata
+// never null.
+func (c Charge) Public() Charge {
+	c.Object = ObjectCharge
+	c.CreatedAt = c.CreatedAt.UTC()
+	c.UpdatedAt = c.UpdatedAt.UTC()
+	if c.Metadata == nil {
+		c.Metadata = map[string]string{}
+	}
+	return c
+}

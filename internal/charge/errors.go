@@ -1,0 +1,60 @@
+package charge
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors shared by every layer. Adapters translate their drivers' errors into
+// these at the boundary; callers match them with errors.Is.
+var (
+	// ErrNotFound: no such object for this merchant (ids of other merchants included).
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable: the queue or store cannot take the request right now.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrConflict: a conditional write lost to a concurrent one.
+	ErrConflict = errors.New("conflict")
+)
+
+// The error codes of API.md, "Errors", that the domain produces.
+const (
+	CodeInvalidJSON          = "invalid_json"
+	CodeParameterMissing     = "parameter_missing"
+	CodeParameterInvalid     = "parameter_invalid"
+	CodeParameterUnknown     = "parameter_unknown"
+	CodeRawCardDataRejected  = "raw_card_data_rejected"
+	CodeIdempotencyMissing   = "idempotency_key_missing"
+	CodeIdempotencyInvalid   = "idempotency_key_invalid"
+	CodeIdempotencyInUse     = "idempotency_key_in_use"
+	CodeIdempotencyReused    = "idempotency_key_reused"
+	CodeChargeNotCapturable  = "charge_not_capturable"
+	CodeChargeNotCancelable  = "charge_not_cancelable"
+	CodeAmountTooLarge       = "amount_too_large"
+	CodeResourceMissing      = "resource_missing"
+	CodeUnauthenticated      = "unauthenticated"
+	CodeInsufficientScope    = "insufficient_scope"
+	CodeRateLimited          = "rate_limited"
+	CodeBodyTooLarge         = "body_too_large"
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	CodeUnavailable          = "unavailable"
+)
+
+// InvalidRequestError is a request the caller must change before it can succeed: a 400
+// with a code and, where one field is at fault, its name.
+type InvalidRequestError struct {
+	Code   string
+	Param  string
+	Detail string
+}
+
+func (e *InvalidRequestError) Error() string {
+	if e.Param != "" {
+		return fmt.Sprintf("%s (%s): %s", e.Code, e.Param, e.Detail)
+	}
+	return e.Code + ": " + e.Detail
+}
+
+// Invalid returns an InvalidRequestError for one parameter.
+func Invalid(code, param, format string, args ...any) *InvalidRequestError {
+	return &InvalidRequestError{Code: code, Param: param, Detail: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,86 @@
+package charge
+
+import "time"
+
+// The event types of API.md, "Events and webhooks".
+const (
+	EventChargeSucceeded  = "charge.succeeded"
+	EventChargeFailed     = "charge.failed"
+	EventChargeAuthorized = "charge.authorized"
+	EventChargeCaptured   = "charge.captured"
+	EventChargeCanceled   = "charge.canceled"
+	EventChargeRefunded   = "charge.refunded"
+	EventRefundFailed     = "refund.failed"
+)
+
+// EventTypeFor names the event a transition into status writes.
+func EventTypeFor(from, to Status) string {
+	switch {
+	case to == StatusSucceeded && from == StatusRequiresCapture:
+		return EventChargeCaptured
+	case to == StatusSucceeded:
+		return EventChargeSucceeded
+	case to == StatusFailed:
+		return EventChargeFailed
+	case to == StatusRequiresCapture:
+		return EventChargeAuthorized
+	case to == StatusCanceled:
+		return EventChargeCanceled
+	}
+	return ""
+}
+
+// ObjectEvent is the object name of an event.
+const ObjectEvent = "event"
+
+// Event is the event object of API.md. Sequence counts the events of one charge from 1.
+type Event struct {
+	ID        string    `json:"id" bson:"_id"`
+	Object    string    `json:"object" bson:"-"`
+	Merchant  string    `json:"-" bson:"merchant"`
+	Type      string    `json:"type" bson:"type"`
+	ChargeID  string    `json:"-" bson:"charge_id"`
+	Sequence  int       `json:"sequence" bson:"sequence"`
+	CreatedAt time.Time `json:"created_at" bson:"created_at"`
+	Data      EventData `json:"data" bson:"data"`
+}
+
+// EventData is the payload of an event: the charge as the transition left it.
+type EventData struct {
+	Object Charge `json:"object" bson:"object"`
+}
+
+// NewEvent builds the event that ref records, with c as the transition left it as its
+// object. It is deterministic: the same charge and ref give the same event, whichever
+// worker builds it and whatever happened to the charge since.
+func NewEvent(c Charge, ref EventRef) Event {
+	obj := c.Public()
+	obj.Events = nil
+	obj.Status = ref.Status
+	obj.AmountCaptured = ref.AmountCaptured
+	obj.AmountRefunded = ref.AmountRefunded
+	obj.UpdatedAt = ref.CreatedAt.UTC()
+	obj.FailureCode, obj.FailureMessage = nil, nil
+	if ref.FailureCode != "" {
+		code, msg := ref.FailureCode, FailureMessage(ref.FailureCode)
+		obj.FailureCode, obj.FailureMessage = &code, &msg
+	}
+	return Event{
+		ID:        ref.ID,
+		Object:    ObjectEvent,
+		Merchant:  c.Merchant,
+		Type:      ref.Type,
+		ChargeID:  c.ID,
+		Sequence:  ref.Sequence,
+		CreatedAt: ref.CreatedAt.UTC(),
+		Data:      EventData{Object: obj},
+	}
+}
+
+// Public returns e ready to be shown to its merchant.
+func (e Event) Public() Event {
+	e.Object = ObjectEvent
+	e.CreatedAt = e.CreatedAt.UTC()
+	e.Data.Object = e.Data.Object.Public()
+	return e
+}

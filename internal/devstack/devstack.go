@@ -1,0 +1,77 @@
+// Package devstack starts the embedded infrastructure of the devstack: a NATS server with
+// JetStream and a FerretDB store on SQLite, both under the data directory, and the signing
+// key whose tokens the devstack's API accepts.
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/billing/billing/internal/auth"
+	"github.com/billing/billing/internal/config"
+	"github.com/billing/billing/internal/natstest"
+	"github.com/billing/billing/internal/storetest"
+)
+
+// DefaultMerchant is the merchant of the devstack's ready token.
+const DefaultMerchant = "merchant_dev"
+
+// AllScopes are the scopes of the devstack's ready token.
+var AllScopes = []string{"charges:write", "charges:read", "events:read", "webhooks:manage"}
+
+// KeyDir is where, under the data directory, the signing key and JWKS live.
+const KeyDir = "keys"
+
+// Infra is the running embedded infrastructure.
+type Infra struct {
+	NATSURL  string
+	MongoURI string
+	Key      *auth.DevKey
+
+	nats  *server.Server
+	store *storetest.Server
+}
+
+// StartInfra starts NATS on cfg.DevNATSAddr and the store on cfg.DevMongoAddr, storing
+// under cfg.DataDir, and loads (or creates) the signing key.
+func StartInfra(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Infra, error) {
+	host, portStr, err := net.SplitHostPort(cfg.DevNATSAddr)
+	if err != nil {
+		return nil, fmt.Errorf("BILLING_DEV_NATS_ADDR: %w", err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("BILLING_DEV_NATS_ADDR: %w", err)
+	}
+	key, err := auth.LoadOrCreateDevKey(filepath.Join(cfg.DataDir, KeyDir))
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	ns, err := natstest.StartServer(natstest.ServerOptions{
+		Host: host, Port: port, StoreDir: filepath.Join(cfg.DataDir, "nats"), ServerName: "devstack",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting NATS on %s: %w", cfg.DevNATSAddr, err)
+	}
+	st, err := storetest.Start(ctx, filepath.Join(cfg.DataDir, "store"), cfg.DevMongoAddr, logger)
+	if err != nil {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, fmt.Errorf("starting the store on %s: %w", cfg.DevMongoAddr, err)
+	}
+	logger.Info("devstack infrastructure up", "nats", ns.ClientURL(), "mongodb", st.URI(), "data_dir", cfg.DataDir)
+	return &Infra{NATSURL: ns.ClientURL(), MongoURI: st.URI(), Key: key, nats: ns, store: st}, nil
+}
+
+// Close stops the store and NATS.
+func (i *Infra) Close() {
+	i.store.Close()
+	i.nats.Shutdown()
+	i.nats.WaitForShutdown()
+}

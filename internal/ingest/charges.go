@@ -1,0 +1,115 @@
+// Package ingest accepts merchants' requests: it runs them once per idempotency key, puts
+// the accepted commands on the queue, and reads charges back, from the store or, before a
+// worker has written them, from the queue itself. It declares the small interfaces it
+// needs; the queue and store adapters implement them.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/billing/billing/internal/charge"
+)
+
+// ChargeStore reads charges a worker has written.
+type ChargeStore interface {
+	GetCharge(ctx context.Context, merchant, id string) (charge.Charge, error)
+	ListCharges(ctx context.Context, merchant string, p charge.ListParams) ([]charge.Charge, bool, error)
+}
+
+// CommandLookup finds an accepted command that a worker may not have handled yet.
+type CommandLookup interface {
+	LookupCommand(ctx context.Context, chargeID string) (charge.Command, error)
+}
+
+// Waiter signals when an event of a charge is published. The returned func stops it.
+type Waiter interface {
+	WaitForCharge(ctx context.Context, chargeID string) (<-chan struct{}, func(), error)
+}
+
+// Charges is the ingest side of charges: create, get, wait, list.
+type Charges struct {
+	Idempotency *Idempotency
+	Store       ChargeStore
+	Commands    CommandLookup
+	Waiter      Waiter
+	NowFunc     charge.TimeNow
+	// EncodeFunc renders a charge as the API's response body.
+	EncodeFunc func(charge.Charge) ([]byte, error)
+}
+
+// Create accepts a charge: a new id, the pending charge as 202 body, a create command on
+// the queue, all under req's idempotency key. p must be valid.
+func (s *Charges) Create(ctx context.Context, req Request, p *charge.CreateParams) (Response, error) {
+	id := charge.NewID(charge.PrefixCharge)
+	c := p.Charge(id, req.Merchant, s.NowFunc)
+	body, err := s.EncodeFunc(c.Public())
+	if err != nil {
+		return Response{}, fmt.Errorf("encoding charge: %w", err)
+	}
+	cmd := charge.Command{
+		Type:       charge.CommandCreate,
+		Merchant:   req.Merchant,
+		ChargeID:   id,
+		AcceptedAt: c.CreatedAt,
+		Charge:     &c,
+	}
+	return s.Idempotency.Submit(ctx, req, Response{Status: http.StatusAccepted, Body: body}, cmd)
+}
+
+// Get returns a merchant's charge. A charge is readable from the moment its 202 was sent:
+// before a worker has stored it, it is read from its accepted command. The store is asked
+// again after a miss on the queue, because a worker stores a charge before it acknowledges
+// (and so removes) its command: whichever moment the worker passes in between, one of the
+// three reads sees the charge.
+func (s *Charges) Get(ctx context.Context, merchant, id string) (charge.Charge, error) {
+	if !charge.ValidID(charge.PrefixCharge, id) {
+		return charge.Charge{}, charge.ErrNotFound
+	}
+	c, err := s.Store.GetCharge(ctx, merchant, id)
+	if !errors.Is(err, charge.ErrNotFound) {
+		return c, err
+	}
+	cmd, err := s.Commands.LookupCommand(ctx, id)
+	switch {
+	case err == nil && cmd.Merchant == merchant && cmd.Type == charge.CommandCreate && cmd.Charge != nil:
+		return cmd.PendingCharge(), nil
+	case err == nil, errors.Is(err, charge.ErrNotFound):
+		return s.Store.GetCharge(ctx, merchant, id)
+	default:
+		return charge.Charge{}, err
+	}
+}
+
+// Wait returns the charge once it is no longer pending, or when wait has passed.
+func (s *Charges) Wait(ctx context.Context, merchant, id string, wait time.Duration) (charge.Charge, error) {
+	if !charge.ValidID(charge.PrefixCharge, id) {
+		return charge.Charge{}, charge.ErrNotFound
+	}
+	changed, stop, err := s.Waiter.WaitForCharge(ctx, id)
+	if err != nil {
+		return charge.Charge{}, err
+	}
+	defer stop()
+	c, err := s.Get(ctx, merchant, id)
+	if err != nil || c.Status != charge.StatusPending {
+		return c, err
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-changed:
+	case <-timer.C:
+	case <-ctx.Done():
+		return charge.Charge{}, ctx.Err()
+	}
+	return s.Get(ctx, merchant, id)
+}
+
+// List returns a page of a merchant's charges, newest first.
+func (s *Charges) List(ctx context.Context, merchant string, p charge.ListParams) ([]charge.Charge, bool, error) {
+	return s.Store.ListCharges(ctx, merchant, p)
+}

@@ -1,0 +1,248 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/billing/billing/internal/charge"
+)
+
+// KeyValue is the atomic key-value store idempotency records live in (a JetStream KV
+// bucket whose TTL is the retention). Create fails with charge.ErrConflict when the key
+// exists; Update and Delete when the revision is not the current one; Get returns
+// charge.ErrNotFound for a missing key.
+type KeyValue interface {
+	Create(ctx context.Context, key string, value []byte) (uint64, error)
+	Get(ctx context.Context, key string) ([]byte, uint64, error)
+	Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error)
+	Delete(ctx context.Context, key string, revision uint64) error
+}
+
+// Publisher puts an accepted command on the queue and returns once it is durably stored.
+// An error that wraps ErrOutcomeUnknown means the command may have been stored.
+type Publisher interface {
+	PublishCommand(ctx context.Context, cmd charge.Command) error
+}
+
+// ErrOutcomeUnknown marks a publish error after which the command may be on the queue.
+var ErrOutcomeUnknown = errors.New("publish outcome unknown")
+
+// Idempotency errors, mapped to 409 and 422 by the API.
+var (
+	ErrKeyInUse = errors.New("idempotency key in use")
+)
+
+// KeyReusedError is a key sent again with a different request: Fields names what differs.
+type KeyReusedError struct{ Fields []string }
+
+func (e *KeyReusedError) Error() string {
+	return fmt.Sprintf("idempotency key reused with a different request (%v differ)", e.Fields)
+}
+
+// Request identifies a POST for idempotency: its merchant and key, and what it asks for.
+// Body is the canonical JSON of the parsed body (sorted keys, no white space), so that key
+// order and spacing do not make two requests differ.
+type Request struct {
+	Merchant string
+	Key      string
+	Method   string
+	Path     string
+	Body     []byte
+}
+
+// Response is what a POST answered, stored once execution starts and replayed byte for
+// byte to a repeat of the same request.
+type Response struct {
+	Status   int
+	Body     []byte
+	Replayed bool
+}
+
+// record is the value stored under an idempotency key.
+type record struct {
+	State     string          `json:"state"` // stateStarted or stateDone
+	Method    string          `json:"method"`
+	Path      string          `json:"path"`
+	Request   json.RawMessage `json:"request"`
+	Status    int             `json:"status"`
+	Body      []byte          `json:"body"`
+	Command   *charge.Command `json:"command,omitempty"`
+	StartedAt time.Time       `json:"started_at"`
+}
+
+const (
+	stateStarted = "started"
+	stateDone    = "done"
+)
+
+// Idempotency runs accepted requests at most once per merchant and key (API.md,
+// "Idempotency"). The first request claims the key with an atomic create that already
+// holds its response and the command it publishes; once the publish is acknowledged the
+// record is marked done. A claim left "started" by an ingest that died (or met a publish
+// of unknown outcome) is taken over after TakeoverAfter by a repeat of the same request,
+// which publishes the same command again: the queue and the worker dedupe it by charge id,
+// so nothing is lost and nothing is doubled.
+type Idempotency struct {
+	KV            KeyValue
+	Publisher     Publisher
+	Logger        *slog.Logger
+	NowFunc       charge.TimeNow
+	TakeoverAfter time.Duration
+}
+
+// Submit runs cmd for req unless req's key was seen before. resp is the response to store
+// and return; it is returned as is on first execution.
+func (s *Idempotency) Submit(ctx context.Context, req Request, resp Response, cmd charge.Command) (Response, error) {
+	key := kvKey(req.Merchant, req.Key)
+	rec := record{
+		State: stateStarted, Method: req.Method, Path: req.Path, Request: req.Body,
+		Status: resp.Status, Body: resp.Body, Command: &cmd, StartedAt: s.NowFunc(),
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		rev, err := s.KV.Create(ctx, key, mustJSON(rec))
+		switch {
+		case err == nil:
+			return s.publish(ctx, key, rev, rec)
+		case !errors.Is(err, charge.ErrConflict):
+			return Response{}, fmt.Errorf("claiming idempotency key: %w", err)
+		}
+		prior, rev, err := s.get(ctx, key)
+		if errors.Is(err, charge.ErrNotFound) {
+			continue // expired or released between our create and get: claim again
+		}
+		if err != nil {
+			return Response{}, err
+		}
+		if fields := differences(prior, rec); len(fields) > 0 {
+			return Response{}, &KeyReusedError{Fields: fields}
+		}
+		switch {
+		case prior.State == stateDone:
+			return Response{Status: prior.Status, Body: prior.Body, Replayed: true}, nil
+		case s.NowFunc().Sub(prior.StartedAt) < s.TakeoverAfter:
+			return Response{}, ErrKeyInUse
+		}
+		// The first execution stalled: take it over and finish it with its own command.
+		prior.StartedAt = s.NowFunc()
+		rev, err = s.KV.Update(ctx, key, mustJSON(prior), rev)
+		if errors.Is(err, charge.ErrConflict) {
+			return Response{}, ErrKeyInUse
+		}
+		if err != nil {
+			return Response{}, fmt.Errorf("taking over idempotency key: %w", err)
+		}
+		resp, err := s.publish(ctx, key, rev, prior)
+		resp.Replayed = err == nil
+		return resp, err
+	}
+	return Response{}, fmt.Errorf("claiming idempotency key: %w", charge.ErrUnavailable)
+}
+
+// publish sends rec's command, then marks the record done. If the publish certainly
+// failed, the claim is released so the key stays free; if its outcome is unknown, the
+// claim stays for a retry to take over.
+func (s *Idempotency) publish(ctx context.Context, key string, rev uint64, rec record) (Response, error) {
+	if err := s.Publisher.PublishCommand(ctx, *rec.Command); err != nil {
+		if !errors.Is(err, ErrOutcomeUnknown) {
+			// Use a fresh context: the request's may be what failed.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if derr := s.KV.Delete(dctx, key, rev); derr != nil {
+				s.Logger.WarnContext(ctx, "releasing idempotency key after failed publish", "error", derr)
+			}
+		}
+		return Response{}, fmt.Errorf("publishing command: %w", err)
+	}
+	rec.State = stateDone
+	if _, err := s.KV.Update(ctx, key, mustJSON(rec), rev); err != nil {
+		// The command is durable, so the 202 stands. A repeat of the request sees the
+		// claim as started and, after TakeoverAfter, publishes the same command again,
+		// which the queue and the worker dedupe.
+		s.Logger.WarnContext(ctx, "marking idempotency key done", "error", err)
+	}
+	return Response{Status: rec.Status, Body: rec.Body}, nil
+}
+
+func (s *Idempotency) get(ctx context.Context, key string) (record, uint64, error) {
+	raw, rev, err := s.KV.Get(ctx, key)
+	if err != nil {
+		return record{}, 0, fmt.Errorf("reading idempotency key: %w", err)
+	}
+	var rec record
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return record{}, 0, fmt.Errorf("decoding idempotency record: %w", err)
+	}
+	return rec, rev, nil
+}
+
+// differences names what differs between two requests with the same key: the method or
+// path, or the top-level body fields.
+func differences(a, b record) []string {
+	var fields []string
+	if a.Method != b.Method {
+		fields = append(fields, "method")
+	}
+	if a.Path != b.Path {
+		fields = append(fields, "path")
+	}
+	if bytes.Equal(a.Request, b.Request) {
+		return fields
+	}
+	var am, bm map[string]json.RawMessage
+	if json.Unmarshal(a.Request, &am) != nil || json.Unmarshal(b.Request, &bm) != nil {
+		return append(fields, "body")
+	}
+	for k, av := range am {
+		if bv, ok := bm[k]; !ok || !bytes.Equal(av, bv) {
+			fields = append(fields, k)
+		}
+	}
+	for k := range bm {
+		if _, ok := am[k]; !ok {
+			fields = append(fields, k)
+		}
+	}
+	slices.Sort(fields)
+	return slices.Compact(fields)
+}
+
+// kvKey is the bucket key for a merchant's idempotency key: a hash, so that any merchant
+// id and any printable key map to a valid, fixed-length key and neither appears in the
+// bucket in clear.
+func kvKey(merchant, key string) string {
+	h := sha256.New()
+	h.Write([]byte(merchant))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("ingest: encoding %T: %v", v, err))
+	}
+	return b
+}
+
+// ValidKey reports whether k is a valid Idempotency-Key: 1 to 255 printable ASCII
+// characters.
+func ValidKey(k string) bool {
+	if len(k) == 0 || len(k) > 255 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

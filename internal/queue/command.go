@@ -1,0 +1,73 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/billing/billing/internal/charge"
+)
+
+// PublishCommand stores cmd in CHARGES and returns once the stream has acknowledged it.
+// The message id is "<charge id>:<command token>", so a republish of the same command
+// within the duplicate window (2 minutes) is stored once.
+//
+// A failure matches charge.ErrUnavailable and one of ErrNotAccepted (certainly not
+// stored) or ErrPublishUncertain (maybe stored; see PublishOutcomeUnknown). An invalid
+// command matches ErrInvalid.
+func (c *Conn) PublishCommand(ctx context.Context, cmd charge.Command) error {
+	token, err := commandToken(cmd.Type)
+	if err != nil {
+		return err
+	}
+	if !validToken(cmd.ChargeID) {
+		return invalid("command charge id %q", cmd.ChargeID)
+	}
+	data, err := json.Marshal(cmd)
+	if err != nil {
+		return fmt.Errorf("encoding command %s: %w", cmd.ChargeID, err)
+	}
+	what := "publishing command " + string(cmd.Type) + " for " + cmd.ChargeID
+	// nats.go answers ErrConnectionClosed and context errors both before and after
+	// sending; checked here first, they are known to be before.
+	if err := ctx.Err(); err != nil {
+		return unavailable(what, err, ErrNotAccepted)
+	}
+	if c.nc.IsClosed() {
+		return unavailable(what, errors.New("connection closed"), ErrNotAccepted)
+	}
+	_, err = c.js.Publish(ctx, commandSubject(cmd.ChargeID, token), data,
+		jetstream.WithMsgID(cmd.ChargeID+":"+token))
+	if err != nil {
+		return publishError(what, err)
+	}
+	return nil
+}
+
+// LookupCommand returns the create command of a charge while it is still in CHARGES, that
+// is until a worker has handled and acknowledged it. It returns charge.ErrNotFound when
+// there is none, or when chargeID could not be an id at all.
+func (c *Conn) LookupCommand(ctx context.Context, chargeID string) (charge.Command, error) {
+	if !validToken(chargeID) {
+		return charge.Command{}, charge.ErrNotFound
+	}
+	token, err := commandToken(charge.CommandCreate)
+	if err != nil {
+		return charge.Command{}, err
+	}
+	msg, err := c.streams().charges.GetLastMsgForSubject(ctx, commandSubject(chargeID, token))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return charge.Command{}, charge.ErrNotFound
+	}
+	if err != nil {
+		return charge.Command{}, unavailable("looking up command for "+chargeID, err)
+	}
+	var cmd charge.Command
+	if err := json.Unmarshal(msg.Data, &cmd); err != nil {
+		return charge.Command{}, fmt.Errorf("decoding command for %s (stream sequence %d): %w", chargeID, msg.Sequence, err)
+	}
+	return cmd, nil
+}

@@ -1,0 +1,168 @@
+package queue
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// maxAckPending caps the commands delivered and not yet acknowledged, over all workers.
+const maxAckPending = 4096
+
+// ConsumerConfig configures CommandConsumer.
+type ConsumerConfig struct {
+	// Durable names the consumer that all worker replicas share. Defaults to "workers".
+	Durable string
+	// AckWait is how long a delivered command may go without Ack, Nak or InProgress before
+	// the server delivers it again. Defaults to 30s.
+	AckWait time.Duration
+}
+
+// Consumer is the durable pull consumer of CHARGES. Any number of Consumers, in any
+// number of processes, can share one durable name: each command goes to one of them at a
+// time.
+type Consumer struct {
+	c jetstream.Consumer
+}
+
+// CommandConsumer creates or updates the durable consumer of CHARGES and returns it. The
+// consumer never gives up on a command by itself (no delivery limit): the worker decides,
+// from NumDelivered, when to fail a charge and Term its command.
+func (c *Conn) CommandConsumer(ctx context.Context, cfg ConsumerConfig) (*Consumer, error) {
+	cfg.Durable = cmp.Or(cfg.Durable, "workers")
+	cfg.AckWait = cmp.Or(cfg.AckWait, 30*time.Second)
+	if !validToken(cfg.Durable) {
+		return nil, invalid("consumer name %q", cfg.Durable)
+	}
+	if cfg.AckWait < time.Second {
+		return nil, invalid("AckWait must be at least 1s, got %s", cfg.AckWait)
+	}
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, StreamCharges, jetstream.ConsumerConfig{
+		Durable:       cfg.Durable,
+		Description:   "charge workers",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: maxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, unavailable("ensuring consumer "+cfg.Durable, err)
+	}
+	return &Consumer{c: cons}, nil
+}
+
+// Fetch returns up to max commands, waiting up to wait for the first ones. It returns an
+// empty slice, not an error, when nothing arrived in time.
+//
+// When ctx ends first it returns ctx.Err(), and the commands received so far are handed
+// back to the server (Nak) for immediate redelivery. Commands the server sent after that
+// are delivered again only after AckWait: to stop fetching, stop calling Fetch rather
+// than cancelling one in flight.
+//
+// An error after some commands arrived is not reported: the commands are returned, and
+// the next Fetch will meet the error again if it lasts.
+func (k *Consumer) Fetch(ctx context.Context, max int, wait time.Duration) ([]*Msg, error) {
+	if max <= 0 {
+		return nil, invalid("fetch max must be positive, got %d", max)
+	}
+	if wait <= 0 {
+		return nil, invalid("fetch wait must be positive, got %s", wait)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// FetchContext, not FetchMaxWait: the fetch then ends as soon as ctx does. The pull
+	// request expires on the server a little before fctx does (nats.go keeps a margin).
+	fctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	batch, err := k.c.Fetch(max, jetstream.FetchContext(fctx))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, unavailable("fetching commands", err)
+	}
+	msgs := make([]*Msg, 0, max)
+	for m := range batch.Messages() {
+		msgs = append(msgs, &Msg{m: m})
+	}
+	if err := ctx.Err(); err != nil {
+		for _, m := range msgs {
+			_ = m.m.Nak() // best effort: if lost, AckWait redelivers
+		}
+		return nil, err
+	}
+	if err := batch.Error(); err != nil && len(msgs) == 0 && !errors.Is(err, context.DeadlineExceeded) {
+		return nil, unavailable("fetching commands", err)
+	}
+	return msgs, nil
+}
+
+// Pending returns how many commands wait for a worker or for their ack: the lag that
+// scaling and metrics follow.
+func (k *Consumer) Pending(ctx context.Context) (uint64, error) {
+	info, err := k.c.Info(ctx)
+	if err != nil {
+		return 0, unavailable("reading consumer info", err)
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
+}
+
+// Msg is one delivered command. Exactly one of Ack, NakWithDelay or Term settles it;
+// InProgress extends its AckWait meanwhile.
+type Msg struct {
+	m jetstream.Msg
+}
+
+// Data returns the payload: the JSON of a charge.Command.
+func (m *Msg) Data() []byte { return m.m.Data() }
+
+// Subject returns the subject, charges.<charge id>.<command>.
+func (m *Msg) Subject() string { return m.m.Subject() }
+
+// NumDelivered returns how many times this command has been delivered, this time
+// included: 1 the first time. It is 1 if the delivery metadata cannot be read.
+func (m *Msg) NumDelivered() uint64 {
+	md, err := m.m.Metadata()
+	if err != nil || md.NumDelivered == 0 {
+		return 1
+	}
+	return md.NumDelivered
+}
+
+// Ack acknowledges the command and waits for the server to confirm it: once it returns
+// nil the command is gone from CHARGES.
+func (m *Msg) Ack(ctx context.Context) error {
+	if err := m.m.DoubleAck(ctx); err != nil {
+		return unavailable("acking "+m.m.Subject(), err)
+	}
+	return nil
+}
+
+// NakWithDelay asks for the command to be delivered again after d.
+func (m *Msg) NakWithDelay(d time.Duration) error {
+	if err := m.m.NakWithDelay(d); err != nil {
+		return unavailable("naking "+m.m.Subject(), err)
+	}
+	return nil
+}
+
+// Term removes the command for good; the worker has recorded why.
+func (m *Msg) Term() error {
+	if err := m.m.Term(); err != nil {
+		return unavailable("terminating "+m.m.Subject(), err)
+	}
+	return nil
+}
+
+// InProgress tells the server the command is still being worked on, resetting AckWait.
+func (m *Msg) InProgress() error {
+	if err := m.m.InProgress(); err != nil {
+		return unavailable("extending "+m.m.Subject(), err)
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package queue
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The names of our streams and bucket.
+const (
+	StreamCharges     = "CHARGES"
+	StreamEvents      = "EVENTS"
+	BucketIdempotency = "IDEMPOTENCY"
+)
+
+const (
+	// duplicateWindow is how long a stream remembers a Nats-Msg-Id to drop a republish.
+	duplicateWindow = 2 * time.Minute
+	// eventsMaxAge is how long EVENTS keeps an event.
+	eventsMaxAge = 30 * 24 * time.Hour
+)
+
+// EnsureStreams creates the streams and the bucket, or updates them to the configuration
+// of this version. It is idempotent and safe to run from every replica at start.
+func (c *Conn) EnsureStreams(ctx context.Context) error {
+	charges, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamCharges,
+		Description: "accepted charge commands, one message per command, removed when a worker acks it",
+		Subjects:    []string{subjectCharges + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.cfg.Replicas,
+		Duplicates:  duplicateWindow,
+		AllowDirect: true,
+	})
+	if err != nil {
+		return unavailable("ensuring stream "+StreamCharges, err)
+	}
+	_, err = c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamEvents,
+		Description: "charge events, for webhooks fan-out and waiting readers",
+		Subjects:    []string{subjectEvents + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      eventsMaxAge,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.cfg.Replicas,
+		Duplicates:  duplicateWindow,
+	})
+	if err != nil {
+		return unavailable("ensuring stream "+StreamEvents, err)
+	}
+	idem, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      BucketIdempotency,
+		Description: "idempotency records of the ingest API",
+		TTL:         c.cfg.IdempotencyTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.cfg.Replicas,
+		History:     1,
+	})
+	if err != nil {
+		return unavailable("ensuring bucket "+BucketIdempotency, err)
+	}
+	c.handles.Store(&handles{charges: charges, idempotency: idem})
+	return nil
+}

@@ -1,0 +1,101 @@
+package service
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/billing/billing/internal/api"
+	"github.com/billing/billing/internal/auth"
+	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/internal/config"
+	"github.com/billing/billing/internal/ingest"
+	"github.com/billing/billing/internal/queue"
+)
+
+// takeoverAfter is how long an idempotency claim may stay "started" before a repeat of
+// the same request finishes it: well past the longest publish (10 s with retries).
+const takeoverAfter = 30 * time.Second
+
+// RunIngest runs the ingest API until ctx ends, then drains: /readyz turns 503, the
+// listener stops taking requests and in-flight ones finish within the shutdown timeout.
+// ready, if not nil, receives the API's address once it listens.
+func RunIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(addr string)) error {
+	g, gctx := errgroup.WithContext(ctx)
+	d, err := connect(gctx, cfg, "billing-ingest", logger, func(f func() error) { g.Go(f) })
+	if err != nil {
+		return errors.Join(err, g.Wait())
+	}
+	defer d.close()
+
+	verifier, err := auth.NewVerifier(gctx, auth.Config{
+		Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience,
+		JWKSFile: cfg.AuthJWKSFile, JWKSURL: cfg.AuthJWKSURL, HS256Secret: []byte(cfg.AuthHS256Secret),
+	}, logger)
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	charges := &ingest.Charges{
+		Idempotency: &ingest.Idempotency{
+			KV: d.queue.Idempotency(), Publisher: publisher{d.queue}, Logger: logger,
+			NowFunc: time.Now, TakeoverAfter: takeoverAfter,
+		},
+		Store: d.store, Commands: d.queue, Waiter: d.queue, NowFunc: time.Now,
+		EncodeFunc: func(c charge.Charge) ([]byte, error) { return json.Marshal(c) },
+	}
+	srv := api.New(api.Config{RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst}, logger, verifier, charges, d.reg, time.Now)
+
+	var tlsCfg *tls.Config
+	if cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("BILLING_TLS_CERT_FILE: %w", err)
+		}
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listening on BILLING_HTTP_ADDR: %w", err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      api.MaxWait + 15*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		d.admin.MarkDraining()
+		return nil
+	})
+	g.Go(func() error { return serveUntil(gctx, httpSrv, ln, tlsCfg, cfg.ShutdownTimeout) })
+	d.admin.MarkReady()
+	logger.Info("ingest API listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	return g.Wait()
+}
+
+// publisher adapts the queue's publish errors to the ingest's: a publish whose outcome is
+// unknown must keep its idempotency claim.
+type publisher struct{ q *queue.Conn }
+
+func (p publisher) PublishCommand(ctx context.Context, cmd charge.Command) error {
+	err := p.q.PublishCommand(ctx, cmd)
+	if err != nil && queue.PublishOutcomeUnknown(err) {
+		return fmt.Errorf("%w: %w", ingest.ErrOutcomeUnknown, err)
+	}
+	return err
+}

@@ -1,0 +1,142 @@
+// Package service wires the adapters into the running services, ingest and worker, from
+// their configuration. The cmd mains and the devstack share it, so that the devstack runs
+// exactly what production runs.
+package service
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/billing/billing/internal/admin"
+	"github.com/billing/billing/internal/config"
+	"github.com/billing/billing/internal/queue"
+	"github.com/billing/billing/internal/store"
+)
+
+// NewLogger returns the structured logger cfg asks for, writing to stderr.
+func NewLogger(cfg config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// deps are the connections both services need.
+type deps struct {
+	queue *queue.Conn
+	store *store.Store
+	reg   *prometheus.Registry
+	admin *admin.Handler
+}
+
+// connect starts the admin server at once (so /livez answers and /readyz says "starting"),
+// then connects to NATS and the store, retrying until they answer or ctx ends.
+func connect(ctx context.Context, cfg config.Config, name string, logger *slog.Logger, run func(func() error)) (*deps, error) {
+	d := &deps{reg: prometheus.NewRegistry()}
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.admin = admin.New(d.reg, map[string]admin.CheckFunc{
+		"nats": func(context.Context) error {
+			if d.queue == nil || !d.queue.Ready() {
+				return errors.New("not connected")
+			}
+			return nil
+		},
+		"mongodb": func(ctx context.Context) error {
+			if d.store == nil {
+				return errors.New("not connected")
+			}
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return d.store.Ping(ctx)
+		},
+	})
+	adminSrv := &http.Server{Addr: cfg.AdminAddr, Handler: d.admin, ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on admin address: %w", err)
+	}
+	run(func() error { return serveUntil(ctx, adminSrv, ln, nil, 5*time.Second) })
+	logger.Info("admin listening", "addr", ln.Addr().String())
+
+	d.queue, err = retry(ctx, logger, "nats", func() (*queue.Conn, error) {
+		return queue.Connect(ctx, queue.Config{
+			URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, Name: name,
+			Replicas: cfg.StreamReplicas, IdempotencyTTL: cfg.IdempotencyTTL,
+		}, logger)
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.store, err = retry(ctx, logger, "mongodb", func() (*store.Store, error) {
+		return store.Open(ctx, cfg.MongoURI, cfg.MongoDatabase, logger)
+	})
+	if err != nil {
+		d.queue.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *deps) close() {
+	d.queue.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = d.store.Close(ctx)
+}
+
+// retry calls open until it succeeds or ctx ends, backing off up to 5 s.
+func retry[T any](ctx context.Context, logger *slog.Logger, what string, open func() (T, error)) (T, error) {
+	delay := 200 * time.Millisecond
+	for {
+		v, err := open()
+		if err == nil {
+			return v, nil
+		}
+		logger.Warn("connecting; will retry", "to", what, "error", err, "retry_in", delay.String())
+		select {
+		case <-ctx.Done():
+			var zero T
+			return zero, fmt.Errorf("connecting to %s: %w", what, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// serveUntil serves srv on ln (with TLS when tlsCfg is set) until ctx ends, then shuts it
+// down gracefully within grace.
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, tlsCfg *tls.Config, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() {
+		if tlsCfg != nil {
+			srv.TLSConfig = tlsCfg
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutting down %s: %w", srv.Addr, err)
+	}
+	return nil
+}

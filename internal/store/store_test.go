@@ -1,0 +1,421 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/internal/store"
+	"github.com/billing/billing/internal/storetest"
+)
+
+func TestMain(m *testing.M) {
+	code := storetest.Run(m)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+type testBundle struct {
+	store    *store.Store
+	uri      string
+	database string
+	merchant string
+}
+
+// setup opens a store on a database of its own and drops it when the test ends.
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	uri, database := storetest.New(t), storetest.Database(t)
+	s, err := store.Open(t.Context(), uri, database, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, s.DropDatabase(ctx))
+		require.NoError(t, s.Close(ctx))
+	})
+	return &testBundle{store: s, uri: uri, database: database, merchant: "acct_" + charge.NewID("m")}
+}
+
+// now returns the current time as the store gives it back: UTC, to the millisecond.
+func now() time.Time {
+	return time.Now().UTC().Truncate(time.Millisecond)
+}
+
+// pendingCharge returns a new pending charge of merchant.
+func pendingCharge(merchant string) charge.Charge {
+	t := now()
+	desc := "order 42"
+	return charge.Charge{
+		ID:            charge.NewID(charge.PrefixCharge),
+		Merchant:      merchant,
+		Amount:        1500,
+		Currency:      "usd",
+		PaymentMethod: "pm_card_visa",
+		Capture:       true,
+		Status:        charge.StatusPending,
+		Description:   &desc,
+		Metadata:      map[string]string{"order": "42"},
+		CreatedAt:     t,
+		UpdatedAt:     t,
+	}
+}
+
+func ids[T any](xs []T, id func(T) string) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = id(x)
+	}
+	return out
+}
+
+func chargeID(c charge.Charge) string { return c.ID }
+func eventID(e charge.Event) string   { return e.ID }
+
+func TestOpenTwice(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	// setup opened the database already: creating its indexes again must be a no-op.
+	s, err := store.Open(t.Context(), b.uri, b.database, nil)
+	require.NoError(t, err)
+	require.NoError(t, s.Ping(t.Context()))
+	require.NoError(t, s.Close(t.Context()))
+}
+
+func TestUnavailable(t *testing.T) {
+	t.Parallel()
+
+	t.Run("NoServer", func(t *testing.T) {
+		t.Parallel()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := l.Addr().String()
+		require.NoError(t, l.Close())
+
+		_, err = store.Open(t.Context(), "mongodb://"+addr+"/?serverSelectionTimeoutMS=200", "x", nil)
+		require.ErrorIs(t, err, charge.ErrUnavailable)
+	})
+
+	t.Run("Closed", func(t *testing.T) {
+		t.Parallel()
+		s, err := store.Open(t.Context(), storetest.New(t), storetest.Database(t), nil)
+		require.NoError(t, err)
+		require.NoError(t, s.DropDatabase(t.Context()))
+		require.NoError(t, s.Close(t.Context()))
+
+		_, err = s.GetCharge(t.Context(), "acct_1", "ch_x")
+		require.ErrorIs(t, err, charge.ErrUnavailable)
+		require.ErrorIs(t, s.Ping(t.Context()), charge.ErrUnavailable)
+	})
+}
+
+func TestInsertPendingCharges(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+
+	c1, c2 := pendingCharge(b.merchant), pendingCharge(b.merchant)
+	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{c1}))
+
+	// A redelivered command with a different copy, alongside a new charge.
+	changed := c1
+	changed.Amount = 9999
+	changed.Status = charge.StatusFailed
+	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{changed, c2}))
+	require.NoError(t, b.store.InsertPendingCharges(ctx, nil))
+
+	got, err := b.store.GetCharge(ctx, b.merchant, c1.ID)
+	require.NoError(t, err)
+	require.Equal(t, c1, got, "the first copy stays")
+
+	got, err = b.store.GetCharge(ctx, b.merchant, c2.ID)
+	require.NoError(t, err)
+	require.Equal(t, c2, got)
+	require.Equal(t, charge.ObjectCharge, got.Public().Object)
+}
+
+func TestGetChargeNotFound(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+
+	c := pendingCharge(b.merchant)
+	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{c}))
+
+	_, err := b.store.GetCharge(ctx, "acct_other", c.ID)
+	require.ErrorIs(t, err, charge.ErrNotFound, "another merchant's charge")
+
+	_, err = b.store.GetCharge(ctx, b.merchant, charge.NewID(charge.PrefixCharge))
+	require.ErrorIs(t, err, charge.ErrNotFound, "unknown id")
+}
+
+func TestChargesByID(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+
+	c1, c2 := pendingCharge(b.merchant), pendingCharge("acct_other")
+	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{c1, c2}))
+
+	missing := charge.NewID(charge.PrefixCharge)
+	got, err := b.store.ChargesByID(ctx, []string{c1.ID, c2.ID, missing})
+	require.NoError(t, err)
+	require.Equal(t, map[string]charge.Charge{c1.ID: c1, c2.ID: c2}, got)
+
+	got, err = b.store.ChargesByID(ctx, nil)
+	require.NoError(t, err)
+	require.Empty(t, got)
+}
+
+func TestListCharges(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+
+	// 25 charges, oldest first; every third one succeeded. Another merchant's charge
+	// sits among them and must never show.
+	var all, succeeded []charge.Charge
+	for i := range 25 {
+		c := pendingCharge(b.merchant)
+		if i%3 == 0 {
+			c.Status = charge.StatusSucceeded
+			succeeded = append(succeeded, c)
+		}
+		all = append(all, c)
+		if i == 12 {
+			all = append(all, pendingCharge("acct_other"))
+		}
+	}
+	require.NoError(t, b.store.InsertPendingCharges(ctx, all))
+	all = slices.DeleteFunc(all, func(c charge.Charge) bool { return c.Merchant != b.merchant })
+	slices.Reverse(all)
+	slices.Reverse(succeeded)
+
+	// pages lists every page of p.Limit, following StartingAfter.
+	pages := func(p charge.ListParams) (got []charge.Charge, more []bool) {
+		for {
+			page, hasMore, err := b.store.ListCharges(ctx, b.merchant, p)
+			require.NoError(t, err)
+			got = append(got, page...)
+			more = append(more, hasMore)
+			if !hasMore {
+				return got, more
+			}
+			require.Len(t, page, p.Limit)
+			p.StartingAfter = page[len(page)-1].ID
+		}
+	}
+
+	got, more := pages(charge.ListParams{Limit: 10})
+	require.Equal(t, []bool{true, true, false}, more)
+	require.Equal(t, ids(all, chargeID), ids(got, chargeID), "newest first")
+	require.Equal(t, all, got)
+
+	got, more = pages(charge.ListParams{Limit: 4, Status: charge.StatusSucceeded})
+	require.Equal(t, []bool{true, true, false}, more) // 9 charges: 4, 4, 1
+	require.Equal(t, ids(succeeded, chargeID), ids(got, chargeID))
+
+	// Exactly a full last page: no more.
+	page, hasMore, err := b.store.ListCharges(ctx, b.merchant, charge.ListParams{Limit: 5, StartingAfter: all[19].ID})
+	require.NoError(t, err)
+	require.False(t, hasMore)
+	require.Equal(t, ids(all[20:], chargeID), ids(page, chargeID))
+
+	// No limit: 10.
+	page, hasMore, err = b.store.ListCharges(ctx, b.merchant, charge.ListParams{})
+	require.NoError(t, err)
+	require.True(t, hasMore)
+	require.Len(t, page, 10)
+
+	// Nothing: an empty, non-nil page.
+	page, hasMore, err = b.store.ListCharges(ctx, "acct_nobody", charge.ListParams{Limit: 10})
+	require.NoError(t, err)
+	require.False(t, hasMore)
+	require.NotNil(t, page)
+	require.Empty(t, page)
+}
+
+func TestApplyTransitions(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+
+	approved, declined, authorized, stale := pendingCharge(b.merchant), pendingCharge(b.merchant), pendingCharge(b.merchant), pendingCharge(b.merchant)
+	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{approved, declined, authorized, stale}))
+
+	at := now().Add(time.Second)
+	succeed := charge.NewTransition(approved, charge.StatusSucceeded, at, approved.Amount, "", "auth_1")
+	fail := charge.NewTransition(declined, charge.StatusFailed, at, 0, charge.FailureCardDeclined, "")
+	authorize := charge.NewTransition(authorized, charge.StatusRequiresCapture, at, 0, "", "auth_3")
+	// Built from a status the charge is not in: must not apply.
+	wrongFrom := stale
+	wrongFrom.Status = charge.StatusRequiresCapture
+	capture := charge.NewTransition(wrongFrom, charge.StatusSucceeded, at, wrongFrom.Amount, "", "")
+	unknown := charge.NewTransition(pendingCharge(b.merchant), charge.StatusSucceeded, at, 1500, "", "auth_x")
+
+	require.NoError(t, b.store.ApplyTransitions(ctx, []charge.Transition{succeed, fail, authorize, capture, unknown}))
+	require.NoError(t, b.store.ApplyTransitions(ctx, nil))
+
+	got, err := b.store.ChargesByID(ctx, []string{approved.ID, declined.ID, authorized.ID, stale.ID})
+	require.NoError(t, err)
+
+	want := approved
+	want.Status = charge.StatusSucceeded
+	want.UpdatedAt = at
+	want.AmountCaptured = approved.Amount
+	want.AuthorizationID = "auth_1"
+	want.Events = []charge.EventRef{succeed.Event}
+	require.Equal(t, want, got[approved.ID])
+	require.Equal(t, 1, succeed.Event.Sequence)
+	require.Equal(t, charge.EventChargeSucceeded, succeed.Event.Type)
+
+	want = declined
+	want.Status = charge.StatusFailed
+	want.UpdatedAt = at
+	code, msg := charge.FailureCardDeclined, charge.FailureMessage(charge.FailureCardDeclined)
+	want.FailureCode, want.FailureMessage = &code, &msg
+	want.Events = []charge.EventRef{fail.Event}
+	require.Equal(t, want, got[declined.ID])
+
+	require.Equal(t, charge.StatusRequiresCapture, got[authorized.ID].Status)
+	require.Equal(t, "auth_3", got[authorized.ID].AuthorizationID)
+	require.Zero(t, got[authorized.ID].AmountCaptured)
+
+	require.Equal(t, stale, got[stale.ID], "a transition from another status changes nothing")
+
+	// Redelivery, or another worker that read the old status: no-ops, not errors.
+	late := charge.NewTransition(approved, charge.StatusFailed, at.Add(time.Second), 0, charge.FailureProcessingError, "")
+	require.NoError(t, b.store.ApplyTransitions(ctx, []charge.Transition{succeed, late}))
+	again, err := b.store.GetCharge(ctx, b.merchant, approved.ID)
+	require.NoError(t, err)
+	require.Equal(t, got[approved.ID], again)
+
+	// The next step of the authorized charge appends its event after the first.
+	captured := charge.NewTransition(got[authorized.ID], charge.StatusSucceeded, at.Add(time.Second), 1000, "", "")
+	require.NoError(t, b.store.ApplyTransitions(ctx, []charge.Transition{captured}))
+	c, err := b.store.GetCharge(ctx, b.merchant, authorized.ID)
+	require.NoError(t, err)
+	require.Equal(t, charge.StatusSucceeded, c.Status)
+	require.Equal(t, int64(1000), c.AmountCaptured)
+	require.Equal(t, "auth_3", c.AuthorizationID, "kept when the transition does not set it")
+	require.Equal(t, []charge.EventRef{authorize.Event, captured.Event}, c.Events)
+	require.Equal(t, 2, captured.Event.Sequence)
+	require.Equal(t, charge.EventChargeCaptured, captured.Event.Type)
+}
+
+func TestEvents(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+
+	// One event per charge, types alternating, oldest first.
+	var events, failed []charge.Event
+	for i := range 7 {
+		c := pendingCharge(b.merchant)
+		to, captured, code := charge.StatusSucceeded, c.Amount, ""
+		if i%2 == 1 {
+			to, captured, code = charge.StatusFailed, 0, charge.FailureInsufficientFunds
+		}
+		tr := charge.NewTransition(c, to, now(), captured, code, "")
+		c.Status = to
+		c.Events = []charge.EventRef{tr.Event}
+		e := charge.NewEvent(c, tr.Event)
+		events = append(events, e)
+		if to == charge.StatusFailed {
+			failed = append(failed, e)
+		}
+	}
+	other := pendingCharge("acct_other")
+	otherEvent := charge.NewEvent(other, charge.NewTransition(other, charge.StatusSucceeded, now(), other.Amount, "", "").Event)
+
+	require.NoError(t, b.store.InsertEvents(ctx, append(events[:4:4], otherEvent)))
+	// Again, overlapping, with a changed copy: no error, nothing duplicated or overwritten.
+	changed := events[0]
+	changed.Type = charge.EventChargeCanceled
+	require.NoError(t, b.store.InsertEvents(ctx, append([]charge.Event{changed}, events[1:]...)))
+	require.NoError(t, b.store.InsertEvents(ctx, nil))
+
+	got, err := b.store.GetEvent(ctx, b.merchant, events[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, events[0].Public(), got.Public())
+	require.Equal(t, charge.ObjectEvent, got.Public().Object)
+	require.Equal(t, charge.ObjectCharge, got.Public().Data.Object.Object)
+
+	_, err = b.store.GetEvent(ctx, "acct_other", events[0].ID)
+	require.ErrorIs(t, err, charge.ErrNotFound, "another merchant's event")
+	_, err = b.store.GetEvent(ctx, b.merchant, charge.NewID(charge.PrefixEvent))
+	require.ErrorIs(t, err, charge.ErrNotFound, "unknown id")
+
+	slices.Reverse(events)
+	slices.Reverse(failed)
+
+	list, hasMore, err := b.store.ListEvents(ctx, b.merchant, "", 100, "")
+	require.NoError(t, err)
+	require.False(t, hasMore)
+	require.Equal(t, ids(events, eventID), ids(list, eventID), "one copy each, newest first")
+
+	list, hasMore, err = b.store.ListEvents(ctx, b.merchant, charge.EventChargeFailed, 2, "")
+	require.NoError(t, err)
+	require.True(t, hasMore)
+	require.Equal(t, ids(failed[:2], eventID), ids(list, eventID))
+	list, hasMore, err = b.store.ListEvents(ctx, b.merchant, charge.EventChargeFailed, 2, list[1].ID)
+	require.NoError(t, err)
+	require.False(t, hasMore)
+	require.Equal(t, ids(failed[2:], eventID), ids(list, eventID))
+
+	list, hasMore, err = b.store.ListEvents(ctx, b.merchant, charge.EventChargeCanceled, 10, "")
+	require.NoError(t, err)
+	require.False(t, hasMore)
+	require.NotNil(t, list)
+	require.Empty(t, list)
+}
+
+func TestDeadLetters(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+
+	got, err := b.store.DeadLetters(ctx)
+	require.NoError(t, err)
+	require.Empty(t, got)
+
+	id := charge.NewID(charge.PrefixCharge)
+	d1 := charge.DeadLetter{
+		ID:       id + ":" + string(charge.CommandCreate),
+		Subject:  "billing.commands.charge.create",
+		Data:     []byte(`{"type":"charge.create"}`),
+		Reason:   "processor unavailable",
+		Attempts: 5,
+		At:       now(),
+	}
+	d2 := d1
+	d2.ID = charge.NewID(charge.PrefixCharge) + ":" + string(charge.CommandCreate)
+
+	require.NoError(t, b.store.InsertDeadLetters(ctx, []charge.DeadLetter{d1}))
+	changed := d1
+	changed.Reason = "something else"
+	changed.Attempts = 6
+	require.NoError(t, b.store.InsertDeadLetters(ctx, []charge.DeadLetter{changed, d2}))
+	require.NoError(t, b.store.InsertDeadLetters(ctx, nil))
+
+	got, err = b.store.DeadLetters(ctx)
+	require.NoError(t, err)
+	want := []charge.DeadLetter{d1, d2}
+	slices.SortFunc(want, func(a, b charge.DeadLetter) int { return strings.Compare(a.ID, b.ID) })
+	require.Equal(t, want, got)
+}

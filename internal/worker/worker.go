@@ -1,0 +1,386 @@
+// Package worker handles queued commands: it runs each charge through the payment
+// processor, records the result and its event in the store, publishes the event, and only
+// then acknowledges the command (DESIGN.md, "Rules every step follows"). Every step is
+// idempotent and re-runs on redelivery; none is skipped because it looks done.
+package worker
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/internal/processor"
+)
+
+// Message is one delivery of a queued command.
+type Message interface {
+	Data() []byte
+	Subject() string
+	NumDelivered() uint64
+	Ack(ctx context.Context) error
+	NakWithDelay(d time.Duration) error
+	Term() error
+}
+
+// Source hands out batches of messages; an empty batch means none arrived within wait.
+type Source interface {
+	Fetch(ctx context.Context, max int, wait time.Duration) ([]Message, error)
+}
+
+// Store is where results are recorded.
+type Store interface {
+	InsertPendingCharges(ctx context.Context, cs []charge.Charge) error
+	ChargesByID(ctx context.Context, ids []string) (map[string]charge.Charge, error)
+	ApplyTransitions(ctx context.Context, ts []charge.Transition) error
+	InsertEvents(ctx context.Context, es []charge.Event) error
+	InsertDeadLetters(ctx context.Context, ds []charge.DeadLetter) error
+}
+
+// EventPublisher publishes events and returns once all are durably stored.
+type EventPublisher interface {
+	PublishEvents(ctx context.Context, es []charge.Event) error
+}
+
+// Processor is the payment processor boundary.
+type Processor interface {
+	Authorize(ctx context.Context, req processor.AuthorizeRequest) (processor.Result, error)
+}
+
+// Config is the worker's own configuration.
+type Config struct {
+	// Batch is how many commands one fetch takes. Defaults to 256.
+	Batch int
+	// Pipelines is how many batches are in flight at once. Defaults to 2.
+	Pipelines int
+	// Concurrency bounds concurrent processor calls within a batch. Defaults to 64.
+	Concurrency int
+	// RetrySchedule is the delay before each retry after a transient error; once it is
+	// used up the charge fails with processing_error. Required.
+	RetrySchedule []time.Duration
+	// FetchWait is how long one fetch waits for messages. Defaults to 1s.
+	FetchWait time.Duration
+	// StepTimeout bounds the handling of one batch, drain included. Defaults to 30s.
+	StepTimeout time.Duration
+}
+
+// Worker consumes commands until its context ends, then drains.
+type Worker struct {
+	cfg       Config
+	source    Source
+	store     Store
+	events    EventPublisher
+	processor Processor
+	logger    *slog.Logger
+	now       charge.TimeNow
+	metrics   *metrics
+}
+
+// New returns a worker. reg receives its metrics.
+func New(cfg Config, source Source, store Store, events EventPublisher, proc Processor, logger *slog.Logger, reg prometheus.Registerer, now charge.TimeNow) *Worker {
+	cfg.Batch = cmp.Or(cfg.Batch, 256)
+	cfg.Pipelines = cmp.Or(cfg.Pipelines, 2)
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, 64)
+	cfg.FetchWait = cmp.Or(cfg.FetchWait, time.Second)
+	cfg.StepTimeout = cmp.Or(cfg.StepTimeout, 30*time.Second)
+	return &Worker{cfg: cfg, source: source, store: store, events: events, processor: proc,
+		logger: logger, now: now, metrics: newMetrics(reg)}
+}
+
+// Run fetches and handles batches until ctx is cancelled. A batch already fetched is
+// finished and acknowledged before Run returns: cancellation stops fetching, not handling.
+func (w *Worker) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for range w.cfg.Pipelines {
+		g.Go(func() error { return w.loop(ctx) })
+	}
+	return g.Wait()
+}
+
+func (w *Worker) loop(ctx context.Context) error {
+	for {
+		msgs, err := w.source.Fetch(ctx, w.cfg.Batch, w.cfg.FetchWait)
+		if ctx.Err() != nil {
+			// Draining: whatever this fetch returned is still ours to finish.
+			w.handleDetached(ctx, msgs)
+			return nil
+		}
+		if err != nil {
+			w.logger.WarnContext(ctx, "fetching commands", "error", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		w.handleDetached(ctx, msgs)
+	}
+}
+
+// handleDetached handles msgs on a context that outlives ctx's cancellation, so that a
+// drain finishes in-flight work, bounded by StepTimeout.
+func (w *Worker) handleDetached(ctx context.Context, msgs []Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.StepTimeout)
+	defer cancel()
+	w.Handle(hctx, msgs)
+}
+
+// item is one command of a batch on its way through the steps.
+type item struct {
+	msg     Message
+	cmd     charge.Command
+	retry   bool   // a transient error: redeliver later
+	exhaust string // the attempts are used up: why, for the dead letter
+}
+
+// Handle runs a batch of messages through every step and settles each message: ack once
+// everything it causes is durable, a delayed nak on a transient error, term for a message
+// that can never be handled.
+func (w *Worker) Handle(ctx context.Context, msgs []Message) {
+	start := time.Now()
+	defer func() { w.metrics.batch.Observe(time.Since(start).Seconds()) }()
+
+	items := w.decode(ctx, msgs)
+	if len(items) == 0 {
+		return
+	}
+	if err := w.settleCharges(ctx, items); err != nil {
+		w.logger.WarnContext(ctx, "handling batch", "error", err, "commands", len(items))
+		for _, it := range items {
+			w.retry(it)
+		}
+		return
+	}
+	for _, it := range items {
+		switch {
+		case it.retry:
+			w.retry(it)
+		default:
+			if err := it.msg.Ack(ctx); err != nil {
+				// The command is redelivered and re-run, a no-op now.
+				w.logger.WarnContext(ctx, "acknowledging command", "charge_id", it.cmd.ChargeID, "error", err)
+			}
+			w.metrics.commands.WithLabelValues("acked").Inc()
+		}
+	}
+}
+
+// decode parses each message; one that cannot be parsed will never be handled, so it is
+// recorded as a dead letter and terminated.
+func (w *Worker) decode(ctx context.Context, msgs []Message) []*item {
+	items := make([]*item, 0, len(msgs))
+	var dead []charge.DeadLetter
+	var deadMsgs []Message
+	for _, m := range msgs {
+		var cmd charge.Command
+		err := json.Unmarshal(m.Data(), &cmd)
+		if err == nil && (cmd.Type != charge.CommandCreate || cmd.Charge == nil || cmd.ChargeID == "" || cmd.Merchant == "") {
+			err = fmt.Errorf("unsupported command %q", cmd.Type)
+		}
+		if err != nil {
+			w.logger.ErrorContext(ctx, "undecodable command", "subject", m.Subject(), "error", err)
+			dead = append(dead, charge.DeadLetter{
+				ID: m.Subject(), Subject: m.Subject(), Data: m.Data(), Reason: err.Error(),
+				Attempts: m.NumDelivered(), At: w.now(),
+			})
+			deadMsgs = append(deadMsgs, m)
+			continue
+		}
+		items = append(items, &item{msg: m, cmd: cmd})
+	}
+	if len(dead) > 0 {
+		if err := w.store.InsertDeadLetters(ctx, dead); err != nil {
+			w.logger.WarnContext(ctx, "recording dead letters", "error", err)
+			for _, m := range deadMsgs {
+				_ = m.NakWithDelay(w.delay(m.NumDelivered()))
+			}
+			return items
+		}
+		for _, m := range deadMsgs {
+			_ = m.Term()
+			w.metrics.commands.WithLabelValues("dead_lettered").Inc()
+		}
+	}
+	return items
+}
+
+// settleCharges is the work of a batch of create commands, each step one bulk call:
+// store the pending charges, authorize those still pending, apply the transitions, then
+// write and publish the events that the charges record. An error leaves every item to be
+// retried; re-running is safe.
+func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
+	pending := make([]charge.Charge, len(items))
+	ids := make([]string, len(items))
+	for i, it := range items {
+		pending[i] = it.cmd.PendingCharge()
+		ids[i] = it.cmd.ChargeID
+	}
+	if err := w.store.InsertPendingCharges(ctx, pending); err != nil {
+		return err
+	}
+	current, err := w.store.ChargesByID(ctx, ids)
+	if err != nil {
+		return err
+	}
+	transitions, dead := w.authorize(ctx, items, current)
+	if err := w.store.ApplyTransitions(ctx, transitions); err != nil {
+		return err
+	}
+	if len(transitions) > 0 {
+		if current, err = w.store.ChargesByID(ctx, ids); err != nil {
+			return err
+		}
+	}
+	var events []charge.Event
+	for _, it := range items {
+		c, ok := current[it.cmd.ChargeID]
+		if !ok {
+			return fmt.Errorf("charge %s missing after insert: %w", it.cmd.ChargeID, charge.ErrUnavailable)
+		}
+		if it.retry {
+			continue
+		}
+		// The create command owes the event of the charge's first transition.
+		if len(c.Events) > 0 {
+			events = append(events, charge.NewEvent(c, c.Events[0]))
+		}
+		if c.Status == charge.StatusPending {
+			// Another worker holds it and has not finished: come back to it.
+			it.retry = true
+		}
+	}
+	if err := w.store.InsertEvents(ctx, events); err != nil {
+		return err
+	}
+	if err := w.events.PublishEvents(ctx, events); err != nil {
+		return err
+	}
+	if err := w.store.InsertDeadLetters(ctx, dead); err != nil {
+		return err
+	}
+	return nil
+}
+
+// authorize calls the processor for every item whose charge is still pending, at most
+// Concurrency at once, and returns the transitions the answers call for and the dead
+// letters of commands whose attempts are used up.
+func (w *Worker) authorize(ctx context.Context, items []*item, current map[string]charge.Charge) ([]charge.Transition, []charge.DeadLetter) {
+	var (
+		mu          sync.Mutex
+		transitions []charge.Transition
+		dead        []charge.DeadLetter
+		wg          sync.WaitGroup
+		sem         = make(chan struct{}, w.cfg.Concurrency)
+	)
+	for _, it := range items {
+		c, ok := current[it.cmd.ChargeID]
+		if !ok || c.Status != charge.StatusPending {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			t, d, ok := w.authorizeOne(ctx, it, c)
+			mu.Lock()
+			defer mu.Unlock()
+			if ok {
+				transitions = append(transitions, t)
+			}
+			if d != nil {
+				dead = append(dead, *d)
+			}
+		}()
+	}
+	wg.Wait()
+	return transitions, dead
+}
+
+func (w *Worker) authorizeOne(ctx context.Context, it *item, c charge.Charge) (charge.Transition, *charge.DeadLetter, bool) {
+	res, err := w.processor.Authorize(ctx, processor.AuthorizeRequest{
+		ChargeID: c.ID, Amount: c.Amount, Currency: c.Currency, PaymentMethod: c.PaymentMethod, Capture: c.Capture,
+	})
+	now := w.now()
+	switch {
+	case errors.Is(err, processor.ErrTransient) || errors.Is(err, context.DeadlineExceeded):
+		w.metrics.processor.WithLabelValues("transient").Inc()
+		if it.msg.NumDelivered() <= uint64(len(w.cfg.RetrySchedule)) {
+			it.retry = true
+			return charge.Transition{}, nil, false
+		}
+		w.logger.WarnContext(ctx, "giving up on charge after its last attempt", "charge_id", c.ID, "attempts", it.msg.NumDelivered(), "error", err)
+		return charge.NewTransition(c, charge.StatusFailed, now, 0, charge.FailureProcessingError, ""),
+			&charge.DeadLetter{
+				ID: it.msg.Subject(), Subject: it.msg.Subject(), Data: it.msg.Data(),
+				Reason: err.Error(), Attempts: it.msg.NumDelivered(), At: now,
+			}, true
+	case err != nil:
+		w.metrics.processor.WithLabelValues("permanent").Inc()
+		w.logger.WarnContext(ctx, "processor refused charge", "charge_id", c.ID, "error", err)
+		return charge.NewTransition(c, charge.StatusFailed, now, 0, charge.FailureProcessingError, ""), nil, true
+	case !res.Approved:
+		w.metrics.processor.WithLabelValues("declined").Inc()
+		return charge.NewTransition(c, charge.StatusFailed, now, 0, res.DeclineCode, res.Reference), nil, true
+	case c.Capture:
+		w.metrics.processor.WithLabelValues("approved").Inc()
+		return charge.NewTransition(c, charge.StatusSucceeded, now, c.Amount, "", res.Reference), nil, true
+	default:
+		w.metrics.processor.WithLabelValues("approved").Inc()
+		return charge.NewTransition(c, charge.StatusRequiresCapture, now, 0, "", res.Reference), nil, true
+	}
+}
+
+// retry asks for it to be delivered again after the schedule's delay.
+func (w *Worker) retry(it *item) {
+	if err := it.msg.NakWithDelay(w.delay(it.msg.NumDelivered())); err != nil {
+		w.logger.Warn("requeueing command", "charge_id", it.cmd.ChargeID, "error", err)
+	}
+	w.metrics.commands.WithLabelValues("retried").Inc()
+}
+
+// delay is the wait before the next attempt after delivery number n.
+func (w *Worker) delay(n uint64) time.Duration {
+	s := w.cfg.RetrySchedule
+	if n == 0 {
+		n = 1
+	}
+	if n > uint64(len(s)) {
+		return s[len(s)-1]
+	}
+	return s[n-1]
+}
+
+type metrics struct {
+	commands  *prometheus.CounterVec
+	processor *prometheus.CounterVec
+	batch     prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billing_worker_commands_total", Help: "Commands settled, by result (acked, retried, dead_lettered).",
+		}, []string{"result"}),
+		processor: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billing_processor_calls_total", Help: "Processor calls by outcome (approved, declined, transient, permanent).",
+		}, []string{"outcome"}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "billing_worker_batch_duration_seconds", Help: "Time to handle one batch of commands.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+	}
+	reg.MustRegister(m.commands, m.processor, m.batch)
+	return m
+}
