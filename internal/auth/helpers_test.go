@@ -91,8 +91,10 @@ func jwksJSON(t testing.TB, keys ...jwk) []byte {
 	var set jwkset.JWKSMarshal
 	set.Keys = []jwkset.JWKMarshal{}
 	for _, k := range keys {
+		_, symmetric := k.key.([]byte)
 		j, err := jwkset.NewJWKFromKey(k.key, jwkset.JWKOptions{
 			Metadata: jwkset.JWKMetadataOptions{KID: k.kid, ALG: k.alg, USE: k.use},
+			Marshal:  jwkset.JWKMarshalOptions{Private: symmetric},
 		})
 		require.NoError(t, err, "kid %s", k.kid)
 		set.Keys = append(set.Keys, j.Marshal())

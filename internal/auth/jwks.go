@@ -37,8 +37,8 @@ func newKeyfunc(ctx context.Context, storage jwkset.Storage) (keyfunc.Keyfunc, e
 	})
 }
 
-// parseJWKS turns JWKS JSON into a keyfunc. Keys of a type jwkset does not
-// support (Ed448, ...) are skipped, like the HTTP storage does; any other bad
+// parseJWKS turns JWKS JSON into a keyfunc. Symmetric keys and keys of a type
+// jwkset does not support (Ed448, ...) are skipped; any other bad
 // key, or a kid used twice, fails the whole set. Private parts are dropped.
 func parseJWKS(data []byte, logger *slog.Logger) (keyfunc.Keyfunc, int, error) {
 	var set jwkset.JWKSMarshal
@@ -52,6 +52,11 @@ func parseJWKS(data []byte, logger *slog.Logger) (keyfunc.Keyfunc, int, error) {
 	seen := make(map[string]bool, len(set.Keys))
 	n := 0
 	for i, m := range set.Keys {
+		if m.KTY == jwkset.KtyOct {
+			// HS256 only ever uses Config.HS256Secret.
+			logger.Warn("auth: skipping symmetric JWK; JWKS keys are only used for EdDSA, ES256 and RS256", "index", i, "kid", m.KID)
+			continue
+		}
 		jwk, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
 		if errors.Is(err, jwkset.ErrUnsupportedKey) {
 			logger.Warn("auth: skipping unsupported JWK", "index", i, "kid", m.KID, "kty", m.KTY)

@@ -66,6 +66,7 @@ func TestVerifierURL(t *testing.T) {
 	for name, tok := range map[string]string{
 		"HS256":             sign(t, jwt.SigningMethodHS256, testSecret, "", c),
 		"HS256 with oct":    sign(t, jwt.SigningMethodHS256, testOctKey, "oct", c),
+		"EdDSA with oct":    sign(t, jwt.SigningMethodEdDSA, k.ed, "oct", c),
 		"confused key type": sign(t, jwt.SigningMethodES256, k.ec, "rsa-noalg", c),
 		"JWK alg mismatch":  sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-ps", c),
 	} {
@@ -101,7 +102,6 @@ func TestVerifierURLRotation(t *testing.T) {
 	start := time.Now()
 	_, err = v.Verify(sign(t, jwt.SigningMethodEdDSA, k.ed, "made-up", c))
 	require.ErrorIs(t, err, ErrInvalidToken)
-	require.ErrorContains(t, err, "unknown kid")
 	require.Less(t, time.Since(start), 5*time.Second)
 	require.EqualValues(t, 2, s.hits.Load())
 

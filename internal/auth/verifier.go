@@ -172,7 +172,11 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	if !validSubject(c.Subject) {
 		return Principal{}, invalid("sub claim missing or not a valid merchant")
 	}
-	return Principal{Merchant: c.Subject, Scopes: strings.Fields(c.Scope)}, nil
+	p := Principal{Merchant: c.Subject}
+	if scopes := strings.Fields(c.Scope); len(scopes) > 0 {
+		p.Scopes = scopes
+	}
+	return p, nil
 }
 
 func invalid(why string) error {
@@ -187,7 +191,7 @@ var (
 	errNoJWKS          = errors.New("no JWKS configured")
 	errMissingKID      = errors.New("kid header missing")
 	errUnknownKID      = errors.New("unknown kid")
-	errKeyLookup       = errors.New("key not usable for this token (JWK alg or use mismatch)")
+	errKeyLookup       = errors.New("no usable key for kid (JWK alg or use mismatch, or JWKS refetch rate-limited)")
 	errKeyTypeMismatch = errors.New("key type does not match alg")
 )
 

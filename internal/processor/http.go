@@ -79,4 +79,3 @@ func (h *HTTP) call(ctx context.Context, path, key string, body any) (Result, er
 	}
 	return Result{}, transient("POST %s: unknown status %q", path, a.Status)
 }
-

@@ -63,6 +63,10 @@ func (c *Conn) CommandConsumer(ctx context.Context, cfg ConsumerConfig) (*Consum
 // are delivered again only after AckWait: to stop fetching, stop calling Fetch rather
 // than cancelling one in flight.
 //
+// A deadline of ctx earlier than wait shortens the wait: the fetch ends a little before
+// that deadline (nats.go keeps a margin for the server's reply), returning what arrived
+// and no error.
+//
 // An error after some commands arrived is not reported: the commands are returned, and
 // the next Fetch will meet the error again if it lasts.
 func (k *Consumer) Fetch(ctx context.Context, max int, wait time.Duration) ([]*Msg, error) {

@@ -72,15 +72,43 @@ func TestConsumer(t *testing.T) {
 	t.Run("FetchCancelled", func(t *testing.T) {
 		t.Parallel()
 		b, cons, _ := consumerSetup(t, 0)
-		ctx, cancel := context.WithTimeout(b.ctx, 100*time.Millisecond)
-		defer cancel()
+		ctx, cancel := context.WithCancel(b.ctx)
+		timer := time.AfterFunc(100*time.Millisecond, cancel)
+		defer timer.Stop()
+		start := time.Now()
 		_, err := cons.Fetch(ctx, 10, 10*time.Second)
-		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorIs(t, err, context.Canceled)
+		require.Less(t, time.Since(start), 5*time.Second)
 
-		ctx, cancel = context.WithCancel(b.ctx)
-		cancel()
 		_, err = cons.Fetch(ctx, 10, time.Second)
 		require.ErrorIs(t, err, context.Canceled)
+
+		// A deadline shorter than wait ends the fetch a little before it, with no error.
+		ctx, cancel = context.WithTimeout(b.ctx, 200*time.Millisecond)
+		defer cancel()
+		msgs, err := cons.Fetch(ctx, 10, 10*time.Second)
+		require.NoError(t, err)
+		require.Empty(t, msgs)
+	})
+
+	t.Run("CancelledFetchHandsBack", func(t *testing.T) {
+		t.Parallel()
+		b, cons, _ := consumerSetup(t, 3)
+		ctx, cancel := context.WithCancel(b.ctx)
+		// The three commands arrive at once; the fetch then waits for more until cancelled.
+		timer := time.AfterFunc(300*time.Millisecond, cancel)
+		defer timer.Stop()
+		_, err := cons.Fetch(ctx, 10, 10*time.Second)
+		require.ErrorIs(t, err, context.Canceled)
+
+		// Redelivered at once, not after AckWait (30s).
+		msgs, err := cons.Fetch(b.ctx, 3, 5*time.Second)
+		require.NoError(t, err)
+		require.Len(t, msgs, 3)
+		for _, m := range msgs {
+			require.Equal(t, uint64(2), m.NumDelivered())
+			require.NoError(t, m.Ack(b.ctx))
+		}
 	})
 
 	t.Run("NakWithDelayRedelivers", func(t *testing.T) {

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -116,4 +117,41 @@ func TestConnect(t *testing.T) {
 		require.False(t, b.conn.Ready())
 		b.conn.Close()
 	})
+}
+
+func TestReconnect(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	start := func(port int) *server.Server {
+		s, err := natstest.StartServer(natstest.ServerOptions{Port: port, StoreDir: dir})
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			s.Shutdown()
+			s.WaitForShutdown()
+		})
+		return s
+	}
+	s := start(-1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Connect(ctx, Config{URL: s.ClientURL()}, nil)
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+
+	cmd := newCommand("acct_1")
+	require.NoError(t, c.PublishCommand(ctx, cmd))
+
+	port := s.Addr().(*net.TCPAddr).Port
+	s.Shutdown()
+	s.WaitForShutdown()
+	require.Eventually(t, func() bool { return !c.Ready() }, 10*time.Second, 10*time.Millisecond)
+
+	start(port)
+	require.Eventually(t, c.Ready, 10*time.Second, 10*time.Millisecond)
+
+	// The store survived the restart, and the connection works again.
+	got, err := c.LookupCommand(ctx, cmd.ChargeID)
+	require.NoError(t, err)
+	require.Equal(t, cmd.ChargeID, got.ChargeID)
+	require.NoError(t, c.PublishCommand(ctx, newCommand("acct_1")))
 }
