@@ -119,10 +119,17 @@ var indexes = map[string][]mongo.IndexModel{
 	},
 }
 
+// createIndexes creates the indexes one at a time: given several indexes that all exist
+// already, FerretDB 1.24's createIndexes panics (it deletes from its filtered list by the
+// index of the unfiltered one) and drops the connection. One at a time, an existing index
+// is a no-op on both servers.
 func (s *Store) createIndexes(ctx context.Context) error {
 	for coll, models := range indexes {
-		if _, err := s.db.Collection(coll).Indexes().CreateMany(ctx, models); err != nil {
-			return fmt.Errorf("creating indexes of %s: %w", coll, translate(err))
+		iv := s.db.Collection(coll).Indexes()
+		for _, m := range models {
+			if _, err := iv.CreateOne(ctx, m); err != nil {
+				return fmt.Errorf("creating indexes of %s: %w", coll, translate(err))
+			}
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,6 +148,39 @@ func TestInsertPendingCharges(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, c2, got)
 	require.Equal(t, charge.ObjectCharge, got.Public().Object)
+}
+
+// Workers racing on one redelivered batch: every write succeeds, one copy of each stays.
+func TestConcurrentInserts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+
+	var cs []charge.Charge
+	var es []charge.Event
+	for range 20 {
+		c := pendingCharge(b.merchant)
+		cs = append(cs, c)
+		es = append(es, charge.NewEvent(c, charge.NewTransition(c, charge.StatusSucceeded, now(), c.Amount, "", "").Event))
+	}
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { errs <- b.store.InsertPendingCharges(ctx, cs) })
+		wg.Go(func() { errs <- b.store.InsertEvents(ctx, es) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+
+	got, _, err := b.store.ListCharges(ctx, b.merchant, charge.ListParams{Limit: 100})
+	require.NoError(t, err)
+	require.Len(t, got, len(cs))
+	events, _, err := b.store.ListEvents(ctx, b.merchant, "", 100, "")
+	require.NoError(t, err)
+	require.Len(t, events, len(es))
 }
 
 func TestGetChargeNotFound(t *testing.T) {
