@@ -106,17 +106,21 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // indexes lists, per collection, the indexes that the queries of this package use. Names
-// are explicit so that creating them again is recognised as a no-op.
-var indexes = map[string][]mongo.IndexModel{
-	collCharges: {
-		{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_id")},
-		{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "status", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_status_id")},
-	},
-	collEvents: {
-		{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_id")},
-		{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "type", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_type_id")},
-		{Keys: bson.D{{Key: "charge_id", Value: 1}, {Key: "sequence", Value: 1}}, Options: options.Index().SetName("charge_id_sequence")},
-	},
+// are explicit so that creating them again is recognised as a no-op. It is a function, not
+// a variable: the driver writes into the options it is given, so sharing one set between
+// concurrent Opens is a data race.
+func indexes() map[string][]mongo.IndexModel {
+	return map[string][]mongo.IndexModel{
+		collCharges: {
+			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_id")},
+			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "status", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_status_id")},
+		},
+		collEvents: {
+			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_id")},
+			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "type", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_type_id")},
+			{Keys: bson.D{{Key: "charge_id", Value: 1}, {Key: "sequence", Value: 1}}, Options: options.Index().SetName("charge_id_sequence")},
+		},
+	}
 }
 
 // createIndexes creates the indexes one at a time: given several indexes that all exist
@@ -124,7 +128,7 @@ var indexes = map[string][]mongo.IndexModel{
 // index of the unfiltered one) and drops the connection. One at a time, an existing index
 // is a no-op on both servers.
 func (s *Store) createIndexes(ctx context.Context) error {
-	for coll, models := range indexes {
+	for coll, models := range indexes() {
 		iv := s.db.Collection(coll).Indexes()
 		for _, m := range models {
 			if _, err := iv.CreateOne(ctx, m); err != nil {

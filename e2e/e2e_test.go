@@ -1,0 +1,199 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Issue 2: 1,000 charges through an ingest and two workers, one of which is SIGKILLed
+// while load runs and replaced by a new process. Every 202 must end in exactly one
+// terminal state, every charge must be authorized exactly once at the processor, the
+// listing must hold exactly the accepted charges, and the survivors must drain and exit 0.
+func TestChargesSurviveWorkerCrash(t *testing.T) {
+	const (
+		total   = 1000
+		clients = 16
+		killAt  = 300 // accepted charges before worker-1 is killed
+		startAt = 600 // accepted charges before its replacement starts
+	)
+	s := setup(t)
+	orders := newOrders(total)
+
+	// Load, with a crash and a restart in the middle.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	l := s.submit(ctx, orders, clients, killAt, startAt)
+	<-l.reached(killAt)
+	victim := s.workers[0]
+	victim.kill(t)
+	t.Logf("killed %s after %d accepted charges", victim.name, l.accepted.Load())
+	<-l.reached(startAt)
+	s.workers = append(s.workers, s.restartWorker(t, victim, "worker-1-restarted"))
+	t.Logf("restarted it after %d accepted charges", l.accepted.Load())
+	<-l.done
+	require.Empty(t, l.errors(), "submitting charges")
+	accepted := time.Since(l.start)
+	t.Logf("accepted %d charges in %s: %.0f/s (%d requests retried: %s; %d replayed 202s)",
+		total, l.end.Sub(l.start).Round(time.Millisecond), float64(total)/l.end.Sub(l.start).Seconds(),
+		l.retried.Load(), l.retryReasons(), l.replayed.Load())
+
+	ids := make(map[string]*order, total)
+	for _, o := range orders {
+		require.NotContains(t, ids, o.id, "two keys got the same charge id")
+		ids[o.id] = o
+	}
+
+	// Every charge settles.
+	settleCtx, cancelSettle := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancelSettle()
+	charges, errs := s.settle(settleCtx, orders, clients)
+	require.Empty(t, errs, "%d of %d charges did not settle; first: %v", len(errs), total, errs[:min(len(errs), 10)])
+	settled := time.Since(l.start)
+	var lastUpdate time.Time
+	for _, c := range charges {
+		if c.UpdatedAt.After(lastUpdate) {
+			lastUpdate = c.UpdatedAt
+		}
+	}
+	t.Logf("all %d settled %s after the first request (%s after accepting ended; the last update at +%s): %.0f/s",
+		total, settled.Round(time.Millisecond), (settled - accepted).Round(time.Millisecond),
+		lastUpdate.Sub(l.start).Round(time.Millisecond), float64(total)/lastUpdate.Sub(l.start).Seconds())
+
+	// Each ends in the one terminal state its payment method calls for.
+	outcomes := map[string]int{}
+	for id, o := range ids {
+		c := charges[id]
+		outcomes[c.Status]++
+		require.Equal(t, id, c.ID)
+		require.Equal(t, o.amount, c.Amount, id)
+		require.Equal(t, "usd", c.Currency, id)
+		require.Equal(t, o.method, c.PaymentMethod, id)
+		require.Zero(t, c.AmountRefunded, id)
+		if o.method == declinedMethod {
+			require.Equal(t, "failed", c.Status, id)
+			require.NotNil(t, c.FailureCode, id)
+			require.Equal(t, "card_declined", *c.FailureCode, id)
+			require.Zero(t, c.AmountCaptured, id)
+		} else {
+			require.Equal(t, "succeeded", c.Status, "%s: failure_code %v", id, c.FailureCode)
+			require.Nil(t, c.FailureCode, id)
+			require.Equal(t, o.amount, c.AmountCaptured, id)
+		}
+	}
+	t.Logf("outcomes: %v", outcomes)
+
+	// The processor authorized each charge exactly once, and nothing else.
+	ps := s.processor.stats()
+	require.Empty(t, ps.problems, "processor protocol violations")
+	var twice []string
+	for id, o := range ids {
+		as := ps.byCharge[id]
+		if len(as) != 1 {
+			twice = append(twice, fmt.Sprintf("%s: %d authorizations", id, len(as)))
+			continue
+		}
+		require.Equal(t, authRequest{ChargeID: id, Amount: o.amount, Currency: "usd", PaymentMethod: o.method, Capture: true}, as[0].req)
+	}
+	slices.Sort(twice)
+	require.Empty(t, twice, "charges not authorized exactly once")
+	for id := range ps.byCharge {
+		require.Contains(t, ids, id, "authorized a charge that was never accepted")
+	}
+	t.Logf("processor: %d calls, %d distinct authorizations, %d repeats of a decided key, %d injected 503s",
+		ps.calls, len(ps.byCharge), ps.repeats, ps.failed503)
+
+	// The listing holds exactly the accepted charges, newest first, as they settled.
+	listed, err := s.listAll(settleCtx)
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	var extra []string
+	for i, c := range listed {
+		require.False(t, seen[c.ID], "%s listed twice", c.ID)
+		seen[c.ID] = true
+		if _, ok := ids[c.ID]; !ok {
+			extra = append(extra, c.ID)
+			continue
+		}
+		require.Equal(t, charges[c.ID].Status, c.Status, "%s: listed and got differ", c.ID)
+		if i > 0 {
+			require.Less(t, c.ID, listed[i-1].ID, "not newest first")
+		}
+	}
+	var missing []string
+	for id := range ids {
+		if !seen[id] {
+			missing = append(missing, id)
+		}
+	}
+	require.Empty(t, extra, "listed charges never accepted")
+	require.Empty(t, missing, "accepted charges not listed")
+
+	s.logMetrics(t)
+
+	// The survivors drain and exit 0 on SIGTERM, the infrastructure last.
+	for _, svc := range append([]*service{s.ingest}, s.workers...) {
+		if svc.killed {
+			continue
+		}
+		code, took := svc.stop()
+		assert.Equal(t, 0, code, "%s exit on SIGTERM (%s, after %s)\n%s", svc.name, svc.cmd.ProcessState, took, svc.tail(20))
+		t.Logf("%s exited %d in %s", svc.name, code, took.Round(time.Millisecond))
+	}
+	code, took := s.infra.stop()
+	assert.Equal(t, 0, code, "devstack infra exit on SIGTERM (%s)\n%s", s.infra.cmd.ProcessState, s.infra.tail(20))
+	t.Logf("devstack exited %d in %s", code, took.Round(time.Millisecond))
+
+	for _, p := range s.processes() {
+		if log := p.log(); strings.Contains(strings.ToLower(log), "panic") {
+			assert.Fail(t, p.name+" logged a panic", "%s", linesWith(log, "panic", 20))
+		}
+	}
+}
+
+// logMetrics logs the billing_ counters of the live workers and the ingest.
+func (s *system) logMetrics(t *testing.T) {
+	t.Helper()
+	for _, svc := range append([]*service{s.ingest}, s.workers...) {
+		if svc.exited() {
+			continue
+		}
+		resp, err := s.client.Get("http://" + svc.adminAddr + "/metrics")
+		if err != nil {
+			t.Logf("%s metrics: %v", svc.name, err)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Logf("%s metrics: %d", svc.name, resp.StatusCode)
+			continue
+		}
+		var lines []string
+		for line := range strings.Lines(string(body)) {
+			if strings.HasPrefix(line, "billing_") && strings.Contains(line, "_total") {
+				lines = append(lines, strings.TrimSpace(line))
+			}
+		}
+		t.Logf("%s metrics: %s", svc.name, strings.Join(lines, "; "))
+	}
+}
+
+// linesWith returns up to n lines of log that contain word, case-insensitively.
+func linesWith(log, word string, n int) string {
+	var out []string
+	for line := range strings.Lines(log) {
+		if strings.Contains(strings.ToLower(line), word) && len(out) < n {
+			out = append(out, strings.TrimRight(line, "\n"))
+		}
+	}
+	return strings.Join(out, "\n")
+}

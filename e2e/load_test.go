@@ -1,0 +1,318 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// order is one charge the merchant submits, and what became of it.
+type order struct {
+	key    string
+	amount int64
+	method string
+	id     string // from the 202
+}
+
+func (o *order) body() []byte {
+	return fmt.Appendf(nil, `{"amount": %d, "currency": "usd", "payment_method": %q}`, o.amount, o.method)
+}
+
+// chargeObject is the charge object of API.md, as the test reads it.
+type chargeObject struct {
+	ID             string    `json:"id"`
+	Object         string    `json:"object"`
+	Amount         int64     `json:"amount"`
+	Currency       string    `json:"currency"`
+	PaymentMethod  string    `json:"payment_method"`
+	Capture        bool      `json:"capture"`
+	Status         string    `json:"status"`
+	AmountCaptured int64     `json:"amount_captured"`
+	AmountRefunded int64     `json:"amount_refunded"`
+	FailureCode    *string   `json:"failure_code"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+type chargeList struct {
+	Object  string         `json:"object"`
+	HasMore bool           `json:"has_more"`
+	Data    []chargeObject `json:"data"`
+}
+
+// newOrders plans n charges: distinct amounts, every 10th declined.
+func newOrders(n int) []*order {
+	run := time.Now().UnixNano()
+	orders := make([]*order, n)
+	for i := range orders {
+		o := &order{key: fmt.Sprintf("e2e-%d-%04d", run, i), amount: int64(1000 + i), method: "pm_card_visa"}
+		if i%10 == 9 {
+			o.method = declinedMethod
+		}
+		orders[i] = o
+	}
+	return orders
+}
+
+// load submits orders with concurrent clients, as merchants would: a transport error or
+// a 409, 429 or 5xx is retried with the same idempotency key until it is a 202.
+type load struct {
+	accepted atomic.Int64
+	retried  atomic.Int64 // requests repeated after a transport error or a retryable status
+	replayed atomic.Int64 // 202s with Idempotent-Replayed
+	retryWhy sync.Map     // reason → *atomic.Int64
+	marks    map[int64]chan struct{}
+	done     chan struct{}
+	start    time.Time
+	end      time.Time // the last 202
+	mu       sync.Mutex
+	errs     []error
+}
+
+// submit starts submitting orders with clients concurrent clients and returns at once;
+// load.done closes when all are accepted or have failed. marks are counts of accepted
+// charges whose channel (load.reached) closes when that many are accepted.
+func (s *system) submit(ctx context.Context, orders []*order, clients int, marks ...int64) *load {
+	l := &load{marks: map[int64]chan struct{}{}, done: make(chan struct{}), start: time.Now()}
+	for _, m := range marks {
+		l.marks[m] = make(chan struct{})
+	}
+	next := make(chan *order)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for o := range next {
+				if err := s.create(ctx, l, o); err != nil {
+					l.fail(err)
+					continue
+				}
+				n := l.accepted.Add(1)
+				if ch, ok := l.marks[n]; ok {
+					close(ch)
+				}
+			}
+		})
+	}
+	go func() {
+		for _, o := range orders {
+			next <- o
+		}
+		close(next)
+		wg.Wait()
+		l.end = time.Now()
+		close(l.done)
+	}()
+	return l
+}
+
+// reached returns a channel closed once mark charges are accepted or the load is over.
+func (l *load) reached(mark int64) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		select {
+		case <-l.marks[mark]:
+		case <-l.done:
+		}
+		close(ch)
+	}()
+	return ch
+}
+
+func (l *load) fail(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.errs = append(l.errs, err)
+}
+
+func (l *load) errors() []error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.errs)
+}
+
+func (l *load) countRetry(why string) {
+	l.retried.Add(1)
+	n, _ := l.retryWhy.LoadOrStore(why, new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
+}
+
+func (l *load) retryReasons() string {
+	var parts []string
+	l.retryWhy.Range(func(k, v any) bool {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, v.(*atomic.Int64).Load()))
+		return true
+	})
+	slices.Sort(parts)
+	return strings.Join(parts, " ")
+}
+
+// create posts o until it is accepted and records its charge id.
+func (s *system) create(ctx context.Context, l *load, o *order) error {
+	backoff := 20 * time.Millisecond
+	for {
+		status, body, hdr, err := s.do(ctx, http.MethodPost, "/v1/charges", o.body(), "Idempotency-Key", o.key)
+		var why string
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("charge %s never accepted: %w (last: %d %s %v)", o.key, ctx.Err(), status, body, err)
+		case err != nil:
+			why = "transport"
+		case status == http.StatusAccepted:
+			var c chargeObject
+			if err := json.Unmarshal(body, &c); err != nil || !strings.HasPrefix(c.ID, "ch_") {
+				return fmt.Errorf("charge %s: 202 with body %s", o.key, body)
+			}
+			if c.Status != "pending" || c.Amount != o.amount || c.PaymentMethod != o.method {
+				return fmt.Errorf("charge %s: 202 with unexpected charge %s", o.key, body)
+			}
+			if hdr.Get("Location") != "/v1/charges/"+c.ID {
+				return fmt.Errorf("charge %s: 202 with Location %q", o.key, hdr.Get("Location"))
+			}
+			if hdr.Get("Idempotent-Replayed") == "true" {
+				l.replayed.Add(1)
+			}
+			o.id = c.ID
+			return nil
+		case status == http.StatusConflict, status == http.StatusTooManyRequests, status >= 500:
+			why = fmt.Sprint(status)
+		default:
+			return fmt.Errorf("charge %s: %d %s", o.key, status, body)
+		}
+		l.countRetry(why)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// settle waits with GET /v1/charges/{id}?wait=10s until every order's charge has left
+// pending, using clients concurrent clients, and returns the charges by id. The charges
+// still pending when ctx ends are returned as they were last seen.
+func (s *system) settle(ctx context.Context, orders []*order, clients int) (map[string]chargeObject, []error) {
+	var (
+		mu      sync.Mutex
+		charges = make(map[string]chargeObject, len(orders))
+		errs    []error
+		wg      sync.WaitGroup
+		next    = make(chan *order)
+	)
+	for range clients {
+		wg.Go(func() {
+			for o := range next {
+				c, err := s.awaitTerminal(ctx, o.id)
+				mu.Lock()
+				charges[o.id] = c
+				if err != nil {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, o := range orders {
+		next <- o
+	}
+	close(next)
+	wg.Wait()
+	return charges, errs
+}
+
+func (s *system) awaitTerminal(ctx context.Context, id string) (chargeObject, error) {
+	var c chargeObject
+	for {
+		status, body, _, err := s.do(ctx, http.MethodGet, "/v1/charges/"+id+"?wait=10s", nil)
+		switch {
+		case ctx.Err() != nil:
+			return c, fmt.Errorf("charge %s still %q: %w", id, c.Status, ctx.Err())
+		case err != nil:
+			return c, fmt.Errorf("GET charge %s: %w", id, err)
+		case status != http.StatusOK:
+			return c, fmt.Errorf("GET charge %s: %d %s", id, status, body)
+		}
+		c = chargeObject{}
+		if err := json.Unmarshal(body, &c); err != nil {
+			return c, fmt.Errorf("GET charge %s: %w: %s", id, err, body)
+		}
+		if c.Status != "pending" {
+			return c, nil
+		}
+	}
+}
+
+// listAll pages through GET /v1/charges?limit=100 and returns every charge listed, in
+// order.
+func (s *system) listAll(ctx context.Context) ([]chargeObject, error) {
+	var all []chargeObject
+	after := ""
+	for page := 0; ; page++ {
+		if page > 1000 {
+			return all, errors.New("listing never ends")
+		}
+		path := "/v1/charges?limit=100"
+		if after != "" {
+			path += "&starting_after=" + after
+		}
+		status, body, _, err := s.do(ctx, http.MethodGet, path, nil)
+		if err != nil {
+			return all, err
+		}
+		if status != http.StatusOK {
+			return all, fmt.Errorf("GET %s: %d %s", path, status, body)
+		}
+		var l chargeList
+		if err := json.Unmarshal(body, &l); err != nil {
+			return all, fmt.Errorf("GET %s: %w", path, err)
+		}
+		if l.Object != "list" || len(l.Data) > 100 {
+			return all, fmt.Errorf("GET %s: not a list of at most 100: %.300s", path, body)
+		}
+		all = append(all, l.Data...)
+		if !l.HasMore {
+			return all, nil
+		}
+		if len(l.Data) == 0 {
+			return all, fmt.Errorf("GET %s: has_more with an empty page", path)
+		}
+		after = l.Data[len(l.Data)-1].ID
+	}
+}
+
+// do sends a request with the merchant's token; headers are name, value pairs.
+func (s *system) do(ctx context.Context, method, path string, body []byte, headers ...string) (int, []byte, http.Header, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.apiURL+path, rd)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, data, resp.Header, err
+	}
+	return resp.StatusCode, data, resp.Header, nil
+}

@@ -1,0 +1,160 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// declinedMethod is the payment method the processor declines with card_declined.
+const declinedMethod = "pm_card_chargeDeclined"
+
+// authRequest is the body of POST /authorizations (API.md, "Payment processor boundary").
+type authRequest struct {
+	ChargeID      string `json:"charge_id"`
+	Amount        int64  `json:"amount"`
+	Currency      string `json:"currency"`
+	PaymentMethod string `json:"payment_method"`
+	Capture       bool   `json:"capture"`
+}
+
+// authAnswer is the processor's 200 answer.
+type authAnswer struct {
+	ID          string `json:"id"`
+	Status      string `json:"status"`
+	DeclineCode string `json:"decline_code,omitempty"`
+}
+
+// authorization is one decision the processor made: the request that made it and the
+// answer given to it and to every repeat of its key.
+type authorization struct {
+	key    string
+	req    authRequest
+	answer authAnswer
+}
+
+// processor is the `http` payment processor of API.md, served by the test. It honours
+// Idempotency-Key: the first call with a key decides (approved, or declined for
+// pm_card_chargeDeclined) and later calls with that key get the same answer. Each call
+// takes 0-5 ms, and about 2% of first calls fail with a 503 before anything is decided,
+// a transient error the worker has to retry.
+type processor struct {
+	srv *httptest.Server
+
+	mu        sync.Mutex
+	byKey     map[string]*authorization
+	byCharge  map[string][]*authorization // decisions per charge_id: more than one is a double charge
+	calls     int                         // every POST /authorizations
+	repeats   int                         // calls with a key already decided
+	failed503 int                         // first calls answered 503 on purpose
+	problems  []string                    // protocol violations by the caller
+}
+
+// processorStats is a snapshot of what the processor saw.
+type processorStats struct {
+	byCharge  map[string][]authorization
+	calls     int
+	repeats   int
+	failed503 int
+	problems  []string
+}
+
+func startProcessor(t *testing.T) *processor {
+	t.Helper()
+	p := &processor{byKey: map[string]*authorization{}, byCharge: map[string][]*authorization{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /authorizations", p.authorize)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		p.problem("unexpected call %s %s", r.Method, r.URL.Path)
+		http.NotFound(w, r)
+	})
+	p.srv = httptest.NewServer(mux)
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// URL is the base URL the workers call.
+func (p *processor) URL() string { return p.srv.URL }
+
+func (p *processor) problem(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.problems) < 100 {
+		p.problems = append(p.problems, fmt.Sprintf(format, args...))
+	}
+}
+
+func (p *processor) authorize(w http.ResponseWriter, r *http.Request) {
+	// Network and processing time. Not a synchronization: the latency is the point.
+	time.Sleep(rand.N(5 * time.Millisecond))
+
+	key := r.Header.Get("Idempotency-Key")
+	var req authRequest
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		p.problem("authorization with an unreadable body (key %q): %v", key, err)
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	if key == "" {
+		p.problem("authorization of %s without Idempotency-Key", req.ChargeID)
+		http.Error(w, "Idempotency-Key required", http.StatusBadRequest)
+		return
+	}
+	if key != req.ChargeID {
+		p.problem("authorization of %s with Idempotency-Key %q, want the charge id", req.ChargeID, key)
+	}
+
+	p.mu.Lock()
+	p.calls++
+	a, seen := p.byKey[key]
+	switch {
+	case seen:
+		p.repeats++
+		if a.req != req {
+			p.problems = append(p.problems, fmt.Sprintf("key %s repeated with another request: first %+v, now %+v", key, a.req, req))
+		}
+	case rand.Float64() < 0.02:
+		p.failed503++
+		p.mu.Unlock()
+		http.Error(w, "try again", http.StatusServiceUnavailable)
+		return
+	default:
+		a = &authorization{key: key, req: req, answer: authAnswer{
+			ID: fmt.Sprintf("auth_%06d", len(p.byKey)+1), Status: "approved",
+		}}
+		if req.PaymentMethod == declinedMethod {
+			a.answer.Status, a.answer.DeclineCode = "declined", "card_declined"
+		}
+		p.byKey[key] = a
+		p.byCharge[req.ChargeID] = append(p.byCharge[req.ChargeID], a)
+	}
+	answer := a.answer
+	p.mu.Unlock()
+
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(answer)
+}
+
+// stats returns a copy of what the processor saw so far.
+func (p *processor) stats() processorStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := processorStats{
+		byCharge: make(map[string][]authorization, len(p.byCharge)),
+		calls:    p.calls, repeats: p.repeats, failed503: p.failed503,
+		problems: append([]string(nil), p.problems...),
+	}
+	for id, as := range p.byCharge {
+		for _, a := range as {
+			s.byCharge[id] = append(s.byCharge[id], *a)
+		}
+	}
+	return s
+}

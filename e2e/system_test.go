@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// startTimeout bounds how long a process may take to listen or become ready.
+const startTimeout = 60 * time.Second
+
+// merchant is the merchant the test's token is for.
+const merchant = "m_e2e"
+
+// system is the running billing system: the devstack's infrastructure, one ingest,
+// workers, the payment processor, and a merchant's token and HTTP client.
+type system struct {
+	logDir    string
+	dataDir   string
+	natsAddr  string
+	mongoAddr string
+
+	infra     *process
+	processor *processor
+	ingest    *service
+	workers   []*service
+	token     string
+	apiURL    string
+	client    *http.Client
+}
+
+// service is a running ingest or worker.
+type service struct {
+	*process
+	adminAddr string
+	env       []string
+}
+
+// setup starts the devstack's infrastructure, the processor, one ingest and two workers,
+// and waits until all are ready.
+func setup(t *testing.T) *system {
+	t.Helper()
+	addrs := freeAddrs(t, 3)
+	s := &system{logDir: logDir(t), dataDir: t.TempDir(), natsAddr: addrs[0], mongoAddr: addrs[1]}
+	s.startInfra(t)
+	s.token = s.mintToken(t)
+	s.processor = startProcessor(t)
+
+	s.ingest = s.startIngest(t, addrs[2])
+	s.apiURL = "http://" + addrs[2]
+	for i, admin := range freeAddrs(t, 2) {
+		s.workers = append(s.workers, s.startWorker(t, fmt.Sprintf("worker-%d", i+1), admin))
+	}
+
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 64
+	s.client = &http.Client{Timeout: 30 * time.Second, Transport: transport}
+	t.Cleanup(s.client.CloseIdleConnections)
+	return s
+}
+
+// infraEnv is the environment of the devstack commands.
+func (s *system) infraEnv() []string {
+	return append(baseEnv(),
+		"BILLING_DATA_DIR="+s.dataDir,
+		"BILLING_DEV_NATS_ADDR="+s.natsAddr,
+		"BILLING_DEV_MONGO_ADDR="+s.mongoAddr,
+		"BILLING_LOG_FORMAT=text",
+	)
+}
+
+// startInfra runs `devstack infra` and waits until NATS and the store accept connections.
+func (s *system) startInfra(t *testing.T) {
+	t.Helper()
+	s.infra = startProcess(t, s.logDir, "devstack", s.infraEnv(), "devstack", "infra")
+	s.infra.waitTCP(t, s.natsAddr, startTimeout)
+	s.infra.waitTCP(t, s.mongoAddr, startTimeout)
+}
+
+// mintToken runs `devstack token` for the test's merchant.
+func (s *system) mintToken(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "devstack"), "token",
+		"--merchant", merchant, "--scopes", "charges:write charges:read", "--ttl", "1h")
+	cmd.Env = s.infraEnv()
+	out, err := cmd.Output()
+	var stderr string
+	if ee, ok := err.(*exec.ExitError); ok {
+		stderr = string(ee.Stderr)
+	}
+	require.NoError(t, err, "devstack token: %s", stderr)
+	tok := strings.TrimSpace(string(out))
+	require.Equal(t, 2, strings.Count(tok, "."), "devstack token printed %q", out)
+	return tok
+}
+
+// serviceEnv is what every ingest and worker sees.
+func (s *system) serviceEnv(adminAddr string) []string {
+	return append(baseEnv(),
+		"BILLING_ADMIN_ADDR="+adminAddr,
+		"BILLING_NATS_URL=nats://"+s.natsAddr,
+		"BILLING_MONGO_URI=mongodb://"+s.mongoAddr,
+		"BILLING_LOG_FORMAT=text",
+		"BILLING_SHUTDOWN_TIMEOUT=15s",
+	)
+}
+
+// startIngest runs an ingest serving the API on httpAddr and waits until it is ready.
+func (s *system) startIngest(t *testing.T, httpAddr string) *service {
+	t.Helper()
+	admin := freeAddrs(t, 1)[0]
+	env := append(s.serviceEnv(admin),
+		"BILLING_HTTP_ADDR="+httpAddr,
+		"BILLING_AUTH_JWKS_FILE="+filepath.Join(s.dataDir, "keys", "jwks.json"),
+		"BILLING_RATE_LIMIT=100000",
+		"BILLING_RATE_BURST=100000",
+	)
+	return s.startService(t, "ingest", "ingest", admin, env)
+}
+
+// startWorker runs a worker named name (its log file's name) with its admin server on
+// adminAddr, calling the test's processor, and waits until it is ready.
+func (s *system) startWorker(t *testing.T, name, adminAddr string) *service {
+	t.Helper()
+	env := append(s.serviceEnv(adminAddr),
+		"BILLING_PROCESSOR=http",
+		"BILLING_PROCESSOR_URL="+s.processor.URL(),
+		"BILLING_WORKER_RETRY_SCHEDULE=100ms,200ms,500ms,1s,1s,1s,1s,1s,1s,1s",
+		"BILLING_WORKER_ACK_WAIT=5s",
+	)
+	return s.startService(t, name, "worker", adminAddr, env)
+}
+
+// restartWorker starts a new worker in the place of w: same admin address, same
+// environment.
+func (s *system) restartWorker(t *testing.T, w *service, name string) *service {
+	t.Helper()
+	return s.startService(t, name, "worker", w.adminAddr, w.env)
+}
+
+func (s *system) startService(t *testing.T, name, binary, adminAddr string, env []string) *service {
+	t.Helper()
+	p := startProcess(t, s.logDir, name, env, binary)
+	p.waitReady(t, adminAddr, startTimeout)
+	return &service{process: p, adminAddr: adminAddr, env: env}
+}
+
+// processes is every process the test started, killed ones included.
+func (s *system) processes() []*process {
+	ps := []*process{s.infra, s.ingest.process}
+	for _, w := range s.workers {
+		ps = append(ps, w.process)
+	}
+	return ps
+}
