@@ -242,6 +242,9 @@ func (c *Config) Validate(service Service) error {
 	if service == Ingest && c.AuthJWKSFile == "" && c.AuthJWKSURL == "" && c.AuthHS256Secret == "" {
 		bad("BILLING_AUTH_JWKS_FILE", "one of BILLING_AUTH_JWKS_FILE, BILLING_AUTH_JWKS_URL or BILLING_AUTH_HS256_SECRET must be set")
 	}
+	if c.AuthJWKSFile != "" && c.AuthJWKSURL != "" {
+		bad("BILLING_AUTH_JWKS_URL", "set BILLING_AUTH_JWKS_FILE or BILLING_AUTH_JWKS_URL, not both")
+	}
 	if c.AuthJWKSURL != "" {
 		if u, err := url.Parse(c.AuthJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			bad("BILLING_AUTH_JWKS_URL", "must be an http(s) URL")

@@ -1,0 +1,72 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestDefaultsPerService(t *testing.T) {
+	t.Parallel()
+	ingest, err := Load(Ingest, "", []string{"BILLING_AUTH_HS256_SECRET=" + strings.Repeat("s", 32)})
+	require.NoError(t, err)
+	require.Equal(t, ":9090", ingest.AdminAddr)
+	require.Equal(t, 24*time.Hour, ingest.IdempotencyTTL)
+	worker, err := Load(Worker, "", nil)
+	require.NoError(t, err)
+	require.Equal(t, ":9091", worker.AdminAddr)
+	require.Equal(t, "simulated", worker.Processor)
+}
+
+func TestEnvironmentOverridesFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "billing.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("rate_limit: 5\nrate_burst: 7\nmongo_database: fromfile\nworker_retry_schedule: [1s, 3s]\n"), 0o600))
+	cfg, err := Load(Worker, "", []string{"BILLING_CONFIG=" + path, "BILLING_RATE_BURST=9", "BILLING_WEBHOOK_RETRY_SCHEDULE=1s,2m"})
+	require.NoError(t, err)
+	require.Equal(t, 5.0, cfg.RateLimit)
+	require.Equal(t, 9, cfg.RateBurst)
+	require.Equal(t, "fromfile", cfg.MongoDatabase)
+	require.Equal(t, []time.Duration{time.Second, 3 * time.Second}, cfg.WorkerRetrySchedule)
+	require.Equal(t, []time.Duration{time.Second, 2 * time.Minute}, cfg.WebhookRetrySchedule)
+}
+
+func TestExampleFileLoads(t *testing.T) {
+	t.Parallel()
+	_, err := Load(Worker, "../../config/billing.example.yaml", nil)
+	require.NoError(t, err)
+}
+
+// Bad configuration stops the process with a message naming the key.
+func TestErrorsNameTheKey(t *testing.T) {
+	t.Parallel()
+	cases := map[string][]string{
+		"BILLING_RATE_LIMIT":             {"BILLING_RATE_LIMIT=fast"},
+		"BILLING_IDEMPOTENCY_TTL":        {"BILLING_IDEMPOTENCY_TTL=1s"},
+		"BILLING_PROCESSOR_URL":          {"BILLING_PROCESSOR=http"},
+		"BILLING_PROCESSOR":              {"BILLING_PROCESSOR=stripe"},
+		"BILLING_TLS_CERT_FILE":          {"BILLING_TLS_KEY_FILE=/k"},
+		"BILLING_STREAM_REPLICAS":        {"BILLING_STREAM_REPLICAS=0"},
+		"BILLING_MONGO_URI":              {"BILLING_MONGO_URI=postgres://x"},
+		"BILLING_LOG_LEVEL":              {"BILLING_LOG_LEVEL=loud"},
+		"BILLING_HTTP_ADDR":              {"BILLING_HTTP_ADDR=8080"},
+		"BILLING_WEBHOOK_RETRY_SCHEDULE": {"BILLING_WEBHOOK_RETRY_SCHEDULE=5s,-1s"},
+		"BILLING_AUTH_HS256_SECRET":      {"BILLING_AUTH_HS256_SECRET=short"},
+	}
+	for key, env := range cases {
+		_, err := Load(Worker, "", env)
+		require.Error(t, err, key)
+		require.Contains(t, err.Error(), key)
+	}
+	_, err := Load(Ingest, "", nil)
+	require.ErrorContains(t, err, "BILLING_AUTH_JWKS_FILE")
+
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("rate_limt: 5\n"), 0o600))
+	_, err = Load(Worker, path, nil)
+	require.ErrorContains(t, err, "rate_limt")
+}
