@@ -2,6 +2,7 @@ package charge
 
 import (
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/text/currency"
@@ -72,7 +73,8 @@ func ValidateMetadata(m map[string]string) *InvalidRequestError {
 
 // Charge returns the pending charge p describes. Call Validate first.
 func (p *CreateParams) Charge(id, merchant string, now TimeNow) Charge {
-	t := now().UTC()
+	// Milliseconds: what the store keeps, so the 202 body and later reads agree.
+	t := now().UTC().Truncate(time.Millisecond)
 	c := Charge{
 		ID:            id,
 		Object:        ObjectCharge,

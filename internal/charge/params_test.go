@@ -75,7 +75,7 @@ func TestTransitions(t *testing.T) {
 func TestIDsSortByCreation(t *testing.T) {
 	t.Parallel()
 	prev := NewID(PrefixCharge)
-	for range 1000 {
+	for range 100_000 {
 		id := NewID(PrefixCharge)
 		if id <= prev {
 			t.Fatalf("%s not after %s", id, prev)

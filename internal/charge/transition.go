@@ -21,7 +21,7 @@ type Transition struct {
 // the charge will have. amountCaptured and failureCode are the new values (zero and empty
 // where they do not apply); authorizationID is the processor's reference, if any.
 func NewTransition(c Charge, to Status, at time.Time, amountCaptured int64, failureCode, authorizationID string) Transition {
-	at = at.UTC()
+	at = at.UTC().Truncate(time.Millisecond)
 	return Transition{
 		ChargeID:        c.ID,
 		From:            c.Status,
