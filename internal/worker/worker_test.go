@@ -1,0 +1,315 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/internal/natstest"
+	"github.com/billing/billing/internal/processor"
+	"github.com/billing/billing/internal/queue"
+	"github.com/billing/billing/internal/store"
+	"github.com/billing/billing/internal/storetest"
+	"github.com/billing/billing/internal/worker"
+)
+
+func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
+
+// countingProcessor is a processor double: it answers like the simulated one, counts calls
+// per idempotency key, and can be told to fail or to block.
+type countingProcessor struct {
+	mu      sync.Mutex
+	calls   map[string]int
+	fail    error         // returned instead of an answer when set
+	started chan struct{} // receives on each call when set
+	release chan struct{} // each call waits for it when set
+}
+
+func (p *countingProcessor) Authorize(ctx context.Context, req processor.AuthorizeRequest) (processor.Result, error) {
+	p.mu.Lock()
+	if p.calls == nil {
+		p.calls = map[string]int{}
+	}
+	p.calls[req.ChargeID]++
+	fail, started, release := p.fail, p.started, p.release
+	p.mu.Unlock()
+	if started != nil {
+		started <- struct{}{}
+	}
+	if release != nil {
+		<-release
+	}
+	if fail != nil {
+		return processor.Result{}, fail
+	}
+	return processor.Simulated{}.Authorize(ctx, req)
+}
+
+func (p *countingProcessor) count(id string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls[id]
+}
+
+// msg is a delivery double for Handle: our own small interface, so a double is fine here;
+// the queue behind it is exercised by Run's tests below.
+type msg struct {
+	data      []byte
+	delivered uint64
+	acked     atomic.Bool
+	nakDelay  atomic.Int64
+	termed    atomic.Bool
+}
+
+func (m *msg) Data() []byte                       { return m.data }
+func (m *msg) Subject() string                    { return "charges.test.create" }
+func (m *msg) NumDelivered() uint64               { return m.delivered }
+func (m *msg) Ack(context.Context) error          { m.acked.Store(true); return nil }
+func (m *msg) NakWithDelay(d time.Duration) error { m.nakDelay.Store(int64(d)); return nil }
+func (m *msg) Term() error                        { m.termed.Store(true); return nil }
+
+type bundle struct {
+	conn     *queue.Conn
+	store    *store.Store
+	proc     *countingProcessor
+	worker   *worker.Worker
+	schedule []time.Duration
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	conn, err := queue.Connect(ctx, queue.Config{URL: natstest.New(t)}, logger)
+	require.NoError(t, err)
+	t.Cleanup(conn.Close)
+	st, err := store.Open(ctx, storetest.New(t), storetest.Database(t), logger)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	b := &bundle{conn: conn, store: st, proc: &countingProcessor{}, schedule: []time.Duration{time.Second, 2 * time.Second}}
+	b.worker = worker.New(worker.Config{RetrySchedule: b.schedule, FetchWait: 100 * time.Millisecond},
+		nil, st, conn, b.proc, logger, prometheus.NewRegistry(), time.Now)
+	return b
+}
+
+func command(t *testing.T, pm string, capture bool) (charge.Command, []byte) {
+	t.Helper()
+	amount, cur := int64(1234), "usd"
+	p := charge.CreateParams{Amount: &amount, Currency: &cur, PaymentMethod: &pm, Capture: &capture}
+	id := charge.NewID(charge.PrefixCharge)
+	c := p.Charge(id, "merchant_w", time.Now)
+	cmd := charge.Command{Type: charge.CommandCreate, Merchant: "merchant_w", ChargeID: id, AcceptedAt: c.CreatedAt, Charge: &c}
+	data, err := json.Marshal(cmd)
+	require.NoError(t, err)
+	return cmd, data
+}
+
+func (b *bundle) events(t *testing.T, chargeID string) []charge.Event {
+	t.Helper()
+	all, _, err := b.store.ListEvents(context.Background(), "merchant_w", "", 100, "")
+	require.NoError(t, err)
+	var out []charge.Event
+	for _, e := range all {
+		if e.ChargeID == chargeID {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (b *bundle) charge(t *testing.T, id string) charge.Charge {
+	t.Helper()
+	c, err := b.store.GetCharge(context.Background(), "merchant_w", id)
+	require.NoError(t, err)
+	return c
+}
+
+// A redelivered command re-runs every step and changes nothing: one transition, one event.
+func TestRedeliveryIsANoOp(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cmd, data := command(t, "pm_card_visa", true)
+	first, second := &msg{data: data, delivered: 1}, &msg{data: data, delivered: 2}
+	b.worker.Handle(context.Background(), []worker.Message{first})
+	b.worker.Handle(context.Background(), []worker.Message{second})
+	require.True(t, first.acked.Load())
+	require.True(t, second.acked.Load())
+
+	c := b.charge(t, cmd.ChargeID)
+	require.Equal(t, charge.StatusSucceeded, c.Status)
+	require.EqualValues(t, 1234, c.AmountCaptured)
+	require.Len(t, c.Events, 1)
+	events := b.events(t, cmd.ChargeID)
+	require.Len(t, events, 1)
+	require.Equal(t, charge.EventChargeSucceeded, events[0].Type)
+	require.Equal(t, 1, events[0].Sequence)
+	require.Equal(t, 1, b.proc.count(cmd.ChargeID), "a settled charge is not sent to the processor again")
+}
+
+// Two workers handling the same command at once (a late ack racing a redelivery) both
+// ask the processor with the same key, and exactly one transition and event result.
+func TestConcurrentDeliveriesSettleOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cmd, data := command(t, "pm_card_chargeDeclined", true)
+	var wg sync.WaitGroup
+	msgs := make([]*msg, 4)
+	for i := range msgs {
+		msgs[i] = &msg{data: data, delivered: uint64(i + 1)}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.worker.Handle(context.Background(), []worker.Message{msgs[i]})
+		}()
+	}
+	wg.Wait()
+	c := b.charge(t, cmd.ChargeID)
+	require.Equal(t, charge.StatusFailed, c.Status)
+	require.Equal(t, charge.FailureCardDeclined, *c.FailureCode)
+	require.Len(t, c.Events, 1)
+	require.Len(t, b.events(t, cmd.ChargeID), 1)
+	for _, m := range msgs {
+		require.True(t, m.acked.Load() || m.nakDelay.Load() > 0, "every delivery is settled")
+	}
+}
+
+// Rule 3: a worker that died after the status update but before the event must leave the
+// event to the redelivery, which writes and publishes it without calling the processor.
+func TestEventWrittenAfterCrashBeforeIt(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	cmd, data := command(t, "pm_card_visa", false)
+	pending := cmd.PendingCharge()
+	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{pending}))
+	tr := charge.NewTransition(pending, charge.StatusRequiresCapture, time.Now(), 0, "", "auth_1")
+	require.NoError(t, b.store.ApplyTransitions(ctx, []charge.Transition{tr}))
+	require.Empty(t, b.events(t, cmd.ChargeID))
+
+	published, stop, err := b.conn.WaitForCharge(ctx, cmd.ChargeID)
+	require.NoError(t, err)
+	defer stop()
+	m := &msg{data: data, delivered: 2}
+	b.worker.Handle(ctx, []worker.Message{m})
+	require.True(t, m.acked.Load())
+	require.Zero(t, b.proc.count(cmd.ChargeID))
+	events := b.events(t, cmd.ChargeID)
+	require.Len(t, events, 1)
+	require.Equal(t, tr.Event.ID, events[0].ID)
+	require.Equal(t, charge.EventChargeAuthorized, events[0].Type)
+	require.Equal(t, charge.StatusRequiresCapture, events[0].Data.Object.Status)
+	select {
+	case <-published:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event was not published")
+	}
+}
+
+// Transient errors are retried on the schedule; after the last attempt the charge fails
+// with processing_error, its event is written and the command is dead-lettered.
+func TestTransientErrorsThenProcessingError(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.proc.fail = errors.Join(processor.ErrTransient, errors.New("503"))
+	cmd, data := command(t, "pm_card_visa", true)
+	for attempt := 1; attempt <= len(b.schedule); attempt++ {
+		m := &msg{data: data, delivered: uint64(attempt)}
+		b.worker.Handle(context.Background(), []worker.Message{m})
+		require.False(t, m.acked.Load())
+		require.Equal(t, int64(b.schedule[attempt-1]), m.nakDelay.Load(), "attempt %d", attempt)
+		require.Equal(t, charge.StatusPending, b.charge(t, cmd.ChargeID).Status)
+	}
+	last := &msg{data: data, delivered: uint64(len(b.schedule) + 1)}
+	b.worker.Handle(context.Background(), []worker.Message{last})
+	require.True(t, last.acked.Load())
+	c := b.charge(t, cmd.ChargeID)
+	require.Equal(t, charge.StatusFailed, c.Status)
+	require.Equal(t, charge.FailureProcessingError, *c.FailureCode)
+	require.Len(t, b.events(t, cmd.ChargeID), 1)
+	dead, err := b.store.DeadLetters(context.Background())
+	require.NoError(t, err)
+	require.Len(t, dead, 1)
+	require.Equal(t, data, dead[0].Data)
+	require.Equal(t, 3, b.proc.count(cmd.ChargeID))
+}
+
+func TestPermanentProcessorErrorFails(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.proc.fail = errors.Join(processor.ErrPermanent, errors.New("400"))
+	cmd, data := command(t, "pm_card_visa", true)
+	m := &msg{data: data, delivered: 1}
+	b.worker.Handle(context.Background(), []worker.Message{m})
+	require.True(t, m.acked.Load())
+	require.Equal(t, charge.FailureProcessingError, *b.charge(t, cmd.ChargeID).FailureCode)
+}
+
+func TestUndecodableCommandIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	m := &msg{data: []byte(`{"type": "charge.explode"}`), delivered: 1}
+	b.worker.Handle(context.Background(), []worker.Message{m})
+	require.True(t, m.termed.Load())
+	dead, err := b.store.DeadLetters(context.Background())
+	require.NoError(t, err)
+	require.Len(t, dead, 1)
+}
+
+// Shutdown drains: a batch in flight when the context ends is finished and acknowledged.
+func TestRunDrainsInFlightWork(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	b.proc.started = make(chan struct{}, 1)
+	b.proc.release = make(chan struct{})
+	consumer, err := b.conn.CommandConsumer(ctx, queue.ConsumerConfig{})
+	require.NoError(t, err)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	w := worker.New(worker.Config{RetrySchedule: b.schedule, FetchWait: 100 * time.Millisecond},
+		source{consumer}, b.store, b.conn, b.proc, logger, prometheus.NewRegistry(), time.Now)
+
+	cmd, _ := command(t, "pm_card_visa", true)
+	require.NoError(t, b.conn.PublishCommand(ctx, cmd))
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	select {
+	case <-b.proc.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker did not pick up the command")
+	}
+	cancel() // SIGTERM while the processor call is in flight
+	close(b.proc.release)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancellation")
+	}
+	require.Equal(t, charge.StatusSucceeded, b.charge(t, cmd.ChargeID).Status)
+	pending, err := consumer.Pending(ctx)
+	require.NoError(t, err)
+	require.Zero(t, pending, "the in-flight command was acknowledged")
+}
+
+type source struct{ c *queue.Consumer }
+
+func (s source) Fetch(ctx context.Context, max int, wait time.Duration) ([]worker.Message, error) {
+	msgs, err := s.c.Fetch(ctx, max, wait)
+	out := make([]worker.Message, len(msgs))
+	for i, m := range msgs {
+		out[i] = m
+	}
+	return out, err
+}
