@@ -122,13 +122,14 @@ func up(args []string) error {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	ready := make(chan string, 1)
+	ready := make(chan service.Addrs, 1)
 	g.Go(func() error {
-		return service.RunIngest(gctx, ingestCfg, logger.With("service", "ingest"), func(addr string) { ready <- addr })
+		return service.RunIngest(gctx, ingestCfg, logger.With("service", "ingest"), func(a service.Addrs) { ready <- a })
 	})
 	g.Go(func() error { return service.RunWorker(gctx, workerCfg, logger.With("service", "worker")) })
 	select {
-	case addr := <-ready:
+	case addrs := <-ready:
+		addr := addrs.API
 		tok, err := stack.Key.Sign(cfg.AuthIssuer, cfg.AuthAudience, devstack.DefaultMerchant, devstack.AllScopes, 24*time.Hour, time.Now())
 		if err != nil {
 			return err

@@ -27,8 +27,8 @@ const takeoverAfter = 30 * time.Second
 
 // RunIngest runs the ingest API until ctx ends, then drains: /readyz turns 503, the
 // listener stops taking requests and in-flight ones finish within the shutdown timeout.
-// ready, if not nil, receives the API's address once it listens.
-func RunIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(addr string)) error {
+// ready, if not nil, receives the addresses once the API listens.
+func RunIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(Addrs)) error {
 	g, gctx := errgroup.WithContext(ctx)
 	d, err := connect(gctx, cfg, "billing-ingest", logger, func(f func() error) { g.Go(f) })
 	if err != nil {
@@ -83,7 +83,7 @@ func RunIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 	d.admin.MarkReady()
 	logger.Info("ingest API listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil)
 	if ready != nil {
-		ready(ln.Addr().String())
+		ready(Addrs{API: ln.Addr().String(), Admin: d.adminAddr})
 	}
 	return g.Wait()
 }

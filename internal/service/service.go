@@ -40,6 +40,14 @@ type deps struct {
 	store *store.Store
 	reg   *prometheus.Registry
 	admin *admin.Handler
+	// adminAddr is where the admin server listens.
+	adminAddr string
+}
+
+// Addrs are the addresses a service listens on, once it does.
+type Addrs struct {
+	API   string
+	Admin string
 }
 
 // connect starts the admin server at once (so /livez answers and /readyz says "starting"),
@@ -69,7 +77,8 @@ func connect(ctx context.Context, cfg config.Config, name string, logger *slog.L
 		return nil, fmt.Errorf("listening on admin address: %w", err)
 	}
 	run(func() error { return serveUntil(ctx, adminSrv, ln, nil, 5*time.Second) })
-	logger.Info("admin listening", "addr", ln.Addr().String())
+	d.adminAddr = ln.Addr().String()
+	logger.Info("admin listening", "addr", d.adminAddr)
 
 	d.queue, err = retry(ctx, logger, "nats", func() (*queue.Conn, error) {
 		return queue.Connect(ctx, queue.Config{

@@ -30,6 +30,7 @@ func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
 type system struct {
 	t      *testing.T
 	base   string
+	admin  string
 	key    *auth.DevKey
 	cfg    config.Config
 	store  *store.Store
@@ -61,12 +62,12 @@ func startSystem(t *testing.T, edit func(*config.Config)) *system {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	ready := make(chan string, 1)
+	ready := make(chan service.Addrs, 1)
 	errs := make(chan error, 2)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		errs <- service.RunIngest(ctx, cfg, logger, func(addr string) { ready <- addr })
+		errs <- service.RunIngest(ctx, cfg, logger, func(a service.Addrs) { ready <- a })
 	}()
 	go func() {
 		defer wg.Done()
@@ -80,9 +81,9 @@ func startSystem(t *testing.T, edit func(*config.Config)) *system {
 			require.NoError(t, err)
 		}
 	})
-	var addr string
+	var addrs service.Addrs
 	select {
-	case addr = <-ready:
+	case addrs = <-ready:
 	case err := <-errs:
 		t.Fatalf("ingest did not start: %v", err)
 	case <-time.After(60 * time.Second):
@@ -91,7 +92,7 @@ func startSystem(t *testing.T, edit func(*config.Config)) *system {
 	st, err := store.Open(context.Background(), cfg.MongoURI, cfg.MongoDatabase, logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	return &system{t: t, base: "http://" + addr, key: key, cfg: cfg, store: st, client: &http.Client{Timeout: 90 * time.Second}}
+	return &system{t: t, base: "http://" + addrs.API, admin: "http://" + addrs.Admin, key: key, cfg: cfg, store: st, client: &http.Client{Timeout: 90 * time.Second}}
 }
 
 var allScopes = []string{"charges:write", "charges:read", "events:read", "webhooks:manage"}
