@@ -1,0 +1,146 @@
+package ingest_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/internal/ingest"
+	"github.com/billing/billing/internal/natstest"
+	"github.com/billing/billing/internal/queue"
+)
+
+// publisher is a double of our own Publisher interface in front of the real queue: it
+// can fail the next publishes, and it records what was published.
+type publisher struct {
+	q         *queue.Conn
+	mu        sync.Mutex
+	failNext  error
+	published []string
+}
+
+func (p *publisher) PublishCommand(ctx context.Context, cmd charge.Command) error {
+	p.mu.Lock()
+	fail := p.failNext
+	p.failNext = nil
+	p.mu.Unlock()
+	if fail != nil {
+		return fail
+	}
+	if err := p.q.PublishCommand(ctx, cmd); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.published = append(p.published, cmd.ChargeID)
+	p.mu.Unlock()
+	return nil
+}
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time         { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration)    { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
+func (p *publisher) failWith(err error) { p.mu.Lock(); defer p.mu.Unlock(); p.failNext = err }
+
+func setup(t *testing.T) (*ingest.Idempotency, *publisher, *clock) {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	q, err := queue.Connect(context.Background(), queue.Config{URL: natstest.New(t)}, logger)
+	require.NoError(t, err)
+	t.Cleanup(q.Close)
+	pub := &publisher{q: q}
+	clk := &clock{now: time.Now()}
+	return &ingest.Idempotency{KV: q.Idempotency(), Publisher: pub, Logger: logger, NowFunc: clk.Now, TakeoverAfter: 30 * time.Second}, pub, clk
+}
+
+func request(key, body string) ingest.Request {
+	return ingest.Request{Merchant: "m", Key: key, Method: "POST", Path: "/v1/charges", Body: []byte(body)}
+}
+
+func cmd(id string) charge.Command {
+	c := charge.Charge{ID: id, Status: charge.StatusPending}
+	return charge.Command{Type: charge.CommandCreate, Merchant: "m", ChargeID: id, Charge: &c}
+}
+
+func TestCertainPublishFailureReleasesTheKey(t *testing.T) {
+	t.Parallel()
+	idem, pub, _ := setup(t)
+	ctx := context.Background()
+	pub.failWith(charge.ErrUnavailable)
+	_, err := idem.Submit(ctx, request("k1", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("first")}, cmd(charge.NewID("ch")))
+	require.ErrorIs(t, err, charge.ErrUnavailable)
+
+	id := charge.NewID("ch")
+	resp, err := idem.Submit(ctx, request("k1", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("second")}, cmd(id))
+	require.NoError(t, err)
+	require.False(t, resp.Replayed)
+	require.Equal(t, "second", string(resp.Body))
+	require.Equal(t, []string{id}, pub.published)
+}
+
+// A publish whose outcome is unknown keeps the claim: the same request is "in use" at
+// first, then takes the claim over and publishes the first command again (the queue and
+// worker dedupe by charge id), so the merchant gets the first charge, not a second one.
+func TestUncertainPublishIsTakenOverWithTheSameCommand(t *testing.T) {
+	t.Parallel()
+	idem, pub, clk := setup(t)
+	ctx := context.Background()
+	first := charge.NewID("ch")
+	pub.failWith(errors.Join(ingest.ErrOutcomeUnknown, charge.ErrUnavailable))
+	_, err := idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("first")}, cmd(first))
+	require.ErrorIs(t, err, charge.ErrUnavailable)
+
+	_, err = idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("second")}, cmd(charge.NewID("ch")))
+	require.ErrorIs(t, err, ingest.ErrKeyInUse)
+
+	clk.Add(31 * time.Second)
+	resp, err := idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("third")}, cmd(charge.NewID("ch")))
+	require.NoError(t, err)
+	require.Equal(t, "first", string(resp.Body))
+	require.True(t, resp.Replayed)
+	require.Equal(t, []string{first}, pub.published)
+
+	resp, err = idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("fourth")}, cmd(charge.NewID("ch")))
+	require.NoError(t, err)
+	require.Equal(t, "first", string(resp.Body))
+	require.Equal(t, []string{first}, pub.published, "a done key never publishes again")
+}
+
+func TestReuseNamesTheDifferingFields(t *testing.T) {
+	t.Parallel()
+	idem, _, _ := setup(t)
+	ctx := context.Background()
+	_, err := idem.Submit(ctx, request("k3", `{"amount":1,"currency":"usd"}`), ingest.Response{Status: 202}, cmd(charge.NewID("ch")))
+	require.NoError(t, err)
+	other := request("k3", `{"amount":2,"currency":"usd","description":"x"}`)
+	other.Path = "/v1/refunds"
+	_, err = idem.Submit(ctx, other, ingest.Response{Status: 202}, cmd(charge.NewID("ch")))
+	var reused *ingest.KeyReusedError
+	require.ErrorAs(t, err, &reused)
+	require.Equal(t, []string{"amount", "description", "path"}, reused.Fields)
+}
+
+func TestValidKey(t *testing.T) {
+	t.Parallel()
+	require.True(t, ingest.ValidKey("order-6735"))
+	require.True(t, ingest.ValidKey("~ !"))
+	require.False(t, ingest.ValidKey(""))
+	require.False(t, ingest.ValidKey("tab\there"))
+	require.False(t, ingest.ValidKey("é"))
+	long := make([]byte, 256)
+	for i := range long {
+		long[i] = 'k'
+	}
+	require.False(t, ingest.ValidKey(string(long)))
+	require.True(t, ingest.ValidKey(string(long[:255])))
+}
