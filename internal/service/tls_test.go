@@ -1,0 +1,78 @@
+package service_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/billing/billing/internal/config"
+)
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and returns its files and pool.
+func writeCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "billing-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600))
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// With both certificate variables set the API serves HTTPS only, TLS 1.2 or newer.
+func TestHTTPSOnly(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile, pool := writeCert(t)
+	s := startSystem(t, func(c *config.Config) { c.TLSCertFile, c.TLSKeyFile = certFile, keyFile })
+	httpsBase := strings.Replace(s.base, "http://", "https://", 1)
+	client := func(maxVersion uint16) *http.Client {
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: maxVersion},
+		}}
+	}
+	tok := s.token("merchant_tls")
+	req, err := http.NewRequest("GET", httpsBase+"/v1/charges", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+
+	resp, err := client(tls.VersionTLS12).Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, uint16(tls.VersionTLS12), resp.TLS.Version)
+
+	_, err = client(tls.VersionTLS11).Do(req)
+	require.Error(t, err, "TLS 1.1 is refused")
+
+	r := s.do("GET", "/v1/charges", tok, "") // plain HTTP
+	require.NotEqual(t, http.StatusOK, r.status)
+}
