@@ -6,7 +6,6 @@ package api
 import (
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,6 +93,3 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	reg.MustRegister(m.requests, m.duration, m.accepted, m.replayed)
 	return m
 }
-
-// timeNowDefault is the production clock.
-var _ charge.TimeNow = time.Now

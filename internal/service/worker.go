@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/billing/billing/internal/config"
@@ -29,6 +31,18 @@ func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) erro
 	if err != nil {
 		return err
 	}
+	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "billing_queue_pending_commands",
+		Help: "Commands waiting in CHARGES or delivered and not yet acknowledged: the lag to scale workers on.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := consumer.Pending(ctx)
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(n)
+	}))
 	var proc worker.Processor = processor.Simulated{}
 	if cfg.Processor == "http" {
 		proc = &processor.HTTP{BaseURL: cfg.ProcessorURL, Client: &http.Client{Timeout: cfg.ProcessorTimeout}}
@@ -36,7 +50,7 @@ func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) erro
 	w := worker.New(worker.Config{
 		Batch: cfg.WorkerBatch, Concurrency: cfg.WorkerConcurrency,
 		RetrySchedule: cfg.WorkerRetrySchedule, StepTimeout: cfg.ShutdownTimeout,
-	}, source{consumer}, d.store, d.queue, proc, logger, d.reg, time.Now)
+	}, CommandSource(consumer), d.store, d.queue, proc, logger, d.reg, time.Now)
 	g.Go(func() error {
 		<-gctx.Done()
 		d.admin.MarkDraining()
@@ -48,7 +62,9 @@ func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) erro
 	return g.Wait()
 }
 
-// source adapts the queue's consumer to the worker's Source.
+// CommandSource adapts the queue's consumer to the worker's Source.
+func CommandSource(c *queue.Consumer) worker.Source { return source{c} }
+
 type source struct{ c *queue.Consumer }
 
 func (s source) Fetch(ctx context.Context, max int, wait time.Duration) ([]worker.Message, error) {

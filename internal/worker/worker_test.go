@@ -19,6 +19,7 @@ import (
 	"github.com/billing/billing/internal/natstest"
 	"github.com/billing/billing/internal/processor"
 	"github.com/billing/billing/internal/queue"
+	"github.com/billing/billing/internal/service"
 	"github.com/billing/billing/internal/store"
 	"github.com/billing/billing/internal/storetest"
 	"github.com/billing/billing/internal/worker"
@@ -277,7 +278,7 @@ func TestRunDrainsInFlightWork(t *testing.T) {
 	require.NoError(t, err)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	w := worker.New(worker.Config{RetrySchedule: b.schedule, FetchWait: 100 * time.Millisecond},
-		source{consumer}, b.store, b.conn, b.proc, logger, prometheus.NewRegistry(), time.Now)
+		service.CommandSource(consumer), b.store, b.conn, b.proc, logger, prometheus.NewRegistry(), time.Now)
 
 	cmd, _ := command(t, "pm_card_visa", true)
 	require.NoError(t, b.conn.PublishCommand(ctx, cmd))
@@ -301,15 +302,4 @@ func TestRunDrainsInFlightWork(t *testing.T) {
 	pending, err := consumer.Pending(ctx)
 	require.NoError(t, err)
 	require.Zero(t, pending, "the in-flight command was acknowledged")
-}
-
-type source struct{ c *queue.Consumer }
-
-func (s source) Fetch(ctx context.Context, max int, wait time.Duration) ([]worker.Message, error) {
-	msgs, err := s.c.Fetch(ctx, max, wait)
-	out := make([]worker.Message, len(msgs))
-	for i, m := range msgs {
-		out[i] = m
-	}
-	return out, err
 }
