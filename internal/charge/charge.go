@@ -92,6 +92,9 @@ type Charge struct {
 	// recorded in the same update as its transition, so that a redelivered command finds
 	// the event id it must write and publish (DESIGN.md, rules 1 and 3).
 	Events []EventRef `json:"-" bson:"events,omitempty"`
+	// Version is the number of transitions the charge has been through: the sequence of
+	// the last. Writes of the charge are conditional on it (see Transition).
+	Version int64 `json:"-" bson:"version"`
 }
 
 // ObjectCharge is the object name of a charge.

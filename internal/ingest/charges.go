@@ -6,6 +6,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,26 @@ import (
 
 	"github.com/billing/billing/internal/charge"
 )
+
+// KindCommand is the action that puts a command on the queue.
+const KindCommand = "command"
+
+// Publisher puts an accepted command on the queue and returns once it is durably stored.
+// An error that wraps ErrOutcomeUnknown means the command may have been stored.
+type Publisher interface {
+	PublishCommand(ctx context.Context, cmd charge.Command) error
+}
+
+// PublishAction is the executor of KindCommand.
+func PublishAction(p Publisher) func(ctx context.Context, payload json.RawMessage) error {
+	return func(ctx context.Context, payload json.RawMessage) error {
+		var cmd charge.Command
+		if err := json.Unmarshal(payload, &cmd); err != nil {
+			return fmt.Errorf("decoding command: %w", err)
+		}
+		return p.PublishCommand(ctx, cmd)
+	}
+}
 
 // ChargeStore reads charges a worker has written.
 type ChargeStore interface {
@@ -57,7 +78,7 @@ func (s *Charges) Create(ctx context.Context, req Request, p *charge.CreateParam
 		AcceptedAt: c.CreatedAt,
 		Charge:     &c,
 	}
-	return s.Idempotency.Submit(ctx, req, Response{Status: http.StatusAccepted, Body: body}, cmd)
+	return s.Idempotency.Submit(ctx, req, Response{Status: http.StatusAccepted, Body: body}, NewAction(KindCommand, cmd))
 }
 
 // Get returns a merchant's charge. A charge is readable from the moment its 202 was sent:

@@ -26,14 +26,46 @@ type KeyValue interface {
 	Delete(ctx context.Context, key string, revision uint64) error
 }
 
-// Publisher puts an accepted command on the queue and returns once it is durably stored.
-// An error that wraps ErrOutcomeUnknown means the command may have been stored.
-type Publisher interface {
-	PublishCommand(ctx context.Context, cmd charge.Command) error
+// Action is what an accepted POST does once its key is claimed: put a command on the
+// queue, or write a record. It is stored with the claim, so that a repeat of the request
+// that finds the first execution stalled can do the very same action again. Every action
+// is idempotent by an id decided before it is stored.
+type Action struct {
+	Kind    string          `json:"kind"`
+	Payload json.RawMessage `json:"payload"`
 }
 
-// ErrOutcomeUnknown marks a publish error after which the command may be on the queue.
-var ErrOutcomeUnknown = errors.New("publish outcome unknown")
+// NewAction returns the action of kind with payload encoded as JSON.
+func NewAction(kind string, payload any) Action {
+	return Action{Kind: kind, Payload: mustJSON(payload)}
+}
+
+// Executor does actions. An error that wraps ErrOutcomeUnknown means the action may have
+// taken effect; any other error means it certainly did not.
+type Executor interface {
+	Execute(ctx context.Context, a Action) error
+}
+
+// Actions is an Executor that dispatches by kind.
+type Actions map[string]func(ctx context.Context, payload json.RawMessage) error
+
+// Execute does a with the function registered for its kind.
+func (m Actions) Execute(ctx context.Context, a Action) error {
+	f, ok := m[a.Kind]
+	if !ok {
+		return fmt.Errorf("no executor for action %q", a.Kind)
+	}
+	return f(ctx, a.Payload)
+}
+
+// ErrOutcomeUnknown marks an action error after which the action may have taken effect.
+var ErrOutcomeUnknown = errors.New("outcome unknown")
+
+// Sealer encrypts stored responses that hold secrets (a webhook endpoint's secret).
+type Sealer interface {
+	Seal(plaintext []byte) ([]byte, error)
+	Open(sealed []byte) ([]byte, error)
+}
 
 // Idempotency errors, mapped to 409 and 422 by the API.
 var (
@@ -59,11 +91,12 @@ type Request struct {
 }
 
 // Response is what a POST answered, stored once execution starts and replayed byte for
-// byte to a repeat of the same request.
+// byte to a repeat of the same request. A Sensitive body is stored sealed.
 type Response struct {
-	Status   int
-	Body     []byte
-	Replayed bool
+	Status    int
+	Body      []byte
+	Sensitive bool
+	Replayed  bool
 }
 
 // record is the value stored under an idempotency key.
@@ -74,7 +107,8 @@ type record struct {
 	Request   json.RawMessage `json:"request"`
 	Status    int             `json:"status"`
 	Body      []byte          `json:"body"`
-	Command   *charge.Command `json:"command,omitempty"`
+	Sealed    bool            `json:"sealed,omitempty"`
+	Action    Action          `json:"action"`
 	StartedAt time.Time       `json:"started_at"`
 }
 
@@ -85,32 +119,41 @@ const (
 
 // Idempotency runs accepted requests at most once per merchant and key (API.md,
 // "Idempotency"). The first request claims the key with an atomic create that already
-// holds its response and the command it publishes; once the publish is acknowledged the
-// record is marked done. A claim left "started" by an ingest that died (or met a publish
-// of unknown outcome) is taken over after TakeoverAfter by a repeat of the same request,
-// which publishes the same command again: the queue and the worker dedupe it by charge id,
-// so nothing is lost and nothing is doubled.
+// holds its response and the action it does; once the action is done the record is marked
+// done. A claim left "started" by an ingest that died (or met an action of unknown
+// outcome) is taken over after TakeoverAfter by a repeat of the same request, which does
+// the same action again: actions are idempotent by ids decided before the claim (the
+// queue and the worker dedupe a command by charge id), so nothing is lost and nothing is
+// doubled.
 type Idempotency struct {
 	KV            KeyValue
-	Publisher     Publisher
+	Executor      Executor
+	Sealer        Sealer
 	Logger        *slog.Logger
 	NowFunc       charge.TimeNow
 	TakeoverAfter time.Duration
 }
 
-// Submit runs cmd for req unless req's key was seen before. resp is the response to store
-// and return; it is returned as is on first execution.
-func (s *Idempotency) Submit(ctx context.Context, req Request, resp Response, cmd charge.Command) (Response, error) {
+// Submit does action for req unless req's key was seen before. resp is the response to
+// store and return; it is returned as is on first execution.
+func (s *Idempotency) Submit(ctx context.Context, req Request, resp Response, action Action) (Response, error) {
 	key := kvKey(req.Merchant, req.Key)
 	rec := record{
 		State: stateStarted, Method: req.Method, Path: req.Path, Request: req.Body,
-		Status: resp.Status, Body: resp.Body, Command: &cmd, StartedAt: s.NowFunc(),
+		Status: resp.Status, Body: resp.Body, Action: action, StartedAt: s.NowFunc(),
+	}
+	if resp.Sensitive {
+		sealed, err := s.Sealer.Seal(resp.Body)
+		if err != nil {
+			return Response{}, fmt.Errorf("sealing response: %w", err)
+		}
+		rec.Body, rec.Sealed = sealed, true
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		rev, err := s.KV.Create(ctx, key, mustJSON(rec))
 		switch {
 		case err == nil:
-			return s.publish(ctx, key, rev, rec)
+			return s.execute(ctx, key, rev, rec)
 		case !errors.Is(err, charge.ErrConflict):
 			return Response{}, fmt.Errorf("claiming idempotency key: %w", err)
 		}
@@ -126,7 +169,7 @@ func (s *Idempotency) Submit(ctx context.Context, req Request, resp Response, cm
 		}
 		switch {
 		case prior.State == stateDone:
-			return Response{Status: prior.Status, Body: prior.Body, Replayed: true}, nil
+			return s.response(prior, true)
 		case s.NowFunc().Sub(prior.StartedAt) < s.TakeoverAfter:
 			return Response{}, ErrKeyInUse
 		}
@@ -139,27 +182,39 @@ func (s *Idempotency) Submit(ctx context.Context, req Request, resp Response, cm
 		if err != nil {
 			return Response{}, fmt.Errorf("taking over idempotency key: %w", err)
 		}
-		resp, err := s.publish(ctx, key, rev, prior)
+		resp, err := s.execute(ctx, key, rev, prior)
 		resp.Replayed = err == nil
 		return resp, err
 	}
 	return Response{}, fmt.Errorf("claiming idempotency key: %w", charge.ErrUnavailable)
 }
 
-// publish sends rec's command, then marks the record done. If the publish certainly
-// failed, the claim is released so the key stays free; if its outcome is unknown, the
-// claim stays for a retry to take over.
-func (s *Idempotency) publish(ctx context.Context, key string, rev uint64, rec record) (Response, error) {
-	if err := s.Publisher.PublishCommand(ctx, *rec.Command); err != nil {
+// response returns the stored response of rec.
+func (s *Idempotency) response(rec record, replayed bool) (Response, error) {
+	body := rec.Body
+	if rec.Sealed {
+		var err error
+		if body, err = s.Sealer.Open(rec.Body); err != nil {
+			return Response{}, fmt.Errorf("opening stored response: %w", err)
+		}
+	}
+	return Response{Status: rec.Status, Body: body, Sensitive: rec.Sealed, Replayed: replayed}, nil
+}
+
+// publish does rec's action, then marks the record done. If the action certainly failed,
+// the claim is released so the key stays free; if its outcome is unknown, the claim stays
+// for a retry to take over.
+func (s *Idempotency) execute(ctx context.Context, key string, rev uint64, rec record) (Response, error) {
+	if err := s.Executor.Execute(ctx, rec.Action); err != nil {
 		if !errors.Is(err, ErrOutcomeUnknown) {
 			// Use a fresh context: the request's may be what failed.
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			if derr := s.KV.Delete(dctx, key, rev); derr != nil {
-				s.Logger.WarnContext(ctx, "releasing idempotency key after failed publish", "error", derr)
+				s.Logger.WarnContext(ctx, "releasing idempotency key after failed action", "error", derr)
 			}
 		}
-		return Response{}, fmt.Errorf("publishing command: %w", err)
+		return Response{}, fmt.Errorf("doing %s: %w", rec.Action.Kind, err)
 	}
 	rec.State = stateDone
 	if _, err := s.KV.Update(ctx, key, mustJSON(rec), rev); err != nil {
@@ -168,7 +223,7 @@ func (s *Idempotency) publish(ctx context.Context, key string, rev uint64, rec r
 		// which the queue and the worker dedupe.
 		s.Logger.WarnContext(ctx, "marking idempotency key done", "error", err)
 	}
-	return Response{Status: rec.Status, Body: rec.Body}, nil
+	return s.response(rec, false)
 }
 
 func (s *Idempotency) get(ctx context.Context, key string) (record, uint64, error) {

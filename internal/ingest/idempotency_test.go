@@ -60,7 +60,10 @@ func setup(t *testing.T) (*ingest.Idempotency, *publisher, *clock) {
 	t.Cleanup(q.Close)
 	pub := &publisher{q: q}
 	clk := &clock{now: time.Now()}
-	return &ingest.Idempotency{KV: q.Idempotency(), Publisher: pub, Logger: logger, NowFunc: clk.Now, TakeoverAfter: 30 * time.Second}, pub, clk
+	return &ingest.Idempotency{
+		KV: q.Idempotency(), Executor: ingest.Actions{ingest.KindCommand: ingest.PublishAction(pub)},
+		Logger: logger, NowFunc: clk.Now, TakeoverAfter: 30 * time.Second,
+	}, pub, clk
 }
 
 func request(key, body string) ingest.Request {
@@ -77,11 +80,11 @@ func TestCertainPublishFailureReleasesTheKey(t *testing.T) {
 	idem, pub, _ := setup(t)
 	ctx := context.Background()
 	pub.failWith(charge.ErrUnavailable)
-	_, err := idem.Submit(ctx, request("k1", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("first")}, cmd(charge.NewID("ch")))
+	_, err := idem.Submit(ctx, request("k1", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("first")}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
 	require.ErrorIs(t, err, charge.ErrUnavailable)
 
 	id := charge.NewID("ch")
-	resp, err := idem.Submit(ctx, request("k1", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("second")}, cmd(id))
+	resp, err := idem.Submit(ctx, request("k1", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("second")}, ingest.NewAction(ingest.KindCommand, cmd(id)))
 	require.NoError(t, err)
 	require.False(t, resp.Replayed)
 	require.Equal(t, "second", string(resp.Body))
@@ -97,20 +100,20 @@ func TestUncertainPublishIsTakenOverWithTheSameCommand(t *testing.T) {
 	ctx := context.Background()
 	first := charge.NewID("ch")
 	pub.failWith(errors.Join(ingest.ErrOutcomeUnknown, charge.ErrUnavailable))
-	_, err := idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("first")}, cmd(first))
+	_, err := idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("first")}, ingest.NewAction(ingest.KindCommand, cmd(first)))
 	require.ErrorIs(t, err, charge.ErrUnavailable)
 
-	_, err = idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("second")}, cmd(charge.NewID("ch")))
+	_, err = idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("second")}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
 	require.ErrorIs(t, err, ingest.ErrKeyInUse)
 
 	clk.Add(31 * time.Second)
-	resp, err := idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("third")}, cmd(charge.NewID("ch")))
+	resp, err := idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("third")}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
 	require.NoError(t, err)
 	require.Equal(t, "first", string(resp.Body))
 	require.True(t, resp.Replayed)
 	require.Equal(t, []string{first}, pub.published)
 
-	resp, err = idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("fourth")}, cmd(charge.NewID("ch")))
+	resp, err = idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("fourth")}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
 	require.NoError(t, err)
 	require.Equal(t, "first", string(resp.Body))
 	require.Equal(t, []string{first}, pub.published, "a done key never publishes again")
@@ -120,11 +123,11 @@ func TestReuseNamesTheDifferingFields(t *testing.T) {
 	t.Parallel()
 	idem, _, _ := setup(t)
 	ctx := context.Background()
-	_, err := idem.Submit(ctx, request("k3", `{"amount":1,"currency":"usd"}`), ingest.Response{Status: 202}, cmd(charge.NewID("ch")))
+	_, err := idem.Submit(ctx, request("k3", `{"amount":1,"currency":"usd"}`), ingest.Response{Status: 202}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
 	require.NoError(t, err)
 	other := request("k3", `{"amount":2,"currency":"usd","description":"x"}`)
 	other.Path = "/v1/refunds"
-	_, err = idem.Submit(ctx, other, ingest.Response{Status: 202}, cmd(charge.NewID("ch")))
+	_, err = idem.Submit(ctx, other, ingest.Response{Status: 202}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
 	var reused *ingest.KeyReusedError
 	require.ErrorAs(t, err, &reused)
 	require.Equal(t, []string{"amount", "description", "path"}, reused.Fields)

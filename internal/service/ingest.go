@@ -45,8 +45,9 @@ func RunIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 	}
 	charges := &ingest.Charges{
 		Idempotency: &ingest.Idempotency{
-			KV: d.queue.Idempotency(), Publisher: publisher{d.queue}, Logger: logger,
-			NowFunc: time.Now, TakeoverAfter: takeoverAfter,
+			KV: d.queue.Idempotency(), Logger: logger,
+			Executor: ingest.Actions{ingest.KindCommand: ingest.PublishAction(publisher{d.queue})},
+			NowFunc:  time.Now, TakeoverAfter: takeoverAfter,
 		},
 		Store: d.store, Commands: d.queue, Waiter: d.queue, NowFunc: time.Now,
 		EncodeFunc: func(c charge.Charge) ([]byte, error) { return json.Marshal(c) },

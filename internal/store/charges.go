@@ -108,46 +108,74 @@ func (s *Store) InsertPendingCharges(ctx context.Context, cs []charge.Charge) er
 	return nil
 }
 
-// ApplyTransitions applies each transition whose charge is still in its From status, in
-// one unordered bulk write: status, updated_at, amount_captured and authorization_id when
-// set, failure code and message when the transition has a failure code, and the event
-// appended to the charge's events. A transition whose charge has already left From (an
-// earlier delivery or another worker got there first) changes nothing and is not an error;
-// callers that need to know re-read the charges (ChargesByID).
-//
-// The order in which the transitions of one call are applied is not defined, so a call
-// should hold at most one transition per charge.
-func (s *Store) ApplyTransitions(ctx context.Context, ts []charge.Transition) error {
+// ClaimTransitions records transitions in the log, in one unordered bulk insert. Each
+// transition's id names its charge and sequence number, so of two workers that decide the
+// same step of a charge exactly one insert succeeds (the other's duplicate is not an
+// error): the log, not the charge document, arbitrates. Callers read the winners back
+// with TransitionsOf.
+func (s *Store) ClaimTransitions(ctx context.Context, ts []charge.Transition) error {
 	if len(ts) == 0 {
 		return nil
 	}
-	models := make([]mongo.WriteModel, 0, len(ts))
+	docs := make([]any, len(ts))
+	for i, t := range ts {
+		docs[i] = t
+	}
+	_, err := s.transitions.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err := withoutDuplicates(err); err != nil {
+		return fmt.Errorf("claiming %d transitions: %w", len(ts), translate(err))
+	}
+	return nil
+}
+
+// TransitionsOf returns the logged transitions of the given charges, each charge's in
+// sequence order.
+func (s *Store) TransitionsOf(ctx context.Context, chargeIDs []string) (map[string][]charge.Transition, error) {
+	out := make(map[string][]charge.Transition, len(chargeIDs))
+	if len(chargeIDs) == 0 {
+		return out, nil
+	}
+	cur, err := s.transitions.Find(ctx,
+		bson.D{{Key: "charge_id", Value: bson.D{{Key: "$in", Value: chargeIDs}}}},
+		options.Find().SetSort(bson.D{{Key: "charge_id", Value: 1}, {Key: "sequence", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("reading transitions of %d charges: %w", len(chargeIDs), translate(err))
+	}
+	var ts []charge.Transition
+	if err := cur.All(ctx, &ts); err != nil {
+		return nil, fmt.Errorf("reading transitions of %d charges: %w", len(chargeIDs), translate(err))
+	}
 	for _, t := range ts {
-		set := bson.D{
-			{Key: "status", Value: t.To},
-			{Key: "updated_at", Value: t.At},
-		}
-		if t.AmountCaptured != 0 {
-			set = append(set, bson.E{Key: "amount_captured", Value: t.AmountCaptured})
-		}
-		if t.AuthorizationID != "" {
-			set = append(set, bson.E{Key: "authorization_id", Value: t.AuthorizationID})
-		}
-		if t.FailureCode != "" {
-			set = append(set,
-				bson.E{Key: "failure_code", Value: t.FailureCode},
-				bson.E{Key: "failure_message", Value: charge.FailureMessage(t.FailureCode)},
-			)
-		}
+		out[t.ChargeID] = append(out[t.ChargeID], t)
+	}
+	return out, nil
+}
+
+// SaveCharges writes the folded state of charges (status, amounts, failure, events,
+// version) over stored copies of a lower version, in one unordered bulk write. A stored
+// copy at the same or a higher version is left alone.
+func (s *Store) SaveCharges(ctx context.Context, cs []charge.Charge) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	models := make([]mongo.WriteModel, 0, len(cs))
+	for _, c := range cs {
 		models = append(models, mongo.NewUpdateOneModel().
-			SetFilter(bson.D{{Key: "_id", Value: t.ChargeID}, {Key: "status", Value: t.From}}).
-			SetUpdate(bson.D{
-				{Key: "$set", Value: set},
-				{Key: "$push", Value: bson.D{{Key: "events", Value: t.Event}}},
-			}))
+			SetFilter(bson.D{{Key: "_id", Value: c.ID}, {Key: "version", Value: bson.D{{Key: "$lt", Value: c.Version}}}}).
+			SetUpdate(bson.D{{Key: "$set", Value: bson.D{
+				{Key: "status", Value: c.Status},
+				{Key: "amount_captured", Value: c.AmountCaptured},
+				{Key: "amount_refunded", Value: c.AmountRefunded},
+				{Key: "failure_code", Value: c.FailureCode},
+				{Key: "failure_message", Value: c.FailureMessage},
+				{Key: "authorization_id", Value: c.AuthorizationID},
+				{Key: "updated_at", Value: c.UpdatedAt},
+				{Key: "events", Value: c.Events},
+				{Key: "version", Value: c.Version},
+			}}}))
 	}
 	if _, err := s.charges.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
-		return fmt.Errorf("applying %d transitions: %w", len(ts), translate(err))
+		return fmt.Errorf("saving %d charges: %w", len(cs), translate(err))
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ const (
 	collCharges     = "charges"
 	collEvents      = "events"
 	collDeadLetters = "dead_letters"
+	collTransitions = "transitions"
 )
 
 // Client defaults; options given in the URI take precedence.
@@ -45,6 +46,7 @@ type Store struct {
 	charges     *mongo.Collection
 	events      *mongo.Collection
 	deadLetters *mongo.Collection
+	transitions *mongo.Collection
 	logger      *slog.Logger
 }
 
@@ -75,6 +77,7 @@ func Open(ctx context.Context, uri, database string, logger *slog.Logger) (*Stor
 		charges:     db.Collection(collCharges),
 		events:      db.Collection(collEvents),
 		deadLetters: db.Collection(collDeadLetters),
+		transitions: db.Collection(collTransitions),
 		logger:      logger,
 	}
 	if err := s.Ping(ctx); err != nil {
@@ -114,6 +117,9 @@ func indexes() map[string][]mongo.IndexModel {
 		collCharges: {
 			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_id")},
 			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "status", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_status_id")},
+		},
+		collTransitions: {
+			{Keys: bson.D{{Key: "charge_id", Value: 1}, {Key: "sequence", Value: 1}}, Options: options.Index().SetName("charge_id_sequence")},
 		},
 		collEvents: {
 			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_id")},

@@ -284,72 +284,68 @@ func TestListCharges(t *testing.T) {
 	require.Empty(t, page)
 }
 
-func TestApplyTransitions(t *testing.T) {
+// The transition log arbitrates: of two claims of the same step of a charge, the first
+// wins and the second is not an error; the log reads back in sequence order.
+func TestClaimTransitions(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := t.Context()
 
-	approved, declined, authorized, stale := pendingCharge(b.merchant), pendingCharge(b.merchant), pendingCharge(b.merchant), pendingCharge(b.merchant)
-	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{approved, declined, authorized, stale}))
-
+	a, other := pendingCharge(b.merchant), pendingCharge(b.merchant)
 	at := now().Add(time.Second)
-	succeed := charge.NewTransition(approved, charge.StatusSucceeded, at, approved.Amount, "", "auth_1")
+	authorize := charge.NewTransition(a, charge.StatusRequiresCapture, at, 0, "", "auth_1")
+	rival := charge.NewTransition(a, charge.StatusFailed, at, 0, charge.FailureCardDeclined, "")
+	require.Equal(t, authorize.ID, rival.ID, "the same step of the same charge has one id")
+	require.NoError(t, b.store.ClaimTransitions(ctx, []charge.Transition{authorize}))
+	require.NoError(t, b.store.ClaimTransitions(ctx, []charge.Transition{rival, charge.NewTransition(other, charge.StatusSucceeded, at, 10, "", "")}))
+	require.NoError(t, b.store.ClaimTransitions(ctx, nil))
+
+	captured := charge.Fold(a, []charge.Transition{authorize})
+	capture := charge.NewTransition(captured, charge.StatusSucceeded, at.Add(time.Second), a.Amount, "", "")
+	require.Equal(t, 2, capture.Sequence)
+	require.Equal(t, charge.EventChargeCaptured, capture.Event.Type)
+	require.NoError(t, b.store.ClaimTransitions(ctx, []charge.Transition{capture}))
+
+	log, err := b.store.TransitionsOf(ctx, []string{a.ID, other.ID, "ch_unknown"})
+	require.NoError(t, err)
+	require.Equal(t, []charge.Transition{authorize, capture}, log[a.ID], "first claim wins, in sequence order")
+	require.Len(t, log[other.ID], 1)
+	require.Empty(t, log["ch_unknown"])
+}
+
+// SaveCharges writes a folded view only over an older one.
+func TestSaveCharges(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+
+	c := pendingCharge(b.merchant)
+	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{c}))
+	at := now().Add(time.Second)
+	authorize := charge.NewTransition(c, charge.StatusRequiresCapture, at, 0, "", "auth_3")
+	v1 := charge.Fold(c, []charge.Transition{authorize})
+	capture := charge.NewTransition(v1, charge.StatusSucceeded, at.Add(time.Second), 1000, "", "")
+	v2 := charge.Fold(c, []charge.Transition{authorize, capture})
+
+	require.NoError(t, b.store.SaveCharges(ctx, []charge.Charge{v2}))
+	require.NoError(t, b.store.SaveCharges(ctx, []charge.Charge{v1}), "an older view is not an error")
+	got, err := b.store.GetCharge(ctx, b.merchant, c.ID)
+	require.NoError(t, err)
+	require.Equal(t, v2, got, "and does not overwrite a newer one")
+	require.Equal(t, charge.StatusSucceeded, got.Status)
+	require.Equal(t, int64(1000), got.AmountCaptured)
+	require.Equal(t, "auth_3", got.AuthorizationID, "kept when a later transition does not set it")
+	require.Equal(t, []charge.EventRef{authorize.Event, capture.Event}, got.Events)
+	require.EqualValues(t, 2, got.Version)
+
+	declined := pendingCharge(b.merchant)
+	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{declined}))
 	fail := charge.NewTransition(declined, charge.StatusFailed, at, 0, charge.FailureCardDeclined, "")
-	authorize := charge.NewTransition(authorized, charge.StatusRequiresCapture, at, 0, "", "auth_3")
-	// Built from a status the charge is not in: must not apply.
-	wrongFrom := stale
-	wrongFrom.Status = charge.StatusRequiresCapture
-	capture := charge.NewTransition(wrongFrom, charge.StatusSucceeded, at, wrongFrom.Amount, "", "")
-	unknown := charge.NewTransition(pendingCharge(b.merchant), charge.StatusSucceeded, at, 1500, "", "auth_x")
-
-	require.NoError(t, b.store.ApplyTransitions(ctx, []charge.Transition{succeed, fail, authorize, capture, unknown}))
-	require.NoError(t, b.store.ApplyTransitions(ctx, nil))
-
-	got, err := b.store.ChargesByID(ctx, []string{approved.ID, declined.ID, authorized.ID, stale.ID})
+	require.NoError(t, b.store.SaveCharges(ctx, []charge.Charge{charge.Fold(declined, []charge.Transition{fail})}))
+	got, err = b.store.GetCharge(ctx, b.merchant, declined.ID)
 	require.NoError(t, err)
-
-	want := approved
-	want.Status = charge.StatusSucceeded
-	want.UpdatedAt = at
-	want.AmountCaptured = approved.Amount
-	want.AuthorizationID = "auth_1"
-	want.Events = []charge.EventRef{succeed.Event}
-	require.Equal(t, want, got[approved.ID])
-	require.Equal(t, 1, succeed.Event.Sequence)
-	require.Equal(t, charge.EventChargeSucceeded, succeed.Event.Type)
-
-	want = declined
-	want.Status = charge.StatusFailed
-	want.UpdatedAt = at
-	code, msg := charge.FailureCardDeclined, charge.FailureMessage(charge.FailureCardDeclined)
-	want.FailureCode, want.FailureMessage = &code, &msg
-	want.Events = []charge.EventRef{fail.Event}
-	require.Equal(t, want, got[declined.ID])
-
-	require.Equal(t, charge.StatusRequiresCapture, got[authorized.ID].Status)
-	require.Equal(t, "auth_3", got[authorized.ID].AuthorizationID)
-	require.Zero(t, got[authorized.ID].AmountCaptured)
-
-	require.Equal(t, stale, got[stale.ID], "a transition from another status changes nothing")
-
-	// Redelivery, or another worker that read the old status: no-ops, not errors.
-	late := charge.NewTransition(approved, charge.StatusFailed, at.Add(time.Second), 0, charge.FailureProcessingError, "")
-	require.NoError(t, b.store.ApplyTransitions(ctx, []charge.Transition{succeed, late}))
-	again, err := b.store.GetCharge(ctx, b.merchant, approved.ID)
-	require.NoError(t, err)
-	require.Equal(t, got[approved.ID], again)
-
-	// The next step of the authorized charge appends its event after the first.
-	captured := charge.NewTransition(got[authorized.ID], charge.StatusSucceeded, at.Add(time.Second), 1000, "", "")
-	require.NoError(t, b.store.ApplyTransitions(ctx, []charge.Transition{captured}))
-	c, err := b.store.GetCharge(ctx, b.merchant, authorized.ID)
-	require.NoError(t, err)
-	require.Equal(t, charge.StatusSucceeded, c.Status)
-	require.Equal(t, int64(1000), c.AmountCaptured)
-	require.Equal(t, "auth_3", c.AuthorizationID, "kept when the transition does not set it")
-	require.Equal(t, []charge.EventRef{authorize.Event, captured.Event}, c.Events)
-	require.Equal(t, 2, captured.Event.Sequence)
-	require.Equal(t, charge.EventChargeCaptured, captured.Event.Type)
+	require.Equal(t, charge.FailureCardDeclined, *got.FailureCode)
+	require.Equal(t, charge.FailureMessage(charge.FailureCardDeclined), *got.FailureMessage)
 }
 
 func TestEvents(t *testing.T) {

@@ -40,7 +40,9 @@ type Source interface {
 type Store interface {
 	InsertPendingCharges(ctx context.Context, cs []charge.Charge) error
 	ChargesByID(ctx context.Context, ids []string) (map[string]charge.Charge, error)
-	ApplyTransitions(ctx context.Context, ts []charge.Transition) error
+	ClaimTransitions(ctx context.Context, ts []charge.Transition) error
+	TransitionsOf(ctx context.Context, chargeIDs []string) (map[string][]charge.Transition, error)
+	SaveCharges(ctx context.Context, cs []charge.Charge) error
 	InsertEvents(ctx context.Context, es []charge.Event) error
 	InsertDeadLetters(ctx context.Context, ds []charge.DeadLetter) error
 }
@@ -217,9 +219,10 @@ func (w *Worker) decode(ctx context.Context, msgs []Message) []*item {
 }
 
 // settleCharges is the work of a batch of create commands, each step one bulk call:
-// store the pending charges, authorize those still pending, apply the transitions, then
-// write and publish the events that the charges record. An error leaves every item to be
-// retried; re-running is safe.
+// store the pending charges, bring their views up to date with the transition log,
+// authorize those still pending, claim the transitions the answers call for, bring the
+// views up to date again, then write and publish the events of the charges' first
+// transitions. An error leaves every item to be retried; re-running is safe.
 func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 	pending := make([]charge.Charge, len(items))
 	ids := make([]string, len(items))
@@ -230,18 +233,21 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 	if err := w.store.InsertPendingCharges(ctx, pending); err != nil {
 		return err
 	}
-	current, err := w.store.ChargesByID(ctx, ids)
+	current, _, err := w.converge(ctx, ids)
 	if err != nil {
 		return err
 	}
-	transitions, dead := w.authorize(ctx, items, current)
-	if err := w.store.ApplyTransitions(ctx, transitions); err != nil {
+	claims, dead := w.authorize(ctx, items, current)
+	// Dead letters first: whoever sees a charge failed by exhaustion finds its record.
+	if err := w.store.InsertDeadLetters(ctx, dead); err != nil {
 		return err
 	}
-	if len(transitions) > 0 {
-		if current, err = w.store.ChargesByID(ctx, ids); err != nil {
-			return err
-		}
+	if err := w.store.ClaimTransitions(ctx, claims); err != nil {
+		return err
+	}
+	current, log, err := w.converge(ctx, ids)
+	if err != nil {
+		return err
 	}
 	var events []charge.Event
 	for _, it := range items {
@@ -253,28 +259,56 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 			continue
 		}
 		// The create command owes the event of the charge's first transition.
-		if len(c.Events) > 0 {
-			events = append(events, charge.NewEvent(c, c.Events[0]))
-		}
-		if c.Status == charge.StatusPending {
-			// Another worker holds it and has not finished: come back to it.
+		if ts := log[it.cmd.ChargeID]; len(ts) > 0 {
+			events = append(events, charge.NewEvent(c, ts[0].Event))
+		} else {
+			// Another worker holds it and has not decided yet: come back to it.
 			it.retry = true
 		}
 	}
 	if err := w.store.InsertEvents(ctx, events); err != nil {
 		return err
 	}
-	if err := w.events.PublishEvents(ctx, events); err != nil {
-		return err
-	}
-	if err := w.store.InsertDeadLetters(ctx, dead); err != nil {
-		return err
-	}
-	return nil
+	return w.events.PublishEvents(ctx, events)
 }
 
-// authorize calls the processor for every item whose charge is still pending, at most
-// Concurrency at once, and returns the transitions the answers call for and the dead
+// maxConverge bounds the rounds of converge; each round needs a concurrent writer to
+// have overwritten a newer view with an older one, so more than a few means trouble.
+const maxConverge = 5
+
+// converge brings the stored view of each charge up to date with its transition log and
+// returns both. Views are written only forward (SaveCharges is conditional on the version),
+// but a store without atomic conditional updates (FerretDB) can still let a slow writer
+// put back an older view; every writer therefore reads again after writing, until the
+// views it reads match the log it reads.
+func (w *Worker) converge(ctx context.Context, ids []string) (map[string]charge.Charge, map[string][]charge.Transition, error) {
+	for range maxConverge {
+		log, err := w.store.TransitionsOf(ctx, ids)
+		if err != nil {
+			return nil, nil, err
+		}
+		current, err := w.store.ChargesByID(ctx, ids)
+		if err != nil {
+			return nil, nil, err
+		}
+		var behind []charge.Charge
+		for id, c := range current {
+			if folded := charge.Fold(c, log[id]); folded.Version > c.Version {
+				behind = append(behind, folded)
+			}
+		}
+		if len(behind) == 0 {
+			return current, log, nil
+		}
+		if err := w.store.SaveCharges(ctx, behind); err != nil {
+			return nil, nil, err
+		}
+	}
+	return nil, nil, fmt.Errorf("charge views did not converge in %d rounds: %w", maxConverge, charge.ErrUnavailable)
+}
+
+// authorize calls the processor for every item whose charge has no transition yet, at
+// most Concurrency at once, and returns the transitions the answers call for and the dead
 // letters of commands whose attempts are used up.
 func (w *Worker) authorize(ctx context.Context, items []*item, current map[string]charge.Charge) ([]charge.Transition, []charge.DeadLetter) {
 	var (
@@ -286,7 +320,7 @@ func (w *Worker) authorize(ctx context.Context, items []*item, current map[strin
 	)
 	for _, it := range items {
 		c, ok := current[it.cmd.ChargeID]
-		if !ok || c.Status != charge.StatusPending {
+		if !ok || c.Version != 0 {
 			continue
 		}
 		wg.Add(1)

@@ -185,8 +185,9 @@ func TestConcurrentDeliveriesSettleOnce(t *testing.T) {
 	}
 }
 
-// Rule 3: a worker that died after the status update but before the event must leave the
-// event to the redelivery, which writes and publishes it without calling the processor.
+// Rule 3: a worker that died after claiming the transition, before the charge view and
+// the event were written, leaves them to the redelivery, which writes and publishes them
+// without calling the processor again.
 func TestEventWrittenAfterCrashBeforeIt(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -195,7 +196,7 @@ func TestEventWrittenAfterCrashBeforeIt(t *testing.T) {
 	pending := cmd.PendingCharge()
 	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{pending}))
 	tr := charge.NewTransition(pending, charge.StatusRequiresCapture, time.Now(), 0, "", "auth_1")
-	require.NoError(t, b.store.ApplyTransitions(ctx, []charge.Transition{tr}))
+	require.NoError(t, b.store.ClaimTransitions(ctx, []charge.Transition{tr}))
 	require.Empty(t, b.events(t, cmd.ChargeID))
 
 	published, stop, err := b.conn.WaitForCharge(ctx, cmd.ChargeID)
@@ -205,6 +206,7 @@ func TestEventWrittenAfterCrashBeforeIt(t *testing.T) {
 	b.worker.Handle(ctx, []worker.Message{m})
 	require.True(t, m.acked.Load())
 	require.Zero(t, b.proc.count(cmd.ChargeID))
+	require.Equal(t, charge.StatusRequiresCapture, b.charge(t, cmd.ChargeID).Status)
 	events := b.events(t, cmd.ChargeID)
 	require.Len(t, events, 1)
 	require.Equal(t, tr.Event.ID, events[0].ID)
