@@ -49,7 +49,7 @@ func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) erro
 	}
 	w := worker.New(worker.Config{
 		Batch: cfg.WorkerBatch, Concurrency: cfg.WorkerConcurrency,
-		RetrySchedule: cfg.WorkerRetrySchedule, StepTimeout: cfg.ShutdownTimeout,
+		RetrySchedule: cfg.WorkerRetrySchedule, StepTimeout: cfg.ShutdownTimeout, AckWait: cfg.WorkerAckWait,
 	}, CommandSource(consumer), d.store, d.queue, proc, logger, d.reg, time.Now)
 	g.Go(func() error {
 		<-gctx.Done()

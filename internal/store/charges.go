@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/billing/billing/internal/charge"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -12,12 +14,15 @@ import (
 
 // GetCharge returns the charge id of merchant as stored (call Public before showing it).
 // It returns charge.ErrNotFound if there is no such charge or it belongs to another
-// merchant.
+// merchant. The filter is the id alone and the merchant is checked here: FerretDB turns
+// only a bare _id filter into an indexed lookup and scans the collection for any other.
 func (s *Store) GetCharge(ctx context.Context, merchant, id string) (charge.Charge, error) {
 	var c charge.Charge
-	err := s.charges.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "merchant", Value: merchant}}).Decode(&c)
-	if err != nil {
+	if err := s.charges.FindOne(ctx, byID(id)).Decode(&c); err != nil {
 		return charge.Charge{}, fmt.Errorf("getting charge %s: %w", id, translate(err))
+	}
+	if c.Merchant != merchant {
+		return charge.Charge{}, fmt.Errorf("getting charge %s: %w", id, charge.ErrNotFound)
 	}
 	return c, nil
 }
@@ -63,119 +68,99 @@ func findPage[T any](ctx context.Context, coll *mongo.Collection, filter bson.D,
 }
 
 // ChargesByID returns the charges with the given ids, whoever their merchant, keyed by
-// id. Ids with no charge are absent from the map. Workers use it to read a batch.
+// id. Ids with no charge are absent from the map. Workers use it to read a batch; it reads
+// by id, a few at a time (see eachID).
 func (s *Store) ChargesByID(ctx context.Context, ids []string) (map[string]charge.Charge, error) {
-	found := make(map[string]charge.Charge, len(ids))
-	if len(ids) == 0 {
-		return found, nil
-	}
-	cur, err := s.charges.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+	found, err := findEach[charge.Charge](ctx, s, s.charges, ids)
 	if err != nil {
-		return nil, fmt.Errorf("reading %d charges: %w", len(ids), translate(err))
-	}
-	var cs []charge.Charge
-	if err := cur.All(ctx, &cs); err != nil {
-		return nil, fmt.Errorf("reading %d charges: %w", len(ids), translate(err))
-	}
-	for _, c := range cs {
-		found[c.ID] = c
+		return nil, fmt.Errorf("reading %d charges: %w", len(ids), err)
 	}
 	return found, nil
 }
 
 // InsertPendingCharges writes the charges of accepted create commands, in one unordered
-// bulk write. It is idempotent: a charge whose id is already stored is left as it is,
-// whatever the new copy says, so a redelivered command never overwrites the progress of
-// an earlier delivery.
+// insert. It is idempotent: a charge whose id is already stored is left as it is, so a
+// redelivered command never overwrites the progress of an earlier delivery.
 func (s *Store) InsertPendingCharges(ctx context.Context, cs []charge.Charge) error {
-	if len(cs) == 0 {
-		return nil
-	}
-	models := make([]mongo.WriteModel, 0, len(cs))
-	for _, c := range cs {
-		m, err := setOnInsert(c)
-		if err != nil {
-			return fmt.Errorf("encoding charge %s: %w", c.ID, err)
-		}
-		models = append(models, m)
-	}
-	_, err := s.charges.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-	// Two concurrent upserts of one id can make the loser fail with a duplicate key: the
-	// charge is there, which is all this write asks for.
-	if err := withoutDuplicates(err); err != nil {
-		return fmt.Errorf("inserting %d charges: %w", len(cs), translate(err))
+	if err := insertAll(ctx, s.charges, cs); err != nil {
+		return fmt.Errorf("inserting %d charges: %w", len(cs), err)
 	}
 	return nil
 }
 
-// ClaimTransitions records transitions in the log, in one unordered bulk insert. Each
+// ClaimTransitions records transitions in the log, in one unordered insert. Each
 // transition's id names its charge and sequence number, so of two workers that decide the
 // same step of a charge exactly one insert succeeds (the other's duplicate is not an
 // error): the log, not the charge document, arbitrates. Callers read the winners back
-// with TransitionsOf.
+// with TransitionsFrom.
 func (s *Store) ClaimTransitions(ctx context.Context, ts []charge.Transition) error {
-	if len(ts) == 0 {
-		return nil
-	}
-	docs := make([]any, len(ts))
-	for i, t := range ts {
-		docs[i] = t
-	}
-	_, err := s.transitions.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	if err := withoutDuplicates(err); err != nil {
-		return fmt.Errorf("claiming %d transitions: %w", len(ts), translate(err))
+	if err := insertAll(ctx, s.transitions, ts); err != nil {
+		return fmt.Errorf("claiming %d transitions: %w", len(ts), err)
 	}
 	return nil
 }
 
-// TransitionsOf returns the logged transitions of the given charges, each charge's in
-// sequence order.
-func (s *Store) TransitionsOf(ctx context.Context, chargeIDs []string) (map[string][]charge.Transition, error) {
-	out := make(map[string][]charge.Transition, len(chargeIDs))
-	if len(chargeIDs) == 0 {
-		return out, nil
-	}
-	cur, err := s.transitions.Find(ctx,
-		bson.D{{Key: "charge_id", Value: bson.D{{Key: "$in", Value: chargeIDs}}}},
-		options.Find().SetSort(bson.D{{Key: "charge_id", Value: 1}, {Key: "sequence", Value: 1}}))
+// TransitionsFrom returns, for each charge id, its logged transitions from sequence
+// number from[id] on, in order. It reads them by id (charge id and sequence), so a charge
+// costs one read more than it has transitions to return.
+func (s *Store) TransitionsFrom(ctx context.Context, from map[string]int) (map[string][]charge.Transition, error) {
+	var mu sync.Mutex
+	out := make(map[string][]charge.Transition, len(from))
+	err := s.eachID(ctx, keys(from), func(ctx context.Context, id string) error {
+		var ts []charge.Transition
+		for seq := max(from[id], 1); ; seq++ {
+			var t charge.Transition
+			err := s.transitions.FindOne(ctx, byID(charge.TransitionID(id, seq))).Decode(&t)
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				break
+			}
+			if err != nil {
+				return translate(err)
+			}
+			ts = append(ts, t)
+		}
+		mu.Lock()
+		out[id] = ts
+		mu.Unlock()
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("reading transitions of %d charges: %w", len(chargeIDs), translate(err))
-	}
-	var ts []charge.Transition
-	if err := cur.All(ctx, &ts); err != nil {
-		return nil, fmt.Errorf("reading transitions of %d charges: %w", len(chargeIDs), translate(err))
-	}
-	for _, t := range ts {
-		out[t.ChargeID] = append(out[t.ChargeID], t)
+		return nil, fmt.Errorf("reading transitions of %d charges: %w", len(from), err)
 	}
 	return out, nil
 }
 
 // SaveCharges writes the folded state of charges (status, amounts, failure, events,
-// version) over stored copies of a lower version, in one unordered bulk write. A stored
-// copy at the same or a higher version is left alone.
+// version). On MongoDB the write is conditional on the stored version being lower, so a
+// view only moves forward. FerretDB evaluates such a condition on a read it does not lock
+// (and scans the collection to do it), so there the write is by id alone and callers read
+// back to repair an older view put back by a slower writer (worker.converge).
 func (s *Store) SaveCharges(ctx context.Context, cs []charge.Charge) error {
-	if len(cs) == 0 {
-		return nil
-	}
-	models := make([]mongo.WriteModel, 0, len(cs))
+	byID := make(map[string]charge.Charge, len(cs))
 	for _, c := range cs {
-		models = append(models, mongo.NewUpdateOneModel().
-			SetFilter(bson.D{{Key: "_id", Value: c.ID}, {Key: "version", Value: bson.D{{Key: "$lt", Value: c.Version}}}}).
-			SetUpdate(bson.D{{Key: "$set", Value: bson.D{
-				{Key: "status", Value: c.Status},
-				{Key: "amount_captured", Value: c.AmountCaptured},
-				{Key: "amount_refunded", Value: c.AmountRefunded},
-				{Key: "failure_code", Value: c.FailureCode},
-				{Key: "failure_message", Value: c.FailureMessage},
-				{Key: "authorization_id", Value: c.AuthorizationID},
-				{Key: "updated_at", Value: c.UpdatedAt},
-				{Key: "events", Value: c.Events},
-				{Key: "version", Value: c.Version},
-			}}}))
+		byID[c.ID] = c
 	}
-	if _, err := s.charges.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
-		return fmt.Errorf("saving %d charges: %w", len(cs), translate(err))
+	err := s.eachID(ctx, keys(byID), func(ctx context.Context, id string) error {
+		c := byID[id]
+		filter := bson.D{{Key: "_id", Value: id}}
+		if !s.ferret {
+			filter = append(filter, bson.E{Key: "version", Value: bson.D{{Key: "$lt", Value: c.Version}}})
+		}
+		_, err := s.charges.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{
+			{Key: "status", Value: c.Status},
+			{Key: "amount_captured", Value: c.AmountCaptured},
+			{Key: "amount_refunded", Value: c.AmountRefunded},
+			{Key: "failure_code", Value: c.FailureCode},
+			{Key: "failure_message", Value: c.FailureMessage},
+			{Key: "authorization_id", Value: c.AuthorizationID},
+			{Key: "updated_at", Value: c.UpdatedAt},
+			{Key: "events", Value: c.Events},
+			{Key: "version", Value: c.Version},
+		}}})
+		return translate(err)
+	})
+	if err != nil {
+		return fmt.Errorf("saving %d charges: %w", len(cs), err)
 	}
 	return nil
 }

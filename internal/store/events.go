@@ -6,22 +6,13 @@ import (
 
 	"github.com/billing/billing/internal/charge"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // InsertEvents writes events in one unordered insert. It is idempotent by event id: an
 // event already stored is left as it is and is not an error.
 func (s *Store) InsertEvents(ctx context.Context, es []charge.Event) error {
-	if len(es) == 0 {
-		return nil
-	}
-	docs := make([]any, len(es))
-	for i, e := range es {
-		docs[i] = e
-	}
-	_, err := s.events.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	if err := withoutDuplicates(err); err != nil {
-		return fmt.Errorf("inserting %d events: %w", len(es), translate(err))
+	if err := insertAll(ctx, s.events, es); err != nil {
+		return fmt.Errorf("inserting %d events: %w", len(es), err)
 	}
 	return nil
 }
@@ -30,9 +21,11 @@ func (s *Store) InsertEvents(ctx context.Context, es []charge.Event) error {
 // returns charge.ErrNotFound if there is no such event or it belongs to another merchant.
 func (s *Store) GetEvent(ctx context.Context, merchant, id string) (charge.Event, error) {
 	var e charge.Event
-	err := s.events.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "merchant", Value: merchant}}).Decode(&e)
-	if err != nil {
+	if err := s.events.FindOne(ctx, byID(id)).Decode(&e); err != nil {
 		return charge.Event{}, fmt.Errorf("getting event %s: %w", id, translate(err))
+	}
+	if e.Merchant != merchant {
+		return charge.Event{}, fmt.Errorf("getting event %s: %w", id, charge.ErrNotFound)
 	}
 	return e, nil
 }

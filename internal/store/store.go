@@ -47,7 +47,10 @@ type Store struct {
 	events      *mongo.Collection
 	deadLetters *mongo.Collection
 	transitions *mongo.Collection
-	logger      *slog.Logger
+	// ferret is true when the server is FerretDB, whose conditional updates are not
+	// atomic (see SaveCharges).
+	ferret bool
+	logger *slog.Logger
 }
 
 // Open connects to the server at uri, checks that it answers and creates the indexes of
@@ -84,6 +87,12 @@ func Open(ctx context.Context, uri, database string, logger *slog.Logger) (*Stor
 		_ = client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
 	}
+	var info bson.M
+	if err := db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		_ = client.Disconnect(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("reading server build info: %w", translate(err))
+	}
+	_, s.ferret = info["ferretdbVersion"]
 	if err := s.createIndexes(ctx); err != nil {
 		_ = client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
@@ -91,6 +100,10 @@ func Open(ctx context.Context, uri, database string, logger *slog.Logger) (*Stor
 	logger.DebugContext(ctx, "store opened", "database", database)
 	return s, nil
 }
+
+// AtomicConditions reports whether the server applies a conditional update atomically
+// (MongoDB does; FerretDB does not).
+func (s *Store) AtomicConditions() bool { return !s.ferret }
 
 // Close disconnects from the server, waiting for operations in progress until ctx is done.
 func (s *Store) Close(ctx context.Context) error {

@@ -29,6 +29,7 @@ type Message interface {
 	Ack(ctx context.Context) error
 	NakWithDelay(d time.Duration) error
 	Term() error
+	InProgress() error
 }
 
 // Source hands out batches of messages; an empty batch means none arrived within wait.
@@ -41,7 +42,7 @@ type Store interface {
 	InsertPendingCharges(ctx context.Context, cs []charge.Charge) error
 	ChargesByID(ctx context.Context, ids []string) (map[string]charge.Charge, error)
 	ClaimTransitions(ctx context.Context, ts []charge.Transition) error
-	TransitionsOf(ctx context.Context, chargeIDs []string) (map[string][]charge.Transition, error)
+	TransitionsFrom(ctx context.Context, from map[string]int) (map[string][]charge.Transition, error)
 	SaveCharges(ctx context.Context, cs []charge.Charge) error
 	InsertEvents(ctx context.Context, es []charge.Event) error
 	InsertDeadLetters(ctx context.Context, ds []charge.DeadLetter) error
@@ -72,6 +73,10 @@ type Config struct {
 	FetchWait time.Duration
 	// StepTimeout bounds the handling of one batch, drain included. Defaults to 30s.
 	StepTimeout time.Duration
+	// AckWait is the consumer's ack wait: while a batch takes longer, its messages are
+	// marked in progress every third of it, so they are not redelivered to another worker
+	// meanwhile. Defaults to 30s.
+	AckWait time.Duration
 }
 
 // Worker consumes commands until its context ends, then drains.
@@ -93,6 +98,7 @@ func New(cfg Config, source Source, store Store, events EventPublisher, proc Pro
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 64)
 	cfg.FetchWait = cmp.Or(cfg.FetchWait, time.Second)
 	cfg.StepTimeout = cmp.Or(cfg.StepTimeout, 30*time.Second)
+	cfg.AckWait = cmp.Or(cfg.AckWait, 30*time.Second)
 	return &Worker{cfg: cfg, source: source, store: store, events: events, processor: proc,
 		logger: logger, now: now, metrics: newMetrics(reg)}
 }
@@ -158,6 +164,8 @@ func (w *Worker) Handle(ctx context.Context, msgs []Message) {
 	if len(items) == 0 {
 		return
 	}
+	stop := w.keepInProgress(items)
+	defer stop()
 	if err := w.settleCharges(ctx, items); err != nil {
 		w.logger.WarnContext(ctx, "handling batch", "error", err, "commands", len(items))
 		for _, it := range items {
@@ -218,26 +226,56 @@ func (w *Worker) decode(ctx context.Context, msgs []Message) []*item {
 	return items
 }
 
-// settleCharges is the work of a batch of create commands, each step one bulk call:
-// store the pending charges, bring their views up to date with the transition log,
-// authorize those still pending, claim the transitions the answers call for, bring the
-// views up to date again, then write and publish the events of the charges' first
-// transitions. An error leaves every item to be retried; re-running is safe.
+// keepInProgress marks the items' messages in progress every third of the ack wait until
+// the returned func is called, so that a slow batch is not redelivered while it runs.
+func (w *Worker) keepInProgress(items []*item) func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(w.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, it := range items {
+					_ = it.msg.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// settleCharges is the work of a batch of create commands, each step one batched call:
+// store the pending charges, authorize those without a decision, claim the transitions
+// the answers call for, bring the charge views up to date with the log, then write and
+// publish the events of the charges' first transitions. An error leaves every item to be
+// retried; re-running is safe.
 func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
-	pending := make([]charge.Charge, len(items))
-	ids := make([]string, len(items))
-	for i, it := range items {
-		pending[i] = it.cmd.PendingCharge()
-		ids[i] = it.cmd.ChargeID
+	bases := make(map[string]charge.Charge, len(items))
+	pending := make([]charge.Charge, 0, len(items))
+	redelivered := map[string]int{}
+	for _, it := range items {
+		c := it.cmd.PendingCharge()
+		if _, dup := bases[c.ID]; !dup {
+			pending = append(pending, c)
+		}
+		bases[c.ID] = c
+		if it.msg.NumDelivered() > 1 {
+			redelivered[c.ID] = 1
+		}
 	}
 	if err := w.store.InsertPendingCharges(ctx, pending); err != nil {
 		return err
 	}
-	current, _, err := w.converge(ctx, ids)
+	// Only a redelivered command can find its charge decided already; asking saves a
+	// second processor call (which would be harmless: same idempotency key, same answer).
+	decided, err := w.store.TransitionsFrom(ctx, redelivered)
 	if err != nil {
 		return err
 	}
-	claims, dead := w.authorize(ctx, items, current)
+	claims, dead := w.authorize(ctx, items, decided)
 	// Dead letters first: whoever sees a charge failed by exhaustion finds its record.
 	if err := w.store.InsertDeadLetters(ctx, dead); err != nil {
 		return err
@@ -245,22 +283,18 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 	if err := w.store.ClaimTransitions(ctx, claims); err != nil {
 		return err
 	}
-	current, log, err := w.converge(ctx, ids)
+	current, log, err := w.converge(ctx, bases)
 	if err != nil {
 		return err
 	}
 	var events []charge.Event
 	for _, it := range items {
-		c, ok := current[it.cmd.ChargeID]
-		if !ok {
-			return fmt.Errorf("charge %s missing after insert: %w", it.cmd.ChargeID, charge.ErrUnavailable)
-		}
 		if it.retry {
 			continue
 		}
 		// The create command owes the event of the charge's first transition.
 		if ts := log[it.cmd.ChargeID]; len(ts) > 0 {
-			events = append(events, charge.NewEvent(c, ts[0].Event))
+			events = append(events, charge.NewEvent(current[it.cmd.ChargeID], ts[0].Event))
 		} else {
 			// Another worker holds it and has not decided yet: come back to it.
 			it.retry = true
@@ -272,45 +306,69 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 	return w.events.PublishEvents(ctx, events)
 }
 
-// maxConverge bounds the rounds of converge; each round needs a concurrent writer to
-// have overwritten a newer view with an older one, so more than a few means trouble.
+// maxConverge bounds the rounds of converge; each round past the first needs a concurrent
+// writer to have overwritten a newer view with an older one, or the log to have grown.
 const maxConverge = 5
 
 // converge brings the stored view of each charge up to date with its transition log and
-// returns both. Views are written only forward (SaveCharges is conditional on the version),
-// but a store without atomic conditional updates (FerretDB) can still let a slow writer
-// put back an older view; every writer therefore reads again after writing, until the
-// views it reads match the log it reads.
-func (w *Worker) converge(ctx context.Context, ids []string) (map[string]charge.Charge, map[string][]charge.Transition, error) {
-	for range maxConverge {
-		log, err := w.store.TransitionsOf(ctx, ids)
+// returns the views and the logs; bases are the charges as accepted, which the logs fold
+// onto. After writing, it reads back: if the stored view is not the one written (a slower
+// writer put an older one back, possible on FerretDB) or the log has grown, it folds and
+// writes again.
+func (w *Worker) converge(ctx context.Context, bases map[string]charge.Charge) (map[string]charge.Charge, map[string][]charge.Transition, error) {
+	views := make(map[string]charge.Charge, len(bases))
+	logs := make(map[string][]charge.Transition, len(bases))
+	todo := make(map[string]int, len(bases))
+	for id := range bases {
+		todo[id] = 1
+	}
+	for round := 0; len(todo) > 0; round++ {
+		if round == maxConverge {
+			return nil, nil, fmt.Errorf("charge views did not converge in %d rounds: %w", maxConverge, charge.ErrUnavailable)
+		}
+		got, err := w.store.TransitionsFrom(ctx, todo)
 		if err != nil {
 			return nil, nil, err
 		}
-		current, err := w.store.ChargesByID(ctx, ids)
-		if err != nil {
-			return nil, nil, err
-		}
-		var behind []charge.Charge
-		for id, c := range current {
-			if folded := charge.Fold(c, log[id]); folded.Version > c.Version {
-				behind = append(behind, folded)
+		var save []charge.Charge
+		for id := range todo {
+			logs[id] = got[id]
+			views[id] = charge.Fold(bases[id], got[id])
+			if views[id].Version > 0 {
+				save = append(save, views[id])
 			}
 		}
-		if len(behind) == 0 {
-			return current, log, nil
-		}
-		if err := w.store.SaveCharges(ctx, behind); err != nil {
+		if err := w.store.SaveCharges(ctx, save); err != nil {
 			return nil, nil, err
 		}
+		ids := make([]string, len(save))
+		next := make(map[string]int, len(save))
+		for i, v := range save {
+			ids[i] = v.ID
+			next[v.ID] = int(v.Version) + 1
+		}
+		stored, err := w.store.ChargesByID(ctx, ids)
+		if err != nil {
+			return nil, nil, err
+		}
+		grown, err := w.store.TransitionsFrom(ctx, next)
+		if err != nil {
+			return nil, nil, err
+		}
+		clear(todo)
+		for _, v := range save {
+			if stored[v.ID].Version != v.Version || len(grown[v.ID]) > 0 {
+				todo[v.ID] = 1
+			}
+		}
 	}
-	return nil, nil, fmt.Errorf("charge views did not converge in %d rounds: %w", maxConverge, charge.ErrUnavailable)
+	return views, logs, nil
 }
 
-// authorize calls the processor for every item whose charge has no transition yet, at
-// most Concurrency at once, and returns the transitions the answers call for and the dead
-// letters of commands whose attempts are used up.
-func (w *Worker) authorize(ctx context.Context, items []*item, current map[string]charge.Charge) ([]charge.Transition, []charge.DeadLetter) {
+// authorize calls the processor for every item whose charge has no decision in decided
+// yet, at most Concurrency at once, and returns the transitions the answers call for and
+// the dead letters of commands whose attempts are used up.
+func (w *Worker) authorize(ctx context.Context, items []*item, decided map[string][]charge.Transition) ([]charge.Transition, []charge.DeadLetter) {
 	var (
 		mu          sync.Mutex
 		transitions []charge.Transition
@@ -319,10 +377,10 @@ func (w *Worker) authorize(ctx context.Context, items []*item, current map[strin
 		sem         = make(chan struct{}, w.cfg.Concurrency)
 	)
 	for _, it := range items {
-		c, ok := current[it.cmd.ChargeID]
-		if !ok || c.Version != 0 {
+		if len(decided[it.cmd.ChargeID]) > 0 {
 			continue
 		}
+		c := it.cmd.PendingCharge()
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {

@@ -79,6 +79,7 @@ func (m *msg) NumDelivered() uint64               { return m.delivered }
 func (m *msg) Ack(context.Context) error          { m.acked.Store(true); return nil }
 func (m *msg) NakWithDelay(d time.Duration) error { m.nakDelay.Store(int64(d)); return nil }
 func (m *msg) Term() error                        { m.termed.Store(true); return nil }
+func (m *msg) InProgress() error                  { return nil }
 
 type bundle struct {
 	conn     *queue.Conn

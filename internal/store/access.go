@@ -1,0 +1,74 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/sync/errgroup"
+)
+
+// idParallelism bounds the single-document operations one Store runs at once.
+//
+// Batches are read and updated one document at a time, by id, rather than with $in or a
+// bulk write of updates, because of the embedded FerretDB on SQLite: it pushes only a bare
+// {_id: x} filter down to SQL (any other filter scans and decodes the whole collection),
+// and each update statement of a bulk write holds a pooled connection until the whole
+// command ends, so a bulk of about a hundred updates exhausts its pool of 100 and
+// deadlocks. A few concurrent lookups by id are fast on both servers.
+const idParallelism = 8
+
+func byID(id string) bson.D { return bson.D{{Key: "_id", Value: id}} }
+
+// eachID runs f for every id, at most idParallelism at once, and returns the first error.
+func (s *Store) eachID(ctx context.Context, ids []string, f func(ctx context.Context, id string) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(idParallelism)
+	for _, id := range ids {
+		g.Go(func() error { return f(ctx, id) })
+	}
+	return g.Wait()
+}
+
+// findEach reads the documents with the given ids from coll, keyed by id; missing ids are
+// absent from the result.
+func findEach[T any](ctx context.Context, s *Store, coll *mongo.Collection, ids []string) (map[string]T, error) {
+	var mu sync.Mutex
+	found := make(map[string]T, len(ids))
+	err := s.eachID(ctx, ids, func(ctx context.Context, id string) error {
+		var v T
+		err := coll.FindOne(ctx, byID(id)).Decode(&v)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil
+		}
+		if err != nil {
+			return translate(err)
+		}
+		mu.Lock()
+		found[id] = v
+		mu.Unlock()
+		return nil
+	})
+	return found, err
+}
+
+// insertAll inserts docs in one unordered insert; documents whose id is already taken
+// are left as they are (idempotent writes by ids decided before the write).
+func insertAll[T any](ctx context.Context, coll *mongo.Collection, docs []T) error {
+	if len(docs) == 0 {
+		return nil
+	}
+	all := make([]any, len(docs))
+	for i, d := range docs {
+		all[i] = d
+	}
+	_, err := coll.InsertMany(ctx, all, options.InsertMany().SetOrdered(false))
+	return translate(withoutDuplicates(err))
+}
+
+func keys[V any](m map[string]V) []string { return slices.Collect(maps.Keys(m)) }
