@@ -60,15 +60,33 @@ func findEach[T any](ctx context.Context, s *Store, coll *mongo.Collection, ids 
 // insertAll inserts docs in one unordered insert; documents whose id is already taken
 // are left as they are (idempotent writes by ids decided before the write).
 func insertAll[T any](ctx context.Context, coll *mongo.Collection, docs []T) error {
+	_, err := insertNew(ctx, coll, docs)
+	return err
+}
+
+// insertNew inserts docs in one unordered insert and returns the indexes of the documents
+// whose id was already taken, which are left as they are. An insert is the one write that
+// both MongoDB and FerretDB arbitrate atomically, and the cheapest FerretDB does in bulk.
+func insertNew[T any](ctx context.Context, coll *mongo.Collection, docs []T) ([]int, error) {
 	if len(docs) == 0 {
-		return nil
+		return nil, nil
 	}
 	all := make([]any, len(docs))
 	for i, d := range docs {
 		all[i] = d
 	}
 	_, err := coll.InsertMany(ctx, all, options.InsertMany().SetOrdered(false))
-	return translate(withoutDuplicates(err))
+	var bwe mongo.BulkWriteException
+	if err == nil || !errors.As(err, &bwe) {
+		return nil, translate(err)
+	}
+	var taken []int
+	for _, we := range bwe.WriteErrors {
+		if duplicateKeyCodes[we.Code] {
+			taken = append(taken, we.Index)
+		}
+	}
+	return taken, translate(withoutDuplicates(err))
 }
 
 func keys[V any](m map[string]V) []string { return slices.Collect(maps.Keys(m)) }

@@ -78,26 +78,36 @@ func (s *Store) ChargesByID(ctx context.Context, ids []string) (map[string]charg
 	return found, nil
 }
 
-// InsertPendingCharges writes the charges of accepted create commands, in one unordered
-// insert. It is idempotent: a charge whose id is already stored is left as it is, so a
-// redelivered command never overwrites the progress of an earlier delivery.
-func (s *Store) InsertPendingCharges(ctx context.Context, cs []charge.Charge) error {
-	if err := insertAll(ctx, s.charges, cs); err != nil {
-		return fmt.Errorf("inserting %d charges: %w", len(cs), err)
+// InsertCharges writes new charges in one unordered insert and returns the ids of those
+// already stored, which are left as they are: a redelivered command never overwrites the
+// progress of an earlier delivery. Callers bring those up to date with SaveCharges.
+func (s *Store) InsertCharges(ctx context.Context, cs []charge.Charge) ([]string, error) {
+	taken, err := insertNew(ctx, s.charges, cs)
+	if err != nil {
+		return nil, fmt.Errorf("inserting %d charges: %w", len(cs), err)
 	}
-	return nil
+	ids := make([]string, len(taken))
+	for i, idx := range taken {
+		ids[i] = cs[idx].ID
+	}
+	return ids, nil
 }
 
-// ClaimTransitions records transitions in the log, in one unordered insert. Each
-// transition's id names its charge and sequence number, so of two workers that decide the
-// same step of a charge exactly one insert succeeds (the other's duplicate is not an
-// error): the log, not the charge document, arbitrates. Callers read the winners back
-// with TransitionsFrom.
-func (s *Store) ClaimTransitions(ctx context.Context, ts []charge.Transition) error {
-	if err := insertAll(ctx, s.transitions, ts); err != nil {
-		return fmt.Errorf("claiming %d transitions: %w", len(ts), err)
+// ClaimTransitions records transitions in the log, in one unordered insert, and returns
+// the ids of the charges whose claim lost. Each transition's id names its charge and
+// sequence number, so of two workers that decide the same step of a charge exactly one
+// insert succeeds: the log, not the charge document, arbitrates. Callers read the winners
+// of lost claims with TransitionsFrom.
+func (s *Store) ClaimTransitions(ctx context.Context, ts []charge.Transition) ([]string, error) {
+	taken, err := insertNew(ctx, s.transitions, ts)
+	if err != nil {
+		return nil, fmt.Errorf("claiming %d transitions: %w", len(ts), err)
 	}
-	return nil
+	lost := make([]string, len(taken))
+	for i, idx := range taken {
+		lost[i] = ts[idx].ChargeID
+	}
+	return lost, nil
 }
 
 // TransitionsFrom returns, for each charge id, its logged transitions from sequence

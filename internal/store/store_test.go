@@ -125,20 +125,26 @@ func TestUnavailable(t *testing.T) {
 	})
 }
 
-func TestInsertPendingCharges(t *testing.T) {
+func TestInsertCharges(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := t.Context()
 
 	c1, c2 := pendingCharge(b.merchant), pendingCharge(b.merchant)
-	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{c1}))
+	existing, err := b.store.InsertCharges(ctx, []charge.Charge{c1})
+	require.NoError(t, err)
+	require.Empty(t, existing)
 
 	// A redelivered command with a different copy, alongside a new charge.
 	changed := c1
 	changed.Amount = 9999
 	changed.Status = charge.StatusFailed
-	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{changed, c2}))
-	require.NoError(t, b.store.InsertPendingCharges(ctx, nil))
+	existing, err = b.store.InsertCharges(ctx, []charge.Charge{changed, c2})
+	require.NoError(t, err)
+	require.Equal(t, []string{c1.ID}, existing, "the ids already stored are reported")
+	existing, err = b.store.InsertCharges(ctx, nil)
+	require.NoError(t, err)
+	require.Empty(t, existing)
 
 	got, err := b.store.GetCharge(ctx, b.merchant, c1.ID)
 	require.NoError(t, err)
@@ -166,7 +172,7 @@ func TestConcurrentInserts(t *testing.T) {
 	errs := make(chan error, 8)
 	var wg sync.WaitGroup
 	for range 4 {
-		wg.Go(func() { errs <- b.store.InsertPendingCharges(ctx, cs) })
+		wg.Go(func() { _, err := b.store.InsertCharges(ctx, cs); errs <- err })
 		wg.Go(func() { errs <- b.store.InsertEvents(ctx, es) })
 	}
 	wg.Wait()
@@ -189,9 +195,10 @@ func TestGetChargeNotFound(t *testing.T) {
 	ctx := t.Context()
 
 	c := pendingCharge(b.merchant)
-	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{c}))
+	_, err := b.store.InsertCharges(ctx, []charge.Charge{c})
+	require.NoError(t, err)
 
-	_, err := b.store.GetCharge(ctx, "acct_other", c.ID)
+	_, err = b.store.GetCharge(ctx, "acct_other", c.ID)
 	require.ErrorIs(t, err, charge.ErrNotFound, "another merchant's charge")
 
 	_, err = b.store.GetCharge(ctx, b.merchant, charge.NewID(charge.PrefixCharge))
@@ -204,7 +211,8 @@ func TestChargesByID(t *testing.T) {
 	ctx := t.Context()
 
 	c1, c2 := pendingCharge(b.merchant), pendingCharge("acct_other")
-	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{c1, c2}))
+	_, err := b.store.InsertCharges(ctx, []charge.Charge{c1, c2})
+	require.NoError(t, err)
 
 	missing := charge.NewID(charge.PrefixCharge)
 	got, err := b.store.ChargesByID(ctx, []string{c1.ID, c2.ID, missing})
@@ -235,7 +243,8 @@ func TestListCharges(t *testing.T) {
 			all = append(all, pendingCharge("acct_other"))
 		}
 	}
-	require.NoError(t, b.store.InsertPendingCharges(ctx, all))
+	_, err := b.store.InsertCharges(ctx, all)
+	require.NoError(t, err)
 	all = slices.DeleteFunc(all, func(c charge.Charge) bool { return c.Merchant != b.merchant })
 	slices.Reverse(all)
 	slices.Reverse(succeeded)
@@ -296,15 +305,22 @@ func TestClaimTransitions(t *testing.T) {
 	authorize := charge.NewTransition(a, charge.StatusRequiresCapture, at, 0, "", "auth_1")
 	rival := charge.NewTransition(a, charge.StatusFailed, at, 0, charge.FailureCardDeclined, "")
 	require.Equal(t, authorize.ID, rival.ID, "the same step of the same charge has one id")
-	require.NoError(t, b.store.ClaimTransitions(ctx, []charge.Transition{authorize}))
-	require.NoError(t, b.store.ClaimTransitions(ctx, []charge.Transition{rival, charge.NewTransition(other, charge.StatusSucceeded, at, 10, "", "")}))
-	require.NoError(t, b.store.ClaimTransitions(ctx, nil))
+	lost, err := b.store.ClaimTransitions(ctx, []charge.Transition{authorize})
+	require.NoError(t, err)
+	require.Empty(t, lost)
+	lost, err = b.store.ClaimTransitions(ctx, []charge.Transition{rival, charge.NewTransition(other, charge.StatusSucceeded, at, 10, "", "")})
+	require.NoError(t, err)
+	require.Equal(t, []string{a.ID}, lost, "the second claim of a step loses")
+	lost, err = b.store.ClaimTransitions(ctx, nil)
+	require.NoError(t, err)
+	require.Empty(t, lost)
 
 	captured := charge.Fold(a, []charge.Transition{authorize})
 	capture := charge.NewTransition(captured, charge.StatusSucceeded, at.Add(time.Second), a.Amount, "", "")
 	require.Equal(t, 2, capture.Sequence)
 	require.Equal(t, charge.EventChargeCaptured, capture.Event.Type)
-	require.NoError(t, b.store.ClaimTransitions(ctx, []charge.Transition{capture}))
+	_, err = b.store.ClaimTransitions(ctx, []charge.Transition{capture})
+	require.NoError(t, err)
 
 	log, err := b.store.TransitionsFrom(ctx, map[string]int{a.ID: 1, other.ID: 1, "ch_unknown": 1})
 	require.NoError(t, err)
@@ -323,7 +339,8 @@ func TestSaveCharges(t *testing.T) {
 	ctx := t.Context()
 
 	c := pendingCharge(b.merchant)
-	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{c}))
+	_, err := b.store.InsertCharges(ctx, []charge.Charge{c})
+	require.NoError(t, err)
 	at := now().Add(time.Second)
 	authorize := charge.NewTransition(c, charge.StatusRequiresCapture, at, 0, "", "auth_3")
 	v1 := charge.Fold(c, []charge.Transition{authorize})
@@ -351,7 +368,8 @@ func TestSaveCharges(t *testing.T) {
 	require.EqualValues(t, 2, got.Version)
 
 	declined := pendingCharge(b.merchant)
-	require.NoError(t, b.store.InsertPendingCharges(ctx, []charge.Charge{declined}))
+	_, err = b.store.InsertCharges(ctx, []charge.Charge{declined})
+	require.NoError(t, err)
 	fail := charge.NewTransition(declined, charge.StatusFailed, at, 0, charge.FailureCardDeclined, "")
 	require.NoError(t, b.store.SaveCharges(ctx, []charge.Charge{charge.Fold(declined, []charge.Transition{fail})}))
 	got, err = b.store.GetCharge(ctx, b.merchant, declined.ID)

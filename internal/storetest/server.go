@@ -109,7 +109,7 @@ func quiet(logger *slog.Logger) *slog.Logger {
 	if logger == nil {
 		return slog.New(slog.DiscardHandler)
 	}
-	return slog.New(minLevelHandler{min: slog.LevelWarn, next: logger.Handler()})
+	return slog.New(minLevelHandler{min: slog.LevelError, next: logger.Handler()})
 }
 
 // minLevelHandler drops records below min before they reach next.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -39,9 +40,9 @@ type Source interface {
 
 // Store is where results are recorded.
 type Store interface {
-	InsertPendingCharges(ctx context.Context, cs []charge.Charge) error
+	InsertCharges(ctx context.Context, cs []charge.Charge) (existing []string, err error)
 	ChargesByID(ctx context.Context, ids []string) (map[string]charge.Charge, error)
-	ClaimTransitions(ctx context.Context, ts []charge.Transition) error
+	ClaimTransitions(ctx context.Context, ts []charge.Transition) (lost []string, err error)
 	TransitionsFrom(ctx context.Context, from map[string]int) (map[string][]charge.Transition, error)
 	SaveCharges(ctx context.Context, cs []charge.Charge) error
 	InsertEvents(ctx context.Context, es []charge.Event) error
@@ -247,53 +248,87 @@ func (w *Worker) keepInProgress(items []*item) func() {
 	return func() { close(done) }
 }
 
-// settleCharges is the work of a batch of create commands, each step one batched call:
-// store the pending charges, authorize those without a decision, claim the transitions
-// the answers call for, bring the charge views up to date with the log, then write and
-// publish the events of the charges' first transitions. An error leaves every item to be
-// retried; re-running is safe.
+// settleCharges is the work of a batch of create commands. In the common case it is
+// three bulk inserts, the writes that MongoDB and FerretDB both arbitrate atomically and
+// FerretDB does fastest: authorize, claim each charge's first transition in the log,
+// insert each charge as its transitions leave it, insert the events; then publish the
+// events. Only what lost a race (a claim or a charge already stored by an earlier or
+// concurrent delivery) is read back and brought up to date one by one. An error leaves
+// every item to be retried; re-running is safe.
+//
+// The charge is not written before it is decided: until then the ingest serves it from
+// its command on the queue, which is acknowledged (and so removed) only after the charge
+// is stored.
 func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 	bases := make(map[string]charge.Charge, len(items))
-	pending := make([]charge.Charge, 0, len(items))
 	redelivered := map[string]int{}
 	for _, it := range items {
 		c := it.cmd.PendingCharge()
-		if _, dup := bases[c.ID]; !dup {
-			pending = append(pending, c)
-		}
 		bases[c.ID] = c
 		if it.msg.NumDelivered() > 1 {
 			redelivered[c.ID] = 1
 		}
 	}
-	if err := w.store.InsertPendingCharges(ctx, pending); err != nil {
-		return err
-	}
 	// Only a redelivered command can find its charge decided already; asking saves a
 	// second processor call (which would be harmless: same idempotency key, same answer).
-	decided, err := w.store.TransitionsFrom(ctx, redelivered)
+	logs, err := w.store.TransitionsFrom(ctx, redelivered)
 	if err != nil {
 		return err
 	}
-	claims, dead := w.authorize(ctx, items, decided)
+	claims, dead := w.authorize(ctx, items, logs)
 	// Dead letters first: whoever sees a charge failed by exhaustion finds its record.
 	if err := w.store.InsertDeadLetters(ctx, dead); err != nil {
 		return err
 	}
-	if err := w.store.ClaimTransitions(ctx, claims); err != nil {
-		return err
-	}
-	current, log, err := w.converge(ctx, bases)
+	lost, err := w.store.ClaimTransitions(ctx, claims)
 	if err != nil {
 		return err
 	}
+	for _, t := range claims {
+		logs[t.ChargeID] = []charge.Transition{t}
+	}
+	if len(lost) > 0 {
+		winners, err := w.store.TransitionsFrom(ctx, fromOne(lost))
+		if err != nil {
+			return err
+		}
+		maps.Copy(logs, winners)
+	}
+
+	views := make([]charge.Charge, 0, len(items))
+	for id, ts := range logs {
+		if len(ts) > 0 {
+			views = append(views, charge.Fold(bases[id], ts))
+		}
+	}
+	existing, err := w.store.InsertCharges(ctx, views)
+	if err != nil {
+		return err
+	}
+	current := make(map[string]charge.Charge, len(views))
+	for _, v := range views {
+		current[v.ID] = v
+	}
+	if len(existing) > 0 {
+		again := make(map[string]charge.Charge, len(existing))
+		for _, id := range existing {
+			again[id] = bases[id]
+		}
+		converged, convergedLogs, err := w.converge(ctx, again)
+		if err != nil {
+			return err
+		}
+		maps.Copy(current, converged)
+		maps.Copy(logs, convergedLogs)
+	}
+
 	var events []charge.Event
 	for _, it := range items {
 		if it.retry {
 			continue
 		}
 		// The create command owes the event of the charge's first transition.
-		if ts := log[it.cmd.ChargeID]; len(ts) > 0 {
+		if ts := logs[it.cmd.ChargeID]; len(ts) > 0 {
 			events = append(events, charge.NewEvent(current[it.cmd.ChargeID], ts[0].Event))
 		} else {
 			// Another worker holds it and has not decided yet: come back to it.
@@ -304,6 +339,14 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 		return err
 	}
 	return w.events.PublishEvents(ctx, events)
+}
+
+func fromOne(ids []string) map[string]int {
+	m := make(map[string]int, len(ids))
+	for _, id := range ids {
+		m[id] = 1
+	}
+	return m
 }
 
 // maxConverge bounds the rounds of converge; each round past the first needs a concurrent
