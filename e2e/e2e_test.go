@@ -55,8 +55,16 @@ func TestChargesSurviveWorkerCrash(t *testing.T) {
 	// Every charge settles.
 	settleCtx, cancelSettle := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancelSettle()
-	charges, errs := s.settle(settleCtx, orders, clients)
-	require.Empty(t, errs, "%d of %d charges did not settle; first: %v", len(errs), total, errs[:min(len(errs), 10)])
+	// Few pollers: on two cores, each GET's store reads compete with the workers'.
+	charges, errs := s.settle(settleCtx, orders, 4, time.Minute)
+	if len(errs) > 0 {
+		var first []string
+		for _, err := range errs[:min(len(errs), 5)] {
+			first = append(first, err.Error())
+		}
+		require.FailNow(t, "charges did not settle", "%d of %d charges are not terminal; the first:\n%s",
+			len(errs), total, strings.Join(first, "\n"))
+	}
 	settled := time.Since(l.start)
 	var lastUpdate time.Time
 	for _, c := range charges {

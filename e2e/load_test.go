@@ -196,21 +196,49 @@ func (s *system) create(ctx context.Context, l *load, o *order) error {
 	}
 }
 
+// errStalled ends the wait for charges to settle when none has settled for a while: the
+// system is stuck, and waiting out the whole deadline would only hide where.
+var errStalled = errors.New("no charge settled for a while")
+
 // settle waits with GET /v1/charges/{id}?wait=10s until every order's charge has left
-// pending, using clients concurrent clients, and returns the charges by id. The charges
-// still pending when ctx ends are returned as they were last seen.
-func (s *system) settle(ctx context.Context, orders []*order, clients int) (map[string]chargeObject, []error) {
+// pending, using clients concurrent clients, and returns the charges by id. It gives up
+// when ctx ends or when no charge has settled for stall; the charges still pending then
+// are returned as they were last seen, with an error each.
+func (s *system) settle(ctx context.Context, orders []*order, clients int, stall time.Duration) (map[string]chargeObject, []error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	var (
-		mu      sync.Mutex
-		charges = make(map[string]chargeObject, len(orders))
-		errs    []error
-		wg      sync.WaitGroup
-		next    = make(chan *order)
+		mu       sync.Mutex
+		charges  = make(map[string]chargeObject, len(orders))
+		errs     []error
+		wg       sync.WaitGroup
+		next     = make(chan *order)
+		progress atomic.Int64 // unix nanoseconds of the last settled charge
+		finished = make(chan struct{})
 	)
+	progress.Store(time.Now().UnixNano())
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-finished:
+				return
+			case <-tick.C:
+				if idle := time.Since(time.Unix(0, progress.Load())); idle > stall {
+					cancel(fmt.Errorf("%w (%s)", errStalled, idle.Round(time.Second)))
+					return
+				}
+			}
+		}
+	}()
 	for range clients {
 		wg.Go(func() {
 			for o := range next {
 				c, err := s.awaitTerminal(ctx, o.id)
+				if err == nil {
+					progress.Store(time.Now().UnixNano())
+				}
 				mu.Lock()
 				charges[o.id] = c
 				if err != nil {
@@ -225,21 +253,38 @@ func (s *system) settle(ctx context.Context, orders []*order, clients int) (map[
 	}
 	close(next)
 	wg.Wait()
+	close(finished)
 	return charges, errs
 }
 
+// awaitTerminal polls the charge until it is no longer pending. Like a merchant, it asks
+// again after a transport error or a 503.
 func (s *system) awaitTerminal(ctx context.Context, id string) (chargeObject, error) {
-	var c chargeObject
+	var (
+		c    chargeObject
+		last string
+	)
 	for {
 		status, body, _, err := s.do(ctx, http.MethodGet, "/v1/charges/"+id+"?wait=10s", nil)
+		if err != nil {
+			last = err.Error()
+		}
 		switch {
 		case ctx.Err() != nil:
-			return c, fmt.Errorf("charge %s still %q: %w", id, c.Status, ctx.Err())
+			return c, fmt.Errorf("charge %s: %w; last seen %q, last answer: %s", id, context.Cause(ctx), c.Status, last)
 		case err != nil:
-			return c, fmt.Errorf("GET charge %s: %w", id, err)
+			continue
+		case status == http.StatusServiceUnavailable:
+			last = fmt.Sprintf("%d %s", status, body)
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
 		case status != http.StatusOK:
 			return c, fmt.Errorf("GET charge %s: %d %s", id, status, body)
 		}
+		last = fmt.Sprintf("%d %.200s", status, body)
 		c = chargeObject{}
 		if err := json.Unmarshal(body, &c); err != nil {
 			return c, fmt.Errorf("GET charge %s: %w: %s", id, err, body)

@@ -103,7 +103,13 @@ func (p *process) log() string {
 // tail is the last n lines of the log.
 func (p *process) tail(n int) string {
 	lines := strings.Split(strings.TrimRight(p.log(), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+	lines = lines[max(0, len(lines)-n):]
+	for i, l := range lines {
+		if len(l) > 400 {
+			lines[i] = l[:400] + " …"
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // requireRunning fails the test, with the log tail, if the process has exited.
