@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,8 @@ const merchant = "m_e2e"
 type system struct {
 	logDir    string
 	dataDir   string
+	// webhookKey is the key devstack infra made to seal webhook secrets.
+	webhookKey string
 	natsAddr  string
 	mongoAddr string
 
@@ -50,6 +53,9 @@ func setup(t *testing.T) *system {
 	s := &system{logDir: logDir(t), dataDir: t.TempDir(), natsAddr: addrs[0], mongoAddr: addrs[1]}
 	s.startInfra(t)
 	s.token = s.mintToken(t)
+	key, err := os.ReadFile(filepath.Join(s.dataDir, "keys", "webhook-secret.key"))
+	require.NoError(t, err, "devstack infra writes the webhook secret key")
+	s.webhookKey = strings.TrimSpace(string(key))
 	s.processor = startProcessor(t)
 
 	s.ingest = s.startIngest(t, addrs[2])
@@ -108,6 +114,7 @@ func (s *system) serviceEnv(adminAddr string) []string {
 		"BILLING_MONGO_URI=mongodb://"+s.mongoAddr,
 		"BILLING_LOG_FORMAT=text",
 		"BILLING_SHUTDOWN_TIMEOUT=15s",
+		"BILLING_WEBHOOK_SECRET_KEY="+s.webhookKey,
 	)
 }
 

@@ -82,8 +82,12 @@ func infra(args []string) error {
 		return err
 	}
 	defer stack.Close()
-	fmt.Printf("NATS:    %s\nMongoDB: %s\nJWKS:    %s\ndata:    %s\n",
-		stack.NATSURL, stack.MongoURI, stack.Key.JWKSPath(), cfg.DataDir)
+	fmt.Printf("NATS:    %s\nMongoDB: %s\nJWKS:    %s\ndata:    %s\n\n"+
+		"Services started separately need:\n  export BILLING_NATS_URL=%s BILLING_MONGO_URI=%s\n"+
+		"  export BILLING_AUTH_JWKS_FILE=%s\n  export BILLING_WEBHOOK_SECRET_KEY=$(cat %s)\n",
+		stack.NATSURL, stack.MongoURI, stack.Key.JWKSPath(), cfg.DataDir,
+		stack.NATSURL, stack.MongoURI, stack.Key.JWKSPath(),
+		filepath.Join(cfg.DataDir, devstack.KeyDir, devstack.WebhookKeyFile))
 	<-ctx.Done()
 	return nil
 }
@@ -110,6 +114,7 @@ func up(args []string) error {
 	// The services see the devstack's servers and key, then every BILLING_* variable.
 	environ := append([]string{
 		"BILLING_AUTH_JWKS_FILE=" + stack.Key.JWKSPath(),
+		"BILLING_WEBHOOK_SECRET_KEY=" + stack.WebhookSecretKey,
 		"BILLING_WEBHOOK_ALLOW_PRIVATE=true",
 	}, os.Environ()...)
 	environ = append(environ, "BILLING_NATS_URL="+stack.NATSURL, "BILLING_MONGO_URI="+stack.MongoURI)

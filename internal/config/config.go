@@ -17,6 +17,14 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/billing/billing/internal/secret"
+)
+
+// The roles a worker can run.
+const (
+	RoleCharges  = "charges"
+	RoleWebhooks = "webhooks"
 )
 
 // Service names which process loads the configuration; defaults differ per service.
@@ -96,6 +104,23 @@ type Config struct {
 	WebhookTimeout time.Duration `env:"BILLING_WEBHOOK_TIMEOUT" yaml:"webhook_timeout"`
 	// WebhookAllowPrivate allows private and loopback webhook URLs (development).
 	WebhookAllowPrivate bool `env:"BILLING_WEBHOOK_ALLOW_PRIVATE" yaml:"webhook_allow_private"`
+	// WebhookSecretKey seals endpoint secrets at rest: 32 bytes in base64. Required by
+	// the ingest and the worker; never logged.
+	WebhookSecretKey string `env:"BILLING_WEBHOOK_SECRET_KEY" yaml:"webhook_secret_key"`
+	// WebhookDisableAfter disables an endpoint whose deliveries have all failed for this
+	// long. Defaults to 120h (5 days).
+	WebhookDisableAfter time.Duration `env:"BILLING_WEBHOOK_DISABLE_AFTER" yaml:"webhook_disable_after"`
+	// WebhookConcurrency bounds deliveries in flight per worker; WebhookEndpointConcurrency
+	// per endpoint, so a slow endpoint cannot hold the others back. Default 64 and 4.
+	WebhookConcurrency         int `env:"BILLING_WEBHOOK_CONCURRENCY" yaml:"webhook_concurrency"`
+	WebhookEndpointConcurrency int `env:"BILLING_WEBHOOK_ENDPOINT_CONCURRENCY" yaml:"webhook_endpoint_concurrency"`
+	// EventRetention is how long events and delivery records are kept. Defaults to 720h
+	// (30 days).
+	EventRetention time.Duration `env:"BILLING_EVENT_RETENTION" yaml:"event_retention"`
+
+	// WorkerRoles are what a worker does: "charges" (settle commands), "webhooks" (fan
+	// out events and deliver them), or both. Defaults to "charges,webhooks".
+	WorkerRoles []string `env:"BILLING_WORKER_ROLES" envSeparator:"," yaml:"worker_roles"`
 
 	// LogLevel is debug, info, warn or error (default info); LogFormat json (default) or text.
 	LogLevel  string `env:"BILLING_LOG_LEVEL" yaml:"log_level"`
@@ -116,31 +141,36 @@ func Defaults(service Service) Config {
 		admin = ":9091"
 	}
 	return Config{
-		HTTPAddr:             ":8080",
-		AdminAddr:            admin,
-		NATSURL:              "nats://127.0.0.1:4222",
-		StreamReplicas:       1,
-		MongoURI:             "mongodb://127.0.0.1:27017",
-		MongoDatabase:        "billing",
-		AuthIssuer:           "billing-dev",
-		AuthAudience:         "billing-api",
-		IdempotencyTTL:       24 * time.Hour,
-		RateLimit:            100,
-		RateBurst:            200,
-		Processor:            "simulated",
-		ProcessorTimeout:     10 * time.Second,
-		WorkerBatch:          256,
-		WorkerConcurrency:    64,
-		WorkerRetrySchedule:  []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute},
-		WorkerAckWait:        30 * time.Second,
-		ShutdownTimeout:      30 * time.Second,
-		WebhookRetrySchedule: []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
-		WebhookTimeout:       15 * time.Second,
-		LogLevel:             "info",
-		LogFormat:            "json",
-		DataDir:              "./data",
-		DevNATSAddr:          "127.0.0.1:4222",
-		DevMongoAddr:         "127.0.0.1:27017",
+		HTTPAddr:                   ":8080",
+		AdminAddr:                  admin,
+		NATSURL:                    "nats://127.0.0.1:4222",
+		StreamReplicas:             1,
+		MongoURI:                   "mongodb://127.0.0.1:27017",
+		MongoDatabase:              "billing",
+		AuthIssuer:                 "billing-dev",
+		AuthAudience:               "billing-api",
+		IdempotencyTTL:             24 * time.Hour,
+		RateLimit:                  100,
+		RateBurst:                  200,
+		Processor:                  "simulated",
+		ProcessorTimeout:           10 * time.Second,
+		WorkerBatch:                256,
+		WorkerConcurrency:          64,
+		WorkerRetrySchedule:        []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute},
+		WorkerAckWait:              30 * time.Second,
+		ShutdownTimeout:            30 * time.Second,
+		WebhookRetrySchedule:       []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
+		WebhookTimeout:             15 * time.Second,
+		WebhookDisableAfter:        5 * 24 * time.Hour,
+		WebhookConcurrency:         64,
+		WebhookEndpointConcurrency: 4,
+		EventRetention:             30 * 24 * time.Hour,
+		WorkerRoles:                []string{RoleCharges, RoleWebhooks},
+		LogLevel:                   "info",
+		LogFormat:                  "json",
+		DataDir:                    "./data",
+		DevNATSAddr:                "127.0.0.1:4222",
+		DevMongoAddr:               "127.0.0.1:27017",
 	}
 }
 
@@ -300,6 +330,33 @@ func (c *Config) Validate(service Service) error {
 	}
 	if c.WebhookTimeout <= 0 {
 		bad("BILLING_WEBHOOK_TIMEOUT", "must be positive")
+	}
+	if service != Devstack {
+		if _, err := secret.ParseKey(c.WebhookSecretKey); err != nil {
+			bad("BILLING_WEBHOOK_SECRET_KEY", "must be 32 random bytes in base64 (for example: openssl rand -base64 32)")
+		}
+	}
+	if c.WebhookDisableAfter <= 0 {
+		bad("BILLING_WEBHOOK_DISABLE_AFTER", "must be positive")
+	}
+	if c.WebhookConcurrency < 1 {
+		bad("BILLING_WEBHOOK_CONCURRENCY", "must be at least 1")
+	}
+	if c.WebhookEndpointConcurrency < 1 || c.WebhookEndpointConcurrency > c.WebhookConcurrency {
+		bad("BILLING_WEBHOOK_ENDPOINT_CONCURRENCY", "must be 1 to BILLING_WEBHOOK_CONCURRENCY")
+	}
+	if c.EventRetention < time.Hour {
+		bad("BILLING_EVENT_RETENTION", "must be at least 1h")
+	}
+	if service == Worker {
+		if len(c.WorkerRoles) == 0 {
+			bad("BILLING_WORKER_ROLES", "must name at least one role")
+		}
+		for _, r := range c.WorkerRoles {
+			if r != RoleCharges && r != RoleWebhooks {
+				bad("BILLING_WORKER_ROLES", "unknown role %q (charges, webhooks)", r)
+			}
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -8,15 +8,20 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/billing/billing/internal/secret"
 )
+
+// key is a valid BILLING_WEBHOOK_SECRET_KEY setting.
+var key = "BILLING_WEBHOOK_SECRET_KEY=" + secret.NewKey()
 
 func TestDefaultsPerService(t *testing.T) {
 	t.Parallel()
-	ingest, err := Load(Ingest, "", []string{"BILLING_AUTH_HS256_SECRET=" + strings.Repeat("s", 32)})
+	ingest, err := Load(Ingest, "", []string{key, "BILLING_AUTH_HS256_SECRET=" + strings.Repeat("s", 32)})
 	require.NoError(t, err)
 	require.Equal(t, ":9090", ingest.AdminAddr)
 	require.Equal(t, 24*time.Hour, ingest.IdempotencyTTL)
-	worker, err := Load(Worker, "", nil)
+	worker, err := Load(Worker, "", []string{key})
 	require.NoError(t, err)
 	require.Equal(t, ":9091", worker.AdminAddr)
 	require.Equal(t, "simulated", worker.Processor)
@@ -26,7 +31,7 @@ func TestEnvironmentOverridesFile(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "billing.yaml")
 	require.NoError(t, os.WriteFile(path, []byte("rate_limit: 5\nrate_burst: 7\nmongo_database: fromfile\nworker_retry_schedule: [1s, 3s]\n"), 0o600))
-	cfg, err := Load(Worker, "", []string{"BILLING_CONFIG=" + path, "BILLING_RATE_BURST=9", "BILLING_WEBHOOK_RETRY_SCHEDULE=1s,2m"})
+	cfg, err := Load(Worker, "", []string{key, "BILLING_CONFIG=" + path, "BILLING_RATE_BURST=9", "BILLING_WEBHOOK_RETRY_SCHEDULE=1s,2m"})
 	require.NoError(t, err)
 	require.Equal(t, 5.0, cfg.RateLimit)
 	require.Equal(t, 9, cfg.RateBurst)
@@ -37,7 +42,7 @@ func TestEnvironmentOverridesFile(t *testing.T) {
 
 func TestExampleFileLoads(t *testing.T) {
 	t.Parallel()
-	_, err := Load(Worker, "../../config/billing.example.yaml", nil)
+	_, err := Load(Worker, "../../config/billing.example.yaml", []string{key})
 	require.NoError(t, err)
 }
 
@@ -56,6 +61,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		"BILLING_HTTP_ADDR":              {"BILLING_HTTP_ADDR=8080"},
 		"BILLING_WEBHOOK_RETRY_SCHEDULE": {"BILLING_WEBHOOK_RETRY_SCHEDULE=5s,-1s"},
 		"BILLING_AUTH_HS256_SECRET":      {"BILLING_AUTH_HS256_SECRET=short"},
+		"BILLING_WEBHOOK_SECRET_KEY":     {"BILLING_WEBHOOK_SECRET_KEY=c2hvcnQ="},
+		"BILLING_WORKER_ROLES":           {"BILLING_WORKER_ROLES=charges,mining"},
 	}
 	for key, env := range cases {
 		_, err := Load(Worker, "", env)
@@ -67,6 +74,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 
 	path := filepath.Join(t.TempDir(), "bad.yaml")
 	require.NoError(t, os.WriteFile(path, []byte("rate_limt: 5\n"), 0o600))
-	_, err = Load(Worker, path, nil)
+	_, err = Load(Worker, path, []string{key})
 	require.ErrorContains(t, err, "rate_limt")
+	// The key is never part of an error message.
+	_, err = Load(Worker, "", []string{"BILLING_WEBHOOK_SECRET_KEY=not-a-key-but-secret"})
+	require.NotContains(t, err.Error(), "not-a-key-but-secret")
 }

@@ -5,7 +5,11 @@ package devstack
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"strings"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -16,6 +20,7 @@ import (
 	"github.com/billing/billing/internal/auth"
 	"github.com/billing/billing/internal/config"
 	"github.com/billing/billing/internal/natstest"
+	"github.com/billing/billing/internal/secret"
 	"github.com/billing/billing/internal/storetest"
 )
 
@@ -28,11 +33,16 @@ var AllScopes = []string{"charges:write", "charges:read", "events:read", "webhoo
 // KeyDir is where, under the data directory, the signing key and JWKS live.
 const KeyDir = "keys"
 
+// WebhookKeyFile is the file, under KeyDir, of the key that seals webhook secrets.
+const WebhookKeyFile = "webhook-secret.key"
+
 // Infra is the running embedded infrastructure.
 type Infra struct {
 	NATSURL  string
 	MongoURI string
 	Key      *auth.DevKey
+	// WebhookSecretKey is the BILLING_WEBHOOK_SECRET_KEY of the devstack's services.
+	WebhookSecretKey string
 
 	nats  *server.Server
 	store *storetest.Server
@@ -53,6 +63,10 @@ func StartInfra(ctx context.Context, cfg config.Config, logger *slog.Logger) (*I
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
+	webhookKey, err := loadOrCreateWebhookKey(filepath.Join(cfg.DataDir, KeyDir, WebhookKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("webhook secret key: %w", err)
+	}
 	ns, err := natstest.StartServer(natstest.ServerOptions{
 		Host: host, Port: port, StoreDir: filepath.Join(cfg.DataDir, "nats"), ServerName: "devstack",
 	})
@@ -66,7 +80,30 @@ func StartInfra(ctx context.Context, cfg config.Config, logger *slog.Logger) (*I
 		return nil, fmt.Errorf("starting the store on %s: %w", cfg.DevMongoAddr, err)
 	}
 	logger.Info("devstack infrastructure up", "nats", ns.ClientURL(), "mongodb", st.URI(), "data_dir", cfg.DataDir)
-	return &Infra{NATSURL: ns.ClientURL(), MongoURI: st.URI(), Key: key, nats: ns, store: st}, nil
+	return &Infra{NATSURL: ns.ClientURL(), MongoURI: st.URI(), Key: key, WebhookSecretKey: webhookKey, nats: ns, store: st}, nil
+}
+
+// loadOrCreateWebhookKey reads the key at path, creating it (0600) if it is missing.
+func loadOrCreateWebhookKey(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key := secret.NewKey()
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+			return "", err
+		}
+		return key, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	key := strings.TrimSpace(string(raw))
+	if _, err := secret.ParseKey(key); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return key, nil
 }
 
 // Close stops the store and NATS.

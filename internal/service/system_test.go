@@ -19,6 +19,7 @@ import (
 	"github.com/billing/billing/internal/auth"
 	"github.com/billing/billing/internal/config"
 	"github.com/billing/billing/internal/natstest"
+	"github.com/billing/billing/internal/secret"
 	"github.com/billing/billing/internal/service"
 	"github.com/billing/billing/internal/store"
 	"github.com/billing/billing/internal/storetest"
@@ -50,6 +51,7 @@ func startSystem(t *testing.T, edit func(*config.Config)) *system {
 	cfg.MongoURI = storetest.New(t)
 	cfg.MongoDatabase = storetest.Database(t)
 	cfg.AuthJWKSFile = key.JWKSPath()
+	cfg.WebhookSecretKey = secret.NewKey()
 	cfg.WorkerRetrySchedule = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond}
 	cfg.ShutdownTimeout = 5 * time.Second
 	if edit != nil {
