@@ -12,6 +12,10 @@ import (
 // maxAckPending caps the commands delivered and not yet acknowledged, over all workers.
 const maxAckPending = 4096
 
+// maxTaskAckPending caps the webhook tasks delivered and not yet acknowledged: those in a
+// delayed retry count, so it is far higher.
+const maxTaskAckPending = 100_000
+
 // ConsumerConfig configures CommandConsumer.
 type ConsumerConfig struct {
 	// Durable names the consumer that all worker replicas share. Defaults to "workers".
@@ -33,6 +37,24 @@ type Consumer struct {
 // from NumDelivered, when to fail a charge and Term its command.
 func (c *Conn) CommandConsumer(ctx context.Context, cfg ConsumerConfig) (*Consumer, error) {
 	cfg.Durable = cmp.Or(cfg.Durable, "workers")
+	return c.consumer(ctx, StreamCharges, "charge workers", cfg, maxAckPending)
+}
+
+// EventConsumer creates or updates the durable consumer of EVENTS that fans events out to
+// webhook endpoints, shared by every worker that runs the webhooks role.
+func (c *Conn) EventConsumer(ctx context.Context, cfg ConsumerConfig) (*Consumer, error) {
+	cfg.Durable = cmp.Or(cfg.Durable, "webhook-fanout")
+	return c.consumer(ctx, StreamEvents, "webhook fan-out", cfg, maxAckPending)
+}
+
+// TaskConsumer creates or updates the durable consumer of WEBHOOKS, the delivery tasks.
+// Many tasks can wait in a delayed retry at once, so the ack-pending limit is high.
+func (c *Conn) TaskConsumer(ctx context.Context, cfg ConsumerConfig) (*Consumer, error) {
+	cfg.Durable = cmp.Or(cfg.Durable, "webhook-delivery")
+	return c.consumer(ctx, StreamWebhooks, "webhook deliveries", cfg, maxTaskAckPending)
+}
+
+func (c *Conn) consumer(ctx context.Context, stream, description string, cfg ConsumerConfig, ackPending int) (*Consumer, error) {
 	cfg.AckWait = cmp.Or(cfg.AckWait, 30*time.Second)
 	if !validToken(cfg.Durable) {
 		return nil, invalid("consumer name %q", cfg.Durable)
@@ -40,13 +62,13 @@ func (c *Conn) CommandConsumer(ctx context.Context, cfg ConsumerConfig) (*Consum
 	if cfg.AckWait < time.Second {
 		return nil, invalid("AckWait must be at least 1s, got %s", cfg.AckWait)
 	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, StreamCharges, jetstream.ConsumerConfig{
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		Durable:       cfg.Durable,
-		Description:   "charge workers",
+		Description:   description,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		MaxDeliver:    -1,
-		MaxAckPending: maxAckPending,
+		MaxAckPending: ackPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
@@ -79,11 +101,17 @@ func (k *Consumer) Fetch(ctx context.Context, max int, wait time.Duration) ([]*M
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// What is there already, at once; if nothing is, wait for one message (a pull of one
+	// ends as soon as it arrives, where a larger pull would wait to fill up) and take what
+	// came with it. A pull request is never abandoned while it may still deliver.
+	if msgs, err := k.fetchNoWait(max); err != nil || len(msgs) > 0 {
+		return msgs, err
+	}
 	// FetchContext, not FetchMaxWait: the fetch then ends as soon as ctx does. The pull
 	// request expires on the server a little before fctx does (nats.go keeps a margin).
 	fctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	batch, err := k.c.Fetch(max, jetstream.FetchContext(fctx))
+	batch, err := k.c.Fetch(1, jetstream.FetchContext(fctx))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -103,6 +131,26 @@ func (k *Consumer) Fetch(ctx context.Context, max int, wait time.Duration) ([]*M
 	if err := batch.Error(); err != nil && len(msgs) == 0 && !errors.Is(err, context.DeadlineExceeded) {
 		return nil, unavailable("fetching commands", err)
 	}
+	if len(msgs) > 0 && max > 1 {
+		more, _ := k.fetchNoWait(max - 1) // an error here returns on the next Fetch
+		msgs = append(msgs, more...)
+	}
+	return msgs, nil
+}
+
+// fetchNoWait returns up to max messages that are available now.
+func (k *Consumer) fetchNoWait(max int) ([]*Msg, error) {
+	batch, err := k.c.FetchNoWait(max)
+	if err != nil {
+		return nil, unavailable("fetching", err)
+	}
+	var msgs []*Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, &Msg{m: m})
+	}
+	if err := batch.Error(); err != nil && len(msgs) == 0 && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoMessages) {
+		return nil, unavailable("fetching", err)
+	}
 	return msgs, nil
 }
 
@@ -116,7 +164,10 @@ func (k *Consumer) Pending(ctx context.Context) (uint64, error) {
 	return info.NumPending + uint64(info.NumAckPending), nil
 }
 
-// Msg is one delivered command. Exactly one of Ack, NakWithDelay or Term settles it;
+// Header returns the value of a header of the message, or "".
+func (m *Msg) Header(key string) string { return m.m.Headers().Get(key) }
+
+// Msg is one delivered message. Exactly one of Ack, NakWithDelay or Term settles it;
 // InProgress extends its AckWait meanwhile.
 type Msg struct {
 	m jetstream.Msg

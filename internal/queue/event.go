@@ -34,19 +34,26 @@ func (c *Conn) PublishEvents(ctx context.Context, es []charge.Event) error {
 		if err != nil {
 			return fmt.Errorf("encoding event %s: %w", e.ID, err)
 		}
-		msgs[i] = &nats.Msg{Subject: subject, Data: data}
+		msgs[i] = &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+		msgs[i].Header.Set(jetstream.MsgIDHeader, e.ID)
+		msgs[i].Header.Set(HeaderMerchant, e.Merchant)
 	}
-	what := fmt.Sprintf("publishing %d events", len(es))
+	return c.publishAll(ctx, fmt.Sprintf("publishing %d events", len(es)), msgs)
+}
+
+// publishAll publishes msgs, each deduplicated by its Nats-Msg-Id header, without waiting
+// for each ack in turn, and returns once all are acknowledged.
+func (c *Conn) publishAll(ctx context.Context, what string, msgs []*nats.Msg) error {
 	if err := ctx.Err(); err != nil {
 		return unavailable(what, err, ErrNotAccepted)
 	}
 	// The futures are awaited one by one rather than with PublishAsyncComplete, which
 	// waits for every publish of the connection, other goroutines' included.
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	for i, m := range msgs {
-		f, err := c.js.PublishMsgAsync(m, jetstream.WithMsgID(es[i].ID))
+	for _, m := range msgs {
+		f, err := c.js.PublishMsgAsync(m)
 		if err != nil {
-			return unavailable(what, fmt.Errorf("event %s: %w", es[i].ID, err))
+			return unavailable(what, fmt.Errorf("%s: %w", m.Header.Get(jetstream.MsgIDHeader), err))
 		}
 		futures = append(futures, f)
 	}
@@ -54,13 +61,16 @@ func (c *Conn) PublishEvents(ctx context.Context, es []charge.Event) error {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return unavailable(what, fmt.Errorf("event %s: %w", es[i].ID, err))
+			return unavailable(what, fmt.Errorf("%s: %w", msgs[i].Header.Get(jetstream.MsgIDHeader), err))
 		case <-ctx.Done():
 			return unavailable(what, ctx.Err())
 		}
 	}
 	return nil
 }
+
+// HeaderMerchant carries the merchant of an event, which its public JSON does not show.
+const HeaderMerchant = "Billing-Merchant"
 
 // WaitForCharge subscribes to the events of one charge. The channel receives a value
 // (it holds at most one) whenever an event of that charge is published; stop unsubscribes.

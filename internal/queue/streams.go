@@ -11,6 +11,7 @@ import (
 const (
 	StreamCharges     = "CHARGES"
 	StreamEvents      = "EVENTS"
+	StreamWebhooks    = "WEBHOOKS"
 	BucketIdempotency = "IDEMPOTENCY"
 )
 
@@ -49,6 +50,18 @@ func (c *Conn) EnsureStreams(ctx context.Context) error {
 	})
 	if err != nil {
 		return unavailable("ensuring stream "+StreamEvents, err)
+	}
+	_, err = c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamWebhooks,
+		Description: "webhook delivery tasks, one per (event, endpoint), removed when delivered or given up",
+		Subjects:    []string{subjectWebhooks + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.cfg.Replicas,
+		Duplicates:  duplicateWindow,
+	})
+	if err != nil {
+		return unavailable("ensuring stream "+StreamWebhooks, err)
 	}
 	idem, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      BucketIdempotency,

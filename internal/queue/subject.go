@@ -9,8 +9,9 @@ import (
 
 // The first tokens of our subjects.
 const (
-	subjectCharges = "charges"
-	subjectEvents  = "events"
+	subjectCharges  = "charges"
+	subjectEvents   = "events"
+	subjectWebhooks = "webhooks"
 )
 
 // maxTokenLen bounds one subject token; our ids and keys are far shorter.
