@@ -37,6 +37,8 @@ const (
 	CodeBodyTooLarge         = "body_too_large"
 	CodeUnsupportedMediaType = "unsupported_media_type"
 	CodeUnavailable          = "unavailable"
+	CodeURLInvalid           = "url_invalid"
+	CodeURLForbidden         = "url_forbidden"
 )
 
 // InvalidRequestError is a request the caller must change before it can succeed: a 400

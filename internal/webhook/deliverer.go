@@ -1,0 +1,379 @@
+package webhook
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/webhooksig"
+)
+
+// DelivererConfig configures a Deliverer.
+type DelivererConfig struct {
+	// Concurrency bounds deliveries in flight. Defaults to 64.
+	Concurrency int
+	// PerEndpoint bounds deliveries in flight to one endpoint. Defaults to 4.
+	PerEndpoint int
+	// HeldPerEndpoint bounds the tasks of one endpoint held waiting for a slot; more are
+	// put back for later, so that a slow endpoint's backlog cannot fill the worker.
+	// Defaults to 4 × PerEndpoint.
+	HeldPerEndpoint int
+	// Timeout is how long an endpoint has to answer. Defaults to 15s.
+	Timeout time.Duration
+	// Schedule is the delay after each failed attempt. Required.
+	Schedule []time.Duration
+	// DisableAfter disables an endpoint whose deliveries have all failed this long.
+	// Defaults to 5 days.
+	DisableAfter time.Duration
+	// AckWait is the task consumer's ack wait; held tasks are marked in progress every
+	// third of it. Defaults to 60s.
+	AckWait time.Duration
+}
+
+// Deliverer sends delivery tasks to endpoints: signed, once per attempt, retried on the
+// schedule, with the endpoint's health kept up to date.
+type Deliverer struct {
+	cfg     DelivererConfig
+	store   Store
+	sealer  Sealer
+	client  *http.Client
+	logger  *slog.Logger
+	now     charge.TimeNow
+	metrics *delivererMetrics
+
+	global chan struct{}
+	mu     sync.Mutex
+	ends   map[string]*endpointSlots
+	held   map[Message]struct{}
+	wg     sync.WaitGroup
+	freed  chan struct{}
+}
+
+type endpointSlots struct {
+	slots chan struct{}
+	held  int
+}
+
+// NewDeliverer returns a Deliverer; client should come from NewClient.
+func NewDeliverer(cfg DelivererConfig, store Store, sealer Sealer, client *http.Client, logger *slog.Logger, reg prometheus.Registerer, now charge.TimeNow) *Deliverer {
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, 64)
+	cfg.PerEndpoint = cmp.Or(cfg.PerEndpoint, 4)
+	cfg.HeldPerEndpoint = cmp.Or(cfg.HeldPerEndpoint, 4*cfg.PerEndpoint)
+	cfg.Timeout = cmp.Or(cfg.Timeout, 15*time.Second)
+	cfg.DisableAfter = cmp.Or(cfg.DisableAfter, 5*24*time.Hour)
+	cfg.AckWait = cmp.Or(cfg.AckWait, 60*time.Second)
+	return &Deliverer{
+		cfg: cfg, store: store, sealer: sealer, client: client, logger: logger, now: now,
+		metrics: newDelivererMetrics(reg),
+		global:  make(chan struct{}, cfg.Concurrency),
+		ends:    map[string]*endpointSlots{},
+		held:    map[Message]struct{}{},
+		freed:   make(chan struct{}, 1),
+	}
+}
+
+// capacity bounds the tasks a worker holds at once, waiting or in flight.
+func (d *Deliverer) capacity() int { return 4 * d.cfg.Concurrency }
+
+// Run delivers tasks from src until ctx ends, then finishes the deliveries in hand.
+func (d *Deliverer) Run(ctx context.Context, src Source) error {
+	stop := d.keepInProgress()
+	defer stop()
+	for ctx.Err() == nil {
+		d.mu.Lock()
+		free := d.capacity() - len(d.held)
+		d.mu.Unlock()
+		if free <= 0 {
+			select {
+			case <-d.freed:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		msgs, err := src.Fetch(ctx, free, time.Second)
+		if err != nil && ctx.Err() == nil {
+			d.logger.WarnContext(ctx, "fetching webhook tasks", "error", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+		for _, m := range msgs {
+			d.dispatch(context.WithoutCancel(ctx), m)
+		}
+	}
+	d.wg.Wait()
+	return nil
+}
+
+// dispatch starts the delivery of one task, or puts it back for later if its endpoint
+// already has as many held as it may.
+func (d *Deliverer) dispatch(ctx context.Context, m Message) {
+	var t Task
+	if err := json.Unmarshal(m.Data(), &t); err != nil || t.Endpoint == "" || t.Key == "" {
+		d.logger.ErrorContext(ctx, "undecodable webhook task; dropped", "error", err)
+		_ = m.Term()
+		return
+	}
+	d.mu.Lock()
+	e := d.ends[t.Endpoint]
+	if e == nil {
+		e = &endpointSlots{slots: make(chan struct{}, d.cfg.PerEndpoint)}
+		d.ends[t.Endpoint] = e
+	}
+	if e.held >= d.cfg.HeldPerEndpoint {
+		d.mu.Unlock()
+		// Not an attempt: the run's attempt count is kept in the store, not taken from
+		// the number of deliveries of the message.
+		d.metrics.deferred.Inc()
+		_ = m.NakWithDelay(time.Second + rand.N(2*time.Second))
+		return
+	}
+	e.held++
+	d.held[m] = struct{}{}
+	d.mu.Unlock()
+
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer func() {
+			d.mu.Lock()
+			e.held--
+			delete(d.held, m)
+			if e.held == 0 {
+				delete(d.ends, t.Endpoint)
+			}
+			d.mu.Unlock()
+			select {
+			case d.freed <- struct{}{}:
+			default:
+			}
+		}()
+		e.slots <- struct{}{}
+		defer func() { <-e.slots }()
+		d.global <- struct{}{}
+		defer func() { <-d.global }()
+		d.deliver(ctx, m, t)
+	}()
+}
+
+// keepInProgress marks held tasks in progress every third of the ack wait, so a task
+// waiting for its endpoint's slot is not redelivered to another worker meanwhile.
+func (d *Deliverer) keepInProgress() func() {
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(d.cfg.AckWait / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				d.mu.Lock()
+				msgs := make([]Message, 0, len(d.held))
+				for m := range d.held {
+					msgs = append(msgs, m)
+				}
+				d.mu.Unlock()
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// deliver makes one attempt of task t and settles m: ack when delivered, given up, or
+// the endpoint is gone or disabled; a delayed nak for the next attempt otherwise.
+func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout+30*time.Second)
+	defer cancel()
+	attempt := 1
+	if m.NumDelivered() > 1 {
+		// Redelivered: a retry, a deferral or a crashed worker. The store knows how many
+		// attempts were made.
+		made, err := d.store.Run(ctx, t.Key)
+		if err != nil {
+			d.later(ctx, m, err)
+			return
+		}
+		attempt = made + 1
+	}
+	e, err := d.store.Endpoint(ctx, t.Endpoint)
+	if errors.Is(err, charge.ErrNotFound) {
+		_ = m.Ack(ctx) // deleted: nothing to deliver to
+		return
+	}
+	if err != nil {
+		d.later(ctx, m, err)
+		return
+	}
+	if e.Status != StatusEnabled {
+		_ = m.Ack(ctx)
+		return
+	}
+	keys, err := d.keys(e)
+	if err != nil {
+		d.later(ctx, m, err)
+		return
+	}
+
+	now := d.now()
+	status, resp, sendErr := d.send(ctx, e.URL, t, keys, now)
+	elapsed := d.now().Sub(now)
+	rec := Delivery{
+		ID: charge.NewID(charge.PrefixWebhookDelivery), Merchant: e.Merchant, Endpoint: e.ID,
+		Event: t.Event, Attempt: attempt, DurationMS: elapsed.Milliseconds(),
+		CreatedAt: now.UTC().Truncate(time.Millisecond), Key: t.Key,
+	}
+	if status != 0 {
+		rec.ResponseStatus = &status
+	}
+	d.metrics.duration.Observe(elapsed.Seconds())
+	ok := sendErr == nil && status >= 200 && status <= 299
+	if !ok {
+		why := fmt.Sprintf("endpoint answered %d", status)
+		if sendErr != nil {
+			why = sendErr.Error()
+		}
+		rec.Error = &why
+	}
+
+	var settle func() error
+	switch {
+	case ok:
+		d.metrics.outcomes.WithLabelValues("delivered").Inc()
+		if e.FailingSince != nil {
+			_ = d.store.SetEndpointHealth(ctx, e.ID, nil, "")
+		}
+		settle = func() error { return m.Ack(ctx) }
+	case status == http.StatusGone:
+		d.metrics.outcomes.WithLabelValues("gone").Inc()
+		d.logger.InfoContext(ctx, "endpoint answered 410 Gone; disabled", "endpoint", e.ID)
+		if err := d.store.SetEndpointHealth(ctx, e.ID, e.FailingSince, "gone"); err != nil {
+			d.later(ctx, m, err)
+			return
+		}
+		settle = func() error { return m.Ack(ctx) }
+	default:
+		since := e.FailingSince
+		if since == nil {
+			since = &now
+		}
+		reason := ""
+		if now.Sub(*since) >= d.cfg.DisableAfter {
+			reason = "failing"
+			d.logger.InfoContext(ctx, "endpoint failing too long; disabled", "endpoint", e.ID, "since", *since)
+		}
+		if e.FailingSince == nil || reason != "" {
+			if err := d.store.SetEndpointHealth(ctx, e.ID, since, reason); err != nil {
+				d.later(ctx, m, err)
+				return
+			}
+		}
+		delay, again := nextDelay(d.cfg.Schedule, attempt, resp, now)
+		if !again || reason != "" {
+			d.metrics.outcomes.WithLabelValues("gave_up").Inc()
+			settle = func() error { return m.Ack(ctx) }
+			break
+		}
+		d.metrics.outcomes.WithLabelValues("failed").Inc()
+		next := now.Add(delay).UTC().Truncate(time.Millisecond)
+		rec.NextAttemptAt = &next
+		if err := d.store.SaveRun(ctx, t.Key, attempt); err != nil {
+			d.later(ctx, m, err)
+			return
+		}
+		settle = func() error { return m.NakWithDelay(delay) }
+	}
+	if err := d.store.InsertDelivery(ctx, rec); err != nil {
+		d.logger.WarnContext(ctx, "recording delivery attempt", "endpoint", e.ID, "error", err)
+	}
+	if err := settle(); err != nil {
+		d.logger.WarnContext(ctx, "settling webhook task", "endpoint", e.ID, "error", err)
+	}
+}
+
+// later puts the task back after a failure of ours (not the endpoint's).
+func (d *Deliverer) later(ctx context.Context, m Message, err error) {
+	d.logger.WarnContext(ctx, "webhook task deferred after an internal error", "error", err)
+	_ = m.NakWithDelay(5 * time.Second)
+}
+
+// keys opens the endpoint's active secrets.
+func (d *Deliverer) keys(e Endpoint) ([][]byte, error) {
+	var keys [][]byte
+	for _, sealed := range e.ActiveSecrets(d.now()) {
+		plain, err := d.sealer.Open(sealed)
+		if err != nil {
+			return nil, fmt.Errorf("opening secret of %s: %w", e.ID, err)
+		}
+		k, err := webhooksig.DecodeSecret(string(plain))
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("endpoint %s has no active secret", e.ID)
+	}
+	return keys, nil
+}
+
+// send posts the task's body, signed by keys at now; it returns the status (0 when no
+// answer came), the response (body drained and closed), and the transport error.
+func (d *Deliverer) send(ctx context.Context, url string, t Task, keys [][]byte, now time.Time) (int, *http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(t.Body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "billing-webhooks/1")
+	req.Header.Set(webhooksig.HeaderID, t.Event)
+	req.Header.Set(webhooksig.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(webhooksig.HeaderSignature, webhooksig.SignatureHeader(keys, t.Event, now, t.Body))
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	return resp.StatusCode, resp, nil
+}
+
+type delivererMetrics struct {
+	outcomes *prometheus.CounterVec
+	deferred prometheus.Counter
+	duration prometheus.Histogram
+}
+
+func newDelivererMetrics(reg prometheus.Registerer) *delivererMetrics {
+	m := &delivererMetrics{
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billing_webhook_attempts_total", Help: "Webhook delivery attempts by outcome (delivered, failed, gave_up, gone).",
+		}, []string{"outcome"}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "billing_webhook_deferred_total", Help: "Tasks put back because their endpoint had as many waiting as it may.",
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "billing_webhook_attempt_duration_seconds", Help: "Time from sending a webhook to its answer or failure.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 13),
+		}),
+	}
+	reg.MustRegister(m.outcomes, m.deferred, m.duration)
+	return m
+}
