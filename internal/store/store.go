@@ -27,6 +27,10 @@ const (
 	collEvents      = "events"
 	collDeadLetters = "dead_letters"
 	collTransitions = "transitions"
+
+	collWebhookEndpoints  = "webhook_endpoints"
+	collWebhookRuns       = "webhook_runs"
+	collWebhookDeliveries = "webhook_deliveries"
 )
 
 // Client defaults; options given in the URI take precedence.
@@ -47,6 +51,11 @@ type Store struct {
 	events      *mongo.Collection
 	deadLetters *mongo.Collection
 	transitions *mongo.Collection
+
+	webhookEndpoints  *mongo.Collection
+	webhookRuns       *mongo.Collection
+	webhookDeliveries *mongo.Collection
+
 	// ferret is true when the server is FerretDB, whose conditional updates are not
 	// atomic (see SaveCharges).
 	ferret bool
@@ -81,7 +90,12 @@ func Open(ctx context.Context, uri, database string, logger *slog.Logger) (*Stor
 		events:      db.Collection(collEvents),
 		deadLetters: db.Collection(collDeadLetters),
 		transitions: db.Collection(collTransitions),
-		logger:      logger,
+
+		webhookEndpoints:  db.Collection(collWebhookEndpoints),
+		webhookRuns:       db.Collection(collWebhookRuns),
+		webhookDeliveries: db.Collection(collWebhookDeliveries),
+
+		logger: logger,
 	}
 	if err := s.Ping(ctx); err != nil {
 		_ = client.Disconnect(context.WithoutCancel(ctx))
@@ -138,6 +152,14 @@ func indexes() map[string][]mongo.IndexModel {
 			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_id")},
 			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "type", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_type_id")},
 			{Keys: bson.D{{Key: "charge_id", Value: 1}, {Key: "sequence", Value: 1}}, Options: options.Index().SetName("charge_id_sequence")},
+			{Keys: bson.D{{Key: "created_at", Value: 1}}, Options: options.Index().SetName("created_at")}, // DeleteBefore
+		},
+		collWebhookEndpoints: {
+			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_id")},
+		},
+		collWebhookDeliveries: {
+			{Keys: bson.D{{Key: "endpoint", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("endpoint_id")},
+			{Keys: bson.D{{Key: "created_at", Value: 1}}, Options: options.Index().SetName("created_at")}, // DeleteBefore
 		},
 	}
 }
