@@ -22,12 +22,12 @@ const merchant = "m_e2e"
 // system is the running billing system: the devstack's infrastructure, one ingest,
 // workers, the payment processor, and a merchant's token and HTTP client.
 type system struct {
-	logDir    string
-	dataDir   string
+	logDir  string
+	dataDir string
 	// webhookKey is the key devstack infra made to seal webhook secrets.
 	webhookKey string
-	natsAddr  string
-	mongoAddr string
+	natsAddr   string
+	mongoAddr  string
 
 	infra     *process
 	processor *processor

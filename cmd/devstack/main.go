@@ -5,6 +5,7 @@
 //	devstack [up]      everything; prints the API URL and a ready token
 //	devstack infra     only NATS and the store, for separately started ingest and workers
 //	devstack token     a token the devstack's API accepts
+//	devstack listen    forward webhook deliveries to a local URL
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,11 +29,13 @@ import (
 	"github.com/billing/billing/internal/service"
 )
 
-const usage = `usage: devstack [up | infra | token [--merchant M] [--scopes "a b"] [--ttl 24h]]
+const usage = `usage: devstack [up | infra | token [--merchant M] [--scopes "a b"] [--ttl 24h]
+                | listen --forward-to URL [--api URL] [--merchant M] [--events "a b"]]
 
   up      run NATS, the store, the ingest API and a worker (the default)
   infra   run only NATS (BILLING_DEV_NATS_ADDR) and the store (BILLING_DEV_MONGO_ADDR)
   token   print a token the devstack's API accepts
+  listen  register a temporary webhook endpoint and forward its deliveries to --forward-to
 `
 
 func main() {
@@ -48,6 +52,8 @@ func main() {
 		err = infra(args)
 	case "token":
 		err = token(args)
+	case "listen":
+		err = listen(args)
 	case "help":
 		fmt.Print(usage)
 	default:
@@ -184,4 +190,45 @@ func token(args []string) error {
 	}
 	fmt.Println(tok)
 	return nil
+}
+
+func listen(args []string) error {
+	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
+	configPath := fs.String("config", "", "YAML configuration file (default $BILLING_CONFIG)")
+	forwardTo := fs.String("forward-to", "", "http(s) URL deliveries are forwarded to (required)")
+	apiDefault := os.Getenv("BILLING_API")
+	if apiDefault == "" {
+		apiDefault = "http://localhost:8080"
+	}
+	api := fs.String("api", apiDefault, "base URL of the billing API (default $BILLING_API)")
+	merchant := fs.String("merchant", devstack.DefaultMerchant, "the merchant whose events are forwarded")
+	events := fs.String("events", "*", "space-separated event types")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *forwardTo == "" {
+		return errors.New("--forward-to is required")
+	}
+	cfg, err := config.Load(config.Devstack, *configPath, os.Environ())
+	if err != nil {
+		return err
+	}
+	key, err := auth.LoadOrCreateDevKey(filepath.Join(cfg.DataDir, devstack.KeyDir))
+	if err != nil {
+		return err
+	}
+	tok, err := key.Sign(cfg.AuthIssuer, cfg.AuthAudience, *merchant, []string{"webhooks:manage"}, time.Hour, time.Now())
+	if err != nil {
+		return errors.Join(errors.New("signing token"), err)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	l := &devstack.Listener{
+		APIURL:     *api,
+		Token:      tok,
+		ForwardTo:  *forwardTo,
+		Events:     strings.Fields(*events),
+		HTTPClient: &http.Client{},
+	}
+	return l.Run(ctx, os.Stdout)
 }

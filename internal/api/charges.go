@@ -119,22 +119,11 @@ func (s *Server) listCharges(c *gin.Context) {
 	if !onlyQuery(c, "limit", "starting_after", "status") {
 		return
 	}
-	p := charge.ListParams{Limit: 10}
-	if raw, ok := c.GetQuery("limit"); ok {
-		n, err := strconv.Atoi(raw)
-		if err != nil || n < 1 || n > 100 {
-			abortProblem(c, http.StatusBadRequest, charge.CodeParameterInvalid, "limit", "limit must be an integer from 1 to 100.")
-			return
-		}
-		p.Limit = n
+	limit, startingAfter, ok := listParams(c, charge.PrefixCharge, "a charge")
+	if !ok {
+		return
 	}
-	if raw, ok := c.GetQuery("starting_after"); ok {
-		if !charge.ValidID(charge.PrefixCharge, raw) {
-			abortProblem(c, http.StatusBadRequest, charge.CodeParameterInvalid, "starting_after", "starting_after must be a charge id.")
-			return
-		}
-		p.StartingAfter = raw
-	}
+	p := charge.ListParams{Limit: limit, StartingAfter: startingAfter}
 	if raw, ok := c.GetQuery("status"); ok {
 		if !charge.Status(raw).Valid() {
 			abortProblem(c, http.StatusBadRequest, charge.CodeParameterInvalid, "status", "status must be one of pending, succeeded, failed, requires_capture, canceled.")
@@ -152,6 +141,29 @@ func (s *Server) listCharges(c *gin.Context) {
 		out.Data[i] = ch.Public()
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+// listParams reads the query parameters every list takes: limit (1 to 100, default 10)
+// and starting_after (an id with prefix; what names it in the error, as in "a charge").
+// On failure it has answered and returns false.
+func listParams(c *gin.Context, prefix, what string) (limit int, startingAfter string, ok bool) {
+	limit = 10
+	if raw, found := c.GetQuery("limit"); found {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 100 {
+			abortProblem(c, http.StatusBadRequest, charge.CodeParameterInvalid, "limit", "limit must be an integer from 1 to 100.")
+			return 0, "", false
+		}
+		limit = n
+	}
+	if raw, found := c.GetQuery("starting_after"); found {
+		if !charge.ValidID(prefix, raw) {
+			abortProblem(c, http.StatusBadRequest, charge.CodeParameterInvalid, "starting_after", "starting_after must be "+what+" id.")
+			return 0, "", false
+		}
+		startingAfter = raw
+	}
+	return limit, startingAfter, true
 }
 
 // onlyQuery answers 400 parameter_unknown for a query parameter not in allowed, and for

@@ -12,6 +12,7 @@ import (
 
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/ingest"
+	"github.com/billing/billing/internal/webhook"
 )
 
 // Config is the API's own configuration.
@@ -21,27 +22,43 @@ type Config struct {
 	RateBurst int
 }
 
-// Server serves the API.
-type Server struct {
-	logger   *slog.Logger
-	verifier Verifier
-	charges  *ingest.Charges
-	limiter  *limiter
-	metrics  *metrics
-	now      charge.TimeNow
-	engine   *gin.Engine
+// Deps are what the API serves from.
+type Deps struct {
+	Logger   *slog.Logger
+	Verifier Verifier
+	Charges  *ingest.Charges
+	Webhooks *webhook.Endpoints
+	// Idempotency runs the POSTs of webhook endpoints and events (charges hold their own).
+	Idempotency *ingest.Idempotency
+	Registerer  prometheus.Registerer
+	NowFunc     charge.TimeNow
 }
 
-// New builds the API. reg receives its metrics; now is the clock.
-func New(cfg Config, logger *slog.Logger, verifier Verifier, charges *ingest.Charges, reg prometheus.Registerer, now charge.TimeNow) *Server {
+// Server serves the API.
+type Server struct {
+	logger      *slog.Logger
+	verifier    Verifier
+	charges     *ingest.Charges
+	webhooks    *webhook.Endpoints
+	idempotency *ingest.Idempotency
+	limiter     *limiter
+	metrics     *metrics
+	now         charge.TimeNow
+	engine      *gin.Engine
+}
+
+// New builds the API.
+func New(cfg Config, d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{
-		logger:   logger,
-		verifier: verifier,
-		charges:  charges,
-		limiter:  newLimiter(cfg.RateLimit, cfg.RateBurst),
-		metrics:  newMetrics(reg),
-		now:      now,
+		logger:      d.Logger,
+		verifier:    d.Verifier,
+		charges:     d.Charges,
+		webhooks:    d.Webhooks,
+		idempotency: d.Idempotency,
+		limiter:     newLimiter(cfg.RateLimit, cfg.RateBurst),
+		metrics:     newMetrics(d.Registerer),
+		now:         d.NowFunc,
 	}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -60,6 +77,19 @@ func New(cfg Config, logger *slog.Logger, verifier Verifier, charges *ingest.Cha
 	v1.POST("/charges", write, s.createCharge)
 	v1.GET("/charges", read, s.listCharges)
 	v1.GET("/charges/:id", read, s.getCharge)
+
+	events := requireScope(ScopeEventsRead)
+	v1.GET("/events", events, s.listEvents)
+	v1.GET("/events/:id", events, s.getEvent)
+	manage := requireScope(ScopeWebhooksManage)
+	v1.POST("/events/:id/redeliver", manage, s.redeliverEvent)
+	v1.POST("/webhook_endpoints", manage, s.createEndpoint)
+	v1.GET("/webhook_endpoints", manage, s.listEndpoints)
+	v1.GET("/webhook_endpoints/:id", manage, s.getEndpoint)
+	v1.PATCH("/webhook_endpoints/:id", manage, s.updateEndpoint)
+	v1.DELETE("/webhook_endpoints/:id", manage, s.deleteEndpoint)
+	v1.POST("/webhook_endpoints/:id/rotate_secret", manage, s.rotateSecret)
+	v1.GET("/webhook_endpoints/:id/deliveries", manage, s.listDeliveries)
 	s.engine = e
 	return s
 }

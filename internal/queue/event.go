@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/internal/webhook"
 )
 
 // PublishEvents stores es in EVENTS, on events.<charge id>.<event type>, and returns once
@@ -70,7 +71,7 @@ func (c *Conn) publishAll(ctx context.Context, what string, msgs []*nats.Msg) er
 }
 
 // HeaderMerchant carries the merchant of an event, which its public JSON does not show.
-const HeaderMerchant = "Billing-Merchant"
+const HeaderMerchant = webhook.MerchantHeader
 
 // WaitForCharge subscribes to the events of one charge. The channel receives a value
 // (it holds at most one) whenever an event of that charge is published; stop unsubscribes.

@@ -19,6 +19,7 @@ import (
 	"github.com/billing/billing/internal/config"
 	"github.com/billing/billing/internal/ingest"
 	"github.com/billing/billing/internal/queue"
+	"github.com/billing/billing/internal/webhook"
 )
 
 // takeoverAfter is how long an idempotency claim may stay "started" before a repeat of
@@ -43,16 +44,31 @@ func RunIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
-	charges := &ingest.Charges{
-		Idempotency: &ingest.Idempotency{
-			KV: d.queue.Idempotency(), Logger: logger,
-			Executor: ingest.Actions{ingest.KindCommand: ingest.PublishAction(publisher{d.queue})},
-			NowFunc:  time.Now, TakeoverAfter: takeoverAfter,
+	box, err := newBox(cfg)
+	if err != nil {
+		return err
+	}
+	webhooks := &webhook.Endpoints{
+		Store: d.store, Sealer: box, Guard: &webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate},
+		Tasks: d.queue, NowFunc: time.Now, Retention: cfg.EventRetention,
+	}
+	idem := &ingest.Idempotency{
+		KV: d.queue.Idempotency(), Sealer: box, Logger: logger, NowFunc: time.Now, TakeoverAfter: takeoverAfter,
+		Executor: ingest.Actions{
+			ingest.KindCommand:      ingest.PublishAction(publisher{d.queue}),
+			webhook.ActionCreate:    webhooks.ExecuteCreate,
+			webhook.ActionRotate:    webhooks.ExecuteRotate,
+			webhook.ActionRedeliver: webhooks.ExecuteRedeliver,
 		},
-		Store: d.store, Commands: d.queue, Waiter: d.queue, NowFunc: time.Now,
+	}
+	charges := &ingest.Charges{
+		Idempotency: idem, Store: d.store, Commands: d.queue, Waiter: d.queue, NowFunc: time.Now,
 		EncodeFunc: func(c charge.Charge) ([]byte, error) { return json.Marshal(c) },
 	}
-	srv := api.New(api.Config{RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst}, logger, verifier, charges, d.reg, time.Now)
+	srv := api.New(api.Config{RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst}, api.Deps{
+		Logger: logger, Verifier: verifier, Charges: charges, Webhooks: webhooks, Idempotency: idem,
+		Registerer: d.reg, NowFunc: time.Now,
+	})
 
 	var tlsCfg *tls.Config
 	if cfg.TLSCertFile != "" {

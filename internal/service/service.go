@@ -20,6 +20,7 @@ import (
 	"github.com/billing/billing/internal/admin"
 	"github.com/billing/billing/internal/config"
 	"github.com/billing/billing/internal/queue"
+	"github.com/billing/billing/internal/secret"
 	"github.com/billing/billing/internal/store"
 )
 
@@ -32,6 +33,15 @@ func NewLogger(cfg config.Config) *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// newBox returns the box that seals webhook secrets under BILLING_WEBHOOK_SECRET_KEY.
+func newBox(cfg config.Config) (*secret.Box, error) {
+	key, err := secret.ParseKey(cfg.WebhookSecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("BILLING_WEBHOOK_SECRET_KEY: %w", err)
+	}
+	return secret.NewBox(key)
 }
 
 // deps are the connections both services need.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,11 +15,15 @@ import (
 	"github.com/billing/billing/internal/config"
 	"github.com/billing/billing/internal/processor"
 	"github.com/billing/billing/internal/queue"
+	"github.com/billing/billing/internal/webhook"
 	"github.com/billing/billing/internal/worker"
 )
 
-// RunWorker runs a worker until ctx ends, then drains: it stops fetching, finishes and
-// acknowledges the batches in flight, and closes its connections.
+// janitorInterval is how often expired events are swept.
+const janitorInterval = time.Hour
+
+// RunWorker runs a worker with the roles cfg names until ctx ends, then drains: it stops
+// fetching, finishes and acknowledges what is in flight, and closes its connections.
 func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	d, err := connect(gctx, cfg, "billing-worker", logger, func(f func() error) { g.Go(f) })
@@ -27,22 +32,44 @@ func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) erro
 	}
 	defer d.close()
 
-	consumer, err := d.queue.CommandConsumer(gctx, queue.ConsumerConfig{AckWait: cfg.WorkerAckWait})
+	var runs []func(context.Context) error
+	if slices.Contains(cfg.WorkerRoles, config.RoleCharges) {
+		run, err := chargesRole(gctx, cfg, d, logger)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, run)
+	}
+	if slices.Contains(cfg.WorkerRoles, config.RoleWebhooks) {
+		more, err := webhooksRole(gctx, cfg, d, logger)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, more...)
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		d.admin.MarkDraining()
+		return nil
+	})
+	for _, run := range runs {
+		g.Go(func() error { return run(gctx) })
+	}
+	d.admin.MarkReady()
+	logger.Info("worker running", "roles", cfg.WorkerRoles, "processor", cfg.Processor)
+	return g.Wait()
+}
+
+// chargesRole settles charge commands.
+func chargesRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.Logger) (func(context.Context) error, error) {
+	consumer, err := d.queue.CommandConsumer(ctx, queue.ConsumerConfig{AckWait: cfg.WorkerAckWait})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "billing_queue_pending_commands",
 		Help: "Commands waiting in CHARGES or delivered and not yet acknowledged: the lag to scale workers on.",
-	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		n, err := consumer.Pending(ctx)
-		if err != nil {
-			return math.NaN()
-		}
-		return float64(n)
-	}))
+	}, pending(consumer)))
 	var proc worker.Processor = processor.Simulated{}
 	if cfg.Processor == "http" {
 		proc = &processor.HTTP{BaseURL: cfg.ProcessorURL, Client: &http.Client{Timeout: cfg.ProcessorTimeout}}
@@ -51,27 +78,69 @@ func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) erro
 		Batch: cfg.WorkerBatch, Concurrency: cfg.WorkerConcurrency,
 		RetrySchedule: cfg.WorkerRetrySchedule, StepTimeout: cfg.ShutdownTimeout, AckWait: cfg.WorkerAckWait,
 	}, CommandSource(consumer), d.store, d.queue, proc, logger, d.reg, time.Now)
-	g.Go(func() error {
-		<-gctx.Done()
-		d.admin.MarkDraining()
-		return nil
-	})
-	g.Go(func() error { return w.Run(gctx) })
-	d.admin.MarkReady()
-	logger.Info("worker running", "processor", cfg.Processor)
-	return g.Wait()
+	return w.Run, nil
+}
+
+// webhooksRole fans events out to endpoints, delivers them, and sweeps expired events.
+func webhooksRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.Logger) ([]func(context.Context) error, error) {
+	box, err := newBox(cfg)
+	if err != nil {
+		return nil, err
+	}
+	events, err := d.queue.EventConsumer(ctx, queue.ConsumerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	ackWait := max(time.Minute, 2*cfg.WebhookTimeout)
+	tasks, err := d.queue.TaskConsumer(ctx, queue.ConsumerConfig{AckWait: ackWait})
+	if err != nil {
+		return nil, err
+	}
+	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "billing_webhook_pending_tasks",
+		Help: "Webhook deliveries waiting, in flight or in a delayed retry.",
+	}, pending(tasks)))
+	guard := &webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}
+	fanout := &webhook.Fanout{Store: d.store, Tasks: d.queue, Source: source[webhook.Message]{events}, Logger: logger}
+	deliverer := webhook.NewDeliverer(webhook.DelivererConfig{
+		Concurrency: cfg.WebhookConcurrency, PerEndpoint: cfg.WebhookEndpointConcurrency,
+		Timeout: cfg.WebhookTimeout, Schedule: cfg.WebhookRetrySchedule,
+		DisableAfter: cfg.WebhookDisableAfter, AckWait: ackWait,
+	}, d.store, box, webhook.NewClient(guard, cfg.WebhookTimeout, cfg.WebhookEndpointConcurrency),
+		logger, d.reg, time.Now)
+	janitor := &webhook.Janitor{Store: d.store, Retention: cfg.EventRetention, Interval: janitorInterval, Logger: logger, NowFunc: time.Now}
+	return []func(context.Context) error{
+		fanout.Run,
+		func(ctx context.Context) error { return deliverer.Run(ctx, source[webhook.Message]{tasks}) },
+		janitor.Run,
+	}, nil
+}
+
+// pending reports a consumer's lag for a gauge; NaN when it cannot be read.
+func pending(c *queue.Consumer) func() float64 {
+	return func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := c.Pending(ctx)
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(n)
+	}
 }
 
 // CommandSource adapts the queue's consumer to the worker's Source.
-func CommandSource(c *queue.Consumer) worker.Source { return source{c} }
+func CommandSource(c *queue.Consumer) worker.Source { return source[worker.Message]{c} }
 
-type source struct{ c *queue.Consumer }
+// source adapts a queue consumer to a consumer package's Source, whose message interface
+// *queue.Msg satisfies.
+type source[M any] struct{ c *queue.Consumer }
 
-func (s source) Fetch(ctx context.Context, max int, wait time.Duration) ([]worker.Message, error) {
+func (s source[M]) Fetch(ctx context.Context, max int, wait time.Duration) ([]M, error) {
 	msgs, err := s.c.Fetch(ctx, max, wait)
-	out := make([]worker.Message, len(msgs))
+	out := make([]M, len(msgs))
 	for i, m := range msgs {
-		out[i] = m
+		out[i] = any(m).(M)
 	}
 	return out, err
 }

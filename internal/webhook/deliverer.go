@@ -55,6 +55,7 @@ type Deliverer struct {
 	metrics *delivererMetrics
 
 	global chan struct{}
+	cache  endpointCache
 	mu     sync.Mutex
 	ends   map[string]*endpointSlots
 	held   map[Message]struct{}
@@ -213,7 +214,7 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 		}
 		attempt = made + 1
 	}
-	e, err := d.store.Endpoint(ctx, t.Endpoint)
+	e, err := d.cache.get(ctx, d.store, t.Endpoint, d.now())
 	if errors.Is(err, charge.ErrNotFound) {
 		_ = m.Ack(ctx) // deleted: nothing to deliver to
 		return
@@ -254,6 +255,9 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 	}
 
 	var settle func() error
+	if !ok || e.FailingSince != nil {
+		d.cache.forget(e.ID) // its health is about to change
+	}
 	switch {
 	case ok:
 		d.metrics.outcomes.WithLabelValues("delivered").Inc()
@@ -308,8 +312,13 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 	}
 }
 
-// later puts the task back after a failure of ours (not the endpoint's).
+// later puts the task back after a failure of ours (not the endpoint's); if the endpoint
+// was deleted meanwhile, there is nothing left to do.
 func (d *Deliverer) later(ctx context.Context, m Message, err error) {
+	if errors.Is(err, charge.ErrNotFound) {
+		_ = m.Ack(ctx)
+		return
+	}
 	d.logger.WarnContext(ctx, "webhook task deferred after an internal error", "error", err)
 	_ = m.NakWithDelay(5 * time.Second)
 }
@@ -376,4 +385,46 @@ func newDelivererMetrics(reg prometheus.Registerer) *delivererMetrics {
 	}
 	reg.MustRegister(m.outcomes, m.deferred, m.duration)
 	return m
+}
+
+// endpointTTL is how long a delivery may use an endpoint read by another: a rotation, an
+// edit or a deletion takes effect within it.
+const endpointTTL = time.Second
+
+// endpointCache keeps endpoints read for deliveries for endpointTTL, so that a burst of
+// deliveries to one endpoint does not read it from the store for each.
+type endpointCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedEndpoint
+}
+
+type cachedEndpoint struct {
+	e    Endpoint
+	read time.Time
+}
+
+func (c *endpointCache) get(ctx context.Context, store Store, id string, now time.Time) (Endpoint, error) {
+	c.mu.Lock()
+	hit, ok := c.entries[id]
+	c.mu.Unlock()
+	if ok && now.Sub(hit.read) < endpointTTL {
+		return hit.e, nil
+	}
+	e, err := store.Endpoint(ctx, id)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) > 10_000 {
+		c.entries = map[string]cachedEndpoint{}
+	}
+	c.entries[id] = cachedEndpoint{e: e, read: now}
+	return e, nil
+}
+
+func (c *endpointCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, id)
 }

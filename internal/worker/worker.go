@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -295,33 +296,13 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 		maps.Copy(logs, winners)
 	}
 
-	views := make([]charge.Charge, 0, len(items))
+	views := make(map[string]charge.Charge, len(items))
 	for id, ts := range logs {
 		if len(ts) > 0 {
-			views = append(views, charge.Fold(bases[id], ts))
+			views[id] = charge.Fold(bases[id], ts)
 		}
 	}
-	existing, err := w.store.InsertCharges(ctx, views)
-	if err != nil {
-		return err
-	}
-	current := make(map[string]charge.Charge, len(views))
-	for _, v := range views {
-		current[v.ID] = v
-	}
-	if len(existing) > 0 {
-		again := make(map[string]charge.Charge, len(existing))
-		for _, id := range existing {
-			again[id] = bases[id]
-		}
-		converged, convergedLogs, err := w.converge(ctx, again)
-		if err != nil {
-			return err
-		}
-		maps.Copy(current, converged)
-		maps.Copy(logs, convergedLogs)
-	}
-
+	// Events before charges: whoever sees a charge settled finds its event stored.
 	var events []charge.Event
 	for _, it := range items {
 		if it.retry {
@@ -329,7 +310,7 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 		}
 		// The create command owes the event of the charge's first transition.
 		if ts := logs[it.cmd.ChargeID]; len(ts) > 0 {
-			events = append(events, charge.NewEvent(current[it.cmd.ChargeID], ts[0].Event))
+			events = append(events, charge.NewEvent(views[it.cmd.ChargeID], ts[0].Event))
 		} else {
 			// Another worker holds it and has not decided yet: come back to it.
 			it.retry = true
@@ -337,6 +318,19 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 	}
 	if err := w.store.InsertEvents(ctx, events); err != nil {
 		return err
+	}
+	existing, err := w.store.InsertCharges(ctx, slices.Collect(maps.Values(views)))
+	if err != nil {
+		return err
+	}
+	if len(existing) > 0 {
+		again := make(map[string]charge.Charge, len(existing))
+		for _, id := range existing {
+			again[id] = bases[id]
+		}
+		if _, _, err := w.converge(ctx, again); err != nil {
+			return err
+		}
 	}
 	return w.events.PublishEvents(ctx, events)
 }
