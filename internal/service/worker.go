@@ -91,7 +91,9 @@ func webhooksRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.
 	if err != nil {
 		return nil, err
 	}
-	ackWait := max(time.Minute, 2*cfg.WebhookTimeout)
+	// Long enough for an attempt to time out, short enough that a crashed worker's tasks
+	// go to another soon; tasks waiting for a slot are kept in progress meanwhile.
+	ackWait := max(10*time.Second, 3*cfg.WebhookTimeout)
 	tasks, err := d.queue.TaskConsumer(ctx, queue.ConsumerConfig{AckWait: ackWait})
 	if err != nil {
 		return nil, err

@@ -78,30 +78,39 @@ func (s *Store) EnabledEndpoints(ctx context.Context, merchants []string) (map[s
 	return out, nil
 }
 
-// SaveEndpoint writes the mutable fields of e by id: url, enabled_events, description,
-// status, secrets, failing_since, disabled_reason, updated_at and version. Id, merchant
-// and created_at stay as stored. It returns charge.ErrNotFound if there is no endpoint
-// with e's id (deleted meanwhile): a save never brings one back.
-//
-// The write is by id alone, last writer wins, on both servers: FerretDB would evaluate a
-// condition on the version with a read it does not lock (see SaveCharges).
+// SaveEndpoint writes what a merchant edits of an endpoint by id: url, enabled_events,
+// description, status, updated_at and version; re-enabling also clears the recorded
+// failures. Secrets and health have writers of their own (SetEndpointSecrets,
+// SetEndpointHealth), so no edit can undo a rotation or a disabling made meanwhile.
 func (s *Store) SaveEndpoint(ctx context.Context, e webhook.Endpoint) error {
-	res, err := s.webhookEndpoints.UpdateOne(ctx, byID(e.ID), bson.D{{Key: "$set", Value: bson.D{
+	set := bson.D{
 		{Key: "url", Value: e.URL},
 		{Key: "enabled_events", Value: e.EnabledEvents},
 		{Key: "description", Value: e.Description},
 		{Key: "status", Value: e.Status},
-		{Key: "secrets", Value: e.Secrets},
-		{Key: "failing_since", Value: e.FailingSince},
-		{Key: "disabled_reason", Value: e.DisabledReason},
 		{Key: "updated_at", Value: e.UpdatedAt},
 		{Key: "version", Value: e.Version},
-	}}})
+	}
+	if e.Status == webhook.StatusEnabled && e.FailingSince == nil {
+		set = append(set, bson.E{Key: "failing_since", Value: nil}, bson.E{Key: "disabled_reason", Value: ""})
+	}
+	return s.setEndpoint(ctx, e.ID, "saving", set)
+}
+
+// SetEndpointSecrets writes an endpoint's secrets by id, and nothing else.
+func (s *Store) SetEndpointSecrets(ctx context.Context, id string, secrets []webhook.SealedSecret, updatedAt time.Time) error {
+	return s.setEndpoint(ctx, id, "rotating the secret of", bson.D{
+		{Key: "secrets", Value: secrets}, {Key: "updated_at", Value: updatedAt},
+	})
+}
+
+func (s *Store) setEndpoint(ctx context.Context, id, what string, set bson.D) error {
+	res, err := s.webhookEndpoints.UpdateOne(ctx, byID(id), bson.D{{Key: "$set", Value: set}})
 	if err != nil {
-		return fmt.Errorf("saving webhook endpoint %s: %w", e.ID, translate(err))
+		return fmt.Errorf("%s webhook endpoint %s: %w", what, id, translate(err))
 	}
 	if res.MatchedCount == 0 {
-		return fmt.Errorf("saving webhook endpoint %s: %w", e.ID, charge.ErrNotFound)
+		return fmt.Errorf("%s webhook endpoint %s: %w", what, id, charge.ErrNotFound)
 	}
 	return nil
 }

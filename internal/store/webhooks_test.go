@@ -148,6 +148,16 @@ func TestSaveEndpoint(t *testing.T) {
 	require.NoError(t, b.store.SaveEndpoint(ctx, changed))
 	got, err := b.store.Endpoint(ctx, e.ID)
 	require.NoError(t, err)
+	require.Equal(t, e.Secrets, got.Secrets, "an edit does not write secrets")
+	require.Nil(t, got.FailingSince, "nor health")
+	require.NoError(t, b.store.SetEndpointSecrets(ctx, e.ID, v2.Secrets, at))
+	require.NoError(t, b.store.SetEndpointHealth(ctx, e.ID, &failing, v2.DisabledReason))
+	// A stale copy saved again leaves the rotation and the disabling alone.
+	stale := v2
+	stale.Secrets, stale.FailingSince, stale.DisabledReason = e.Secrets, nil, ""
+	require.NoError(t, b.store.SaveEndpoint(ctx, stale))
+	got, err = b.store.Endpoint(ctx, e.ID)
+	require.NoError(t, err)
 	require.Equal(t, v2, got)
 	require.Equal(t, [][]byte{[]byte("sealed-2"), []byte("sealed-1")}, got.ActiveSecrets(at))
 	require.False(t, bytes.Contains(rawEndpoint(t, b, e.ID), []byte(changed.Secret)), "plain secret stored")
@@ -158,7 +168,7 @@ func TestSaveEndpoint(t *testing.T) {
 	v3.FailingSince = nil
 	v3.DisabledReason = ""
 	v3.Description = nil
-	v3.Secrets = v2.Secrets[:1]
+	// Secrets stay as they are: only SetEndpointSecrets writes them.
 	v3.UpdatedAt = at.Add(time.Second)
 	v3.Version = 3
 	require.NoError(t, b.store.SaveEndpoint(ctx, v3))

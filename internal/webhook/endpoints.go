@@ -208,7 +208,7 @@ func (s *Endpoints) Update(ctx context.Context, merchant, id string, p *Endpoint
 	if p.Status != nil {
 		e.Status = EndpointStatus(*p.Status)
 		if e.Status == StatusEnabled {
-			e.FailingSince, e.DisabledReason = nil, ""
+			e.FailingSince, e.DisabledReason = nil, "" // SaveEndpoint clears them too
 		}
 	}
 	e.UpdatedAt = s.NowFunc().UTC().Truncate(time.Millisecond)
@@ -286,10 +286,13 @@ func (s *Endpoints) ExecuteRotate(ctx context.Context, payload json.RawMessage) 
 	if err != nil {
 		return err
 	}
-	if len(e.Secrets) > 0 && string(e.Secrets[0].Sealed) == string(r.Secret.Sealed) {
-		return nil
+	for _, old := range e.Secrets {
+		if string(old.Sealed) == string(r.Secret.Sealed) {
+			return nil // done already (a takeover repeating it, or a later rotation since)
+		}
 	}
-	return s.Store.SaveEndpoint(ctx, rotate(e, r.Secret, r.Secret.CreatedAt))
+	rotated := rotate(e, r.Secret, r.Secret.CreatedAt)
+	return s.Store.SetEndpointSecrets(ctx, e.ID, rotated.Secrets, rotated.UpdatedAt)
 }
 
 // GetEvent returns merchant's event id, if it is within the retention.
@@ -342,6 +345,9 @@ func (s *Endpoints) PrepareRedeliver(ctx context.Context, merchant, eventID, end
 		}
 		if err != nil {
 			return nil, err
+		}
+		if e.Status != StatusEnabled {
+			return nil, charge.Invalid(charge.CodeParameterInvalid, "endpoint", "webhook endpoint %s is disabled; enable it first", endpointID)
 		}
 		targets = []Endpoint{e}
 	} else {

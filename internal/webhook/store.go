@@ -19,9 +19,11 @@ type Store interface {
 	ListEndpoints(ctx context.Context, merchant string, limit int, startingAfter string) ([]Endpoint, bool, error)
 	// EnabledEndpoints returns the enabled endpoints of each of the merchants.
 	EnabledEndpoints(ctx context.Context, merchants []string) (map[string][]Endpoint, error)
-	// SaveEndpoint writes the mutable fields of e (url, enabled_events, description,
-	// status, secrets, failing_since, disabled_reason, updated_at, version) by id.
+	// SaveEndpoint writes what a merchant edits of e (url, enabled_events, description,
+	// status, updated_at, version) by id; re-enabling clears the recorded failures.
 	SaveEndpoint(ctx context.Context, e Endpoint) error
+	// SetEndpointSecrets writes an endpoint's secrets by id, and nothing else.
+	SetEndpointSecrets(ctx context.Context, id string, secrets []SealedSecret, updatedAt time.Time) error
 	// SetEndpointHealth records the health of an endpoint by id: when its current run of
 	// failures began (nil: it answers), and, if disabledReason is not empty, that the
 	// system disabled it. It touches no other field, so it never undoes a merchant's edit.
