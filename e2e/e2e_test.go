@@ -14,10 +14,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Issue 2: 1,000 charges through an ingest and two workers, one of which is SIGKILLed
-// while load runs and replaced by a new process. Every 202 must end in exactly one
-// terminal state, every charge must be authorized exactly once at the processor, the
-// listing must hold exactly the accepted charges, and the survivors must drain and exit 0.
+// Issues 2 and 3: 1,000 charges through an ingest and two workers, one of which is
+// SIGKILLed while load runs and replaced by a new process. Every 202 must end in exactly
+// one terminal state, every charge must be authorized exactly once at the processor, the
+// listing must hold exactly the accepted charges, every charge's event must reach the
+// merchant's webhook endpoint with a valid signature, and the survivors must drain and
+// exit 0.
 func TestChargesSurviveWorkerCrash(t *testing.T) {
 	const (
 		total   = 1000
@@ -27,6 +29,8 @@ func TestChargesSurviveWorkerCrash(t *testing.T) {
 	)
 	s := setup(t)
 	orders := newOrders(total)
+	hooks := startHookReceiver(t)
+	hooks.register(t, s)
 
 	// Load, with a crash and a restart in the middle.
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -144,6 +148,28 @@ func TestChargesSurviveWorkerCrash(t *testing.T) {
 	}
 	require.Empty(t, extra, "listed charges never accepted")
 	require.Empty(t, missing, "accepted charges not listed")
+
+	// Every charge's event reached the webhook endpoint, signed, whatever died meanwhile.
+	hookCtx, cancelHooks := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancelHooks()
+	delivered := hooks.await(hookCtx, ids)
+	var undelivered []string
+	for id := range ids {
+		ev, ok := delivered[id]
+		if !ok {
+			undelivered = append(undelivered, id)
+			continue
+		}
+		require.Equal(t, "charge."+charges[id].Status, ev.Type, id)
+		require.Equal(t, charges[id].Status, ev.Status, id)
+	}
+	require.Empty(t, undelivered, "charges whose event never reached the endpoint")
+	hooks.mu.Lock()
+	require.Zero(t, hooks.badSig, "deliveries with a bad signature or body")
+	dupes := hooks.deliveries - len(hooks.seen) - hooks.failed500
+	t.Logf("webhooks: %d deliveries of %d events, %d answered 500 on purpose and retried, %d repeated (at least once)",
+		hooks.deliveries, len(hooks.seen), hooks.failed500, dupes)
+	hooks.mu.Unlock()
 
 	s.logMetrics(t)
 

@@ -93,7 +93,7 @@ func (s *system) startInfra(t *testing.T) {
 func (s *system) mintToken(t *testing.T) string {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "devstack"), "token",
-		"--merchant", merchant, "--scopes", "charges:write charges:read", "--ttl", "1h")
+		"--merchant", merchant, "--scopes", "charges:write charges:read webhooks:manage", "--ttl", "1h")
 	cmd.Env = s.infraEnv()
 	out, err := cmd.Output()
 	var stderr string
@@ -115,6 +115,10 @@ func (s *system) serviceEnv(adminAddr string) []string {
 		"BILLING_LOG_FORMAT=text",
 		"BILLING_SHUTDOWN_TIMEOUT=15s",
 		"BILLING_WEBHOOK_SECRET_KEY="+s.webhookKey,
+		// The test's webhook receiver listens on loopback.
+		"BILLING_WEBHOOK_ALLOW_PRIVATE=true",
+		"BILLING_WEBHOOK_TIMEOUT=2s",
+		"BILLING_WEBHOOK_RETRY_SCHEDULE=200ms,500ms,1s,2s,2s,2s,2s",
 	)
 }
 
