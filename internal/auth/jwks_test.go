@@ -219,3 +219,27 @@ func TestVerifierFileUnknownKIDReload(t *testing.T) {
 	_, err = v.Verify(tokC)
 	require.NoError(t, err)
 }
+
+// A remembered token is still checked for expiry: past exp and the leeway it fails, as
+// an unremembered one would.
+func TestVerifiedTokensExpire(t *testing.T) {
+	t.Parallel()
+	k := sharedKeys()
+	clock := &fakeClock{now: time.Now()}
+	c := with(claimsAt(clock.Now()), "exp", clock.Now().Add(time.Second).Unix())
+	tok := sign(t, jwt.SigningMethodEdDSA, k.ed, "a", c)
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	writeJWKS(t, path, jwk{kid: "a", key: k.ed.Public(), alg: "EdDSA", use: "sig"})
+	v, err := NewVerifier(t.Context(), Config{Issuer: testIssuer, Audience: testAudience, JWKSFile: path, NowFunc: clock.Now}, testLogger(t))
+	require.NoError(t, err)
+	for range 3 {
+		_, err = v.Verify(tok)
+		require.NoError(t, err)
+	}
+	clock.Advance(40 * time.Second)
+	_, err = v.Verify(tok)
+	require.ErrorContains(t, err, "expired")
+	// A token differing by one character is checked in full, not taken from memory.
+	_, err = v.Verify(tok[:len(tok)-2] + "AA")
+	require.Error(t, err)
+}
