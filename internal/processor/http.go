@@ -25,10 +25,38 @@ type answer struct {
 	DeclineCode string `json:"decline_code"`
 }
 
-// Authorize posts to {base}/authorizations with the charge id as idempotency key.
+// Authorize posts to {base}/authorizations.
 func (h *HTTP) Authorize(ctx context.Context, req AuthorizeRequest) (Result, error) {
-	return h.call(ctx, "/authorizations", req.ChargeID, req)
+	return h.call(ctx, "/authorizations", authorizeKey(req), req)
 }
+
+// Capture posts to {base}/captures.
+func (h *HTTP) Capture(ctx context.Context, req CaptureRequest) (Result, error) {
+	return h.call(ctx, "/captures", captureKey(req), req)
+}
+
+// Void posts to {base}/voids.
+func (h *HTTP) Void(ctx context.Context, req VoidRequest) (Result, error) {
+	return h.call(ctx, "/voids", voidKey(req), req)
+}
+
+// Refund posts to {base}/refunds.
+func (h *HTTP) Refund(ctx context.Context, req RefundRequest) (Result, error) {
+	return h.call(ctx, "/refunds", refundKey(req), req)
+}
+
+// The idempotency keys of API.md, one per call: a repeated call must compute the same key.
+
+func authorizeKey(req AuthorizeRequest) string { return req.ChargeID }
+
+func captureKey(req CaptureRequest) string { return req.ChargeID + ":capture" }
+
+func voidKey(req VoidRequest) string { return req.ChargeID + ":void" }
+
+func refundKey(req RefundRequest) string { return req.RefundID }
+
+// call posts body as JSON to path with the idempotency key and reads the answer: the one
+// code path of every call.
 
 func (h *HTTP) call(ctx context.Context, path, key string, body any) (Result, error) {
 	raw, err := json.Marshal(body)

@@ -18,6 +18,28 @@ type AuthorizeRequest struct {
 	Capture       bool   `json:"capture"`
 }
 
+// CaptureRequest captures an authorized charge. "{charge id}:capture" is the idempotency key.
+type CaptureRequest struct {
+	ChargeID        string `json:"charge_id"`
+	AuthorizationID string `json:"authorization_id"`
+	Amount          int64  `json:"amount"`
+}
+
+// VoidRequest releases an authorization that was not captured. "{charge id}:void" is the
+// idempotency key.
+type VoidRequest struct {
+	ChargeID        string `json:"charge_id"`
+	AuthorizationID string `json:"authorization_id"`
+}
+
+// RefundRequest returns (part of) a captured amount. The refund id is the idempotency key.
+type RefundRequest struct {
+	ChargeID        string `json:"charge_id"`
+	AuthorizationID string `json:"authorization_id"`
+	RefundID        string `json:"refund_id"`
+	Amount          int64  `json:"amount"`
+}
+
 // Result is the processor's answer: approved with a reference, or declined with a code.
 type Result struct {
 	Reference   string

@@ -35,3 +35,30 @@ func (Simulated) Authorize(ctx context.Context, req AuthorizeRequest) (Result, e
 	}
 	return Result{Reference: "sim_auth_" + req.ChargeID, Approved: true}, nil
 }
+
+// Capture approves every capture of a positive amount; any other amount is refused.
+func (Simulated) Capture(ctx context.Context, req CaptureRequest) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, transient("%v", err)
+	}
+	if req.Amount <= 0 {
+		return Result{}, permanent("capture of %s: amount %d is not positive", req.ChargeID, req.Amount)
+	}
+	return Result{Reference: "sim_cap_" + req.ChargeID, Approved: true}, nil
+}
+
+// Void approves every void.
+func (Simulated) Void(ctx context.Context, req VoidRequest) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, transient("%v", err)
+	}
+	return Result{Reference: "sim_void_" + req.ChargeID, Approved: true}, nil
+}
+
+// Refund approves every refund.
+func (Simulated) Refund(ctx context.Context, req RefundRequest) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, transient("%v", err)
+	}
+	return Result{Reference: "sim_re_" + req.RefundID, Approved: true}, nil
+}
