@@ -111,7 +111,7 @@ type Config struct {
 	// long. Defaults to 120h (5 days).
 	WebhookDisableAfter time.Duration `env:"BILLING_WEBHOOK_DISABLE_AFTER" yaml:"webhook_disable_after"`
 	// WebhookConcurrency bounds deliveries in flight per worker; WebhookEndpointConcurrency
-	// per endpoint, so a slow endpoint cannot hold the others back. Default 64 and 4.
+	// per endpoint, so a slow endpoint cannot hold the others back. Default 64 and 16.
 	WebhookConcurrency         int `env:"BILLING_WEBHOOK_CONCURRENCY" yaml:"webhook_concurrency"`
 	WebhookEndpointConcurrency int `env:"BILLING_WEBHOOK_ENDPOINT_CONCURRENCY" yaml:"webhook_endpoint_concurrency"`
 	// EventRetention is how long events and delivery records are kept. Defaults to 720h
@@ -163,7 +163,7 @@ func Defaults(service Service) Config {
 		WebhookTimeout:             15 * time.Second,
 		WebhookDisableAfter:        5 * 24 * time.Hour,
 		WebhookConcurrency:         64,
-		WebhookEndpointConcurrency: 4,
+		WebhookEndpointConcurrency: 16,
 		EventRetention:             30 * 24 * time.Hour,
 		WorkerRoles:                []string{RoleCharges, RoleWebhooks},
 		LogLevel:                   "info",

@@ -249,10 +249,15 @@ func TestWebhookRotationAndRedeliver(t *testing.T) {
 // One endpoint that hangs until the timeout must not hold back another merchant's
 // deliveries. The healthy endpoint receives 1,000 events twice: once alone (the baseline
 // of this machine, this run), once while a hanging endpoint has 200 events of its own
-// pending, every attempt of which times out. The delays must be about the same.
+// pending, every attempt of which times out. The delays must stay well under one timeout
+// and about the same as alone.
+//
+// It is not parallel: its figures mean something only without the package's other tests
+// competing for the two cores.
 func TestSlowEndpointDoesNotHoldOthersBack(t *testing.T) {
-	t.Parallel()
-	const timeout = 5 * time.Second
+	// The default timeout: were the healthy endpoint's deliveries queued behind the
+	// hanging endpoint's attempts, they would wait in multiples of it.
+	const timeout = 15 * time.Second
 	s := webhookSystem(t, func(c *config.Config) {
 		c.WebhookTimeout = timeout
 		c.WebhookRetrySchedule = []time.Duration{time.Minute}
@@ -309,7 +314,8 @@ func TestSlowEndpointDoesNotHoldOthersBack(t *testing.T) {
 	t.Logf("healthy endpoint, 1,000 events: alone p50 %s p99 %s; beside a hanging endpoint p50 %s p99 %s (it got %d attempts in %s)",
 		p50a.Round(time.Millisecond), p99a.Round(time.Millisecond), p50b.Round(time.Millisecond), p99b.Round(time.Millisecond),
 		len(slow.deliveries()), elapsed.Round(time.Millisecond))
-	require.Less(t, p99b, p99a*3/2+time.Second, "the hanging endpoint holds the healthy one back")
+	require.Less(t, p99b, timeout, "the healthy endpoint waited for the hanging one's timeouts")
+	require.Less(t, p99b, 2*p99a+2*time.Second, "the hanging endpoint holds the healthy one back")
 	// The hanging endpoint gets no more than its concurrency per timeout window.
 	windows := int(elapsed/timeout) + 2
 	require.LessOrEqual(t, len(slow.deliveries()), s.cfg.WebhookEndpointConcurrency*windows)

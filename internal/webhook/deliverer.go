@@ -25,7 +25,7 @@ import (
 type DelivererConfig struct {
 	// Concurrency bounds deliveries in flight. Defaults to 64.
 	Concurrency int
-	// PerEndpoint bounds deliveries in flight to one endpoint. Defaults to 4.
+	// PerEndpoint bounds deliveries in flight to one endpoint. Defaults to 16.
 	PerEndpoint int
 	// HeldPerEndpoint bounds the tasks of one endpoint held waiting for a slot; more are
 	// put back for later, so that a slow endpoint's backlog cannot fill the worker.
@@ -71,7 +71,7 @@ type endpointSlots struct {
 // NewDeliverer returns a Deliverer; client should come from NewClient.
 func NewDeliverer(cfg DelivererConfig, store Store, sealer Sealer, client *http.Client, logger *slog.Logger, reg prometheus.Registerer, now charge.TimeNow) *Deliverer {
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 64)
-	cfg.PerEndpoint = cmp.Or(cfg.PerEndpoint, 4)
+	cfg.PerEndpoint = cmp.Or(cfg.PerEndpoint, 16)
 	cfg.HeldPerEndpoint = cmp.Or(cfg.HeldPerEndpoint, 4*cfg.PerEndpoint)
 	cfg.Timeout = cmp.Or(cfg.Timeout, 15*time.Second)
 	cfg.DisableAfter = cmp.Or(cfg.DisableAfter, 5*24*time.Hour)
