@@ -55,9 +55,15 @@ func Start(ctx context.Context, dir, addr string, logger *slog.Logger) (*Server,
 
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Server{cancel: cancel, done: make(chan struct{})}
+	indexed := make(chan struct{})
+	go func() {
+		defer close(indexed)
+		indexIDs(ctx, dir, quiet(logger))
+	}()
 	go func() {
 		defer close(s.done)
 		_ = f.Run(ctx) // always nil: it returns when ctx is done
+		<-indexed
 	}()
 	// New has already bound the listener, so MongoDBURI does not block.
 	s.uri = f.MongoDBURI()
