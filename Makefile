@@ -4,7 +4,7 @@ BIN      ?= bin
 PKGS     ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: run test build vet fmt fuzz e2e bench clean
+.PHONY: run test build vet fmt fuzz bench clean
 
 ## run: the whole system on the embedded default (devstack up)
 run: build
@@ -17,7 +17,7 @@ build:
 ## test: formatting, vet, every test with the race detector (integration and end-to-end
 ## included, against embedded NATS and FerretDB), then a short run of each fuzz target
 test: vet
-	@unformatted=$$(gofmt -l cmd internal e2e 2>/dev/null); \
+	@unformatted=$$(gofmt -l cmd internal e2e bench webhooksig 2>/dev/null); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
 	$(MAKE) fuzz
@@ -31,8 +31,14 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzContainsCardNumber$$' -fuzztime $(FUZZTIME) ./internal/charge
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/auth
 
+## bench: the system as separate processes under load, against this machine's ceilings
+## measured in the same run; prints the figures and writes them to bench/results/
+## (BENCHFLAGS, e.g. "-duration 20s -concurrency 128 -n 50000 -cpuprofile")
+bench:
+	$(GO) run ./bench -go $(GO) $(BENCHFLAGS)
+
 fmt:
-	gofmt -w cmd internal e2e
+	gofmt -w cmd internal e2e bench webhooksig
 
 clean:
 	rm -rf $(BIN) data

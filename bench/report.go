@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// report is everything one run measured, and where and how.
+type report struct {
+	at   time.Time
+	opts config
+	// source is what was measured (sourceState).
+	source string
+	build  time.Duration
+	// servicesStop is how long the ingest and the worker took to drain and exit.
+	servicesStop time.Duration
+	total        time.Duration
+	system       systemResults
+	ceilings     ceilingResults
+	// profileTops are the top functions of each CPU profile, by name (-cpuprofile).
+	profileTops []string
+}
+
+// write renders the report as text.
+func (r *report) write(w io.Writer) error {
+	s, c := r.system, r.ceilings
+	bw := bufio.NewWriter(w)
+	p := func(format string, args ...any) { fmt.Fprintf(bw, format+"\n", args...) }
+
+	p("billing bench, %s, %s", r.at.UTC().Format(time.RFC3339), r.source)
+	p("%s %s/%s, nproc %d, %s", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
+	p("load: %d keep-alive connections, closed loop, from the bench process on the same machine; "+
+		"duration %s after %s warm-up; end to end n=%d", r.opts.concurrency, r.opts.duration, r.opts.warmup, r.opts.n)
+	if r.opts.workerBatch > 0 {
+		p("worker: BILLING_WORKER_BATCH=%d", r.opts.workerBatch)
+	}
+	p("stack: devstack infra (NATS JetStream file store, default sync_interval; FerretDB on SQLite), one ingest, one worker (simulated processor), separate processes")
+	if others := max(s.e2eCPU.others, s.ingestCPU.others, s.drainCPU.others, c.httpCPU.others, c.publishCPU.others, c.insertCPU.others); others > disturbedAbove {
+		p("")
+		p("WARNING: other processes of the machine used up to %.2f cores during the run (see CPU below): the figures are disturbed", others)
+	}
+	p("")
+
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
+	row := func(cols ...string) { fmt.Fprintln(tw, strings.Join(cols, "\t")+"\t") }
+	row("", "ours", "ceiling", "", "ratio")
+	row("ingest alone: charges accepted/s", count(s.ingest.rate()),
+		count(c.http.rate()), "a. HTTP + EdDSA JWT + 1 JetStream publish (req/s)", ratio(s.ingest.rate(), c.http.rate()))
+	row("  latency p50 / p99 / p99.9", s.ingest.latencies.summary(), c.http.latencies.summary(), "a.", "")
+	storeCeiling := fmt.Sprintf("c. store InsertMany of %d × %d (docs/s)", insertBatch, insertWriters)
+	row("end to end: charges settled/s"+incomplete(s.e2e), count(s.e2e.rate()),
+		count(c.insert.docsPerSec), storeCeiling, ratio(s.e2e.rate(), c.insert.docsPerSec))
+	row("worker alone: charges settled/s"+incomplete(s.drain), count(s.drain.rate()),
+		count(c.insert.docsPerSec), "c.", ratio(s.drain.rate(), c.insert.docsPerSec))
+	row("", "", count(c.publish.async), fmt.Sprintf("b. JetStream async publish of %d × %d B (msgs/s)", c.publish.asyncN, rawMessageSize), "")
+	row("", "", count(c.publish.sync), "b. JetStream sync publish, one client (msgs/s)", "")
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	p("")
+	p("end to end: %d charges POSTed in %.2f s (%s/s with the worker on; p50 / p99 / p99.9 %s); %s",
+		s.e2eSubmit.accepted, s.e2eSubmit.elapsed.Seconds(), count(s.e2eSubmit.rate()), s.e2eSubmit.latencies.summary(), settled(s.e2e))
+	p("worker alone: a backlog of %d charges (the store holding %d); %s", s.drain.target, s.drain.stored, settled(s.drain))
+	p("worker's metrics: %s", s.worker)
+	p("ceiling c documents: %d B of BSON each", c.insert.docBytes)
+	for _, f := range []struct {
+		what string
+		res  loadResult
+	}{{"end to end", s.e2eSubmit}, {"ingest alone", s.ingest}, {"ceiling a", c.http}} {
+		if msg := f.res.failures(); msg != "" {
+			p("%s: answers other than 202:%s", f.what, msg)
+		}
+	}
+	p("")
+	p("CPU in cores (of %d), per phase; \"others\" is every other process of the machine: more than a few hundredths means the figures are disturbed", runtime.NumCPU())
+	p("  end to end     %s", s.e2eCPU)
+	p("  ingest alone   %s", s.ingestCPU)
+	p("  worker alone   %s", s.drainCPU)
+	p("  ceiling a      %s", c.httpCPU)
+	p("  ceiling b      %s", c.publishCPU)
+	p("  ceiling c      %s", c.insertCPU)
+	p("")
+	var mem []string
+	for _, name := range []string{"ingest", "worker", "devstack"} {
+		m := s.memory[name]
+		mem = append(mem, fmt.Sprintf("%s %s (now %s)", name, mib(m.peak), mib(m.current)))
+	}
+	p("peak memory (VmHWM) after the three phases above: %s", strings.Join(mem, ", "))
+	p("")
+	p("build %.1f s, run %.1f s; the ingest and the worker took %.1f s to stop (SIGTERM, drain) before the ceilings",
+		r.build.Seconds(), r.total.Seconds(), r.servicesStop.Seconds())
+	for _, top := range r.profileTops {
+		p("")
+		p("%s", strings.TrimRight(top, "\n"))
+	}
+	return bw.Flush()
+}
+
+// disturbedAbove is the CPU, in cores, that other processes may use during a phase
+// before the report warns that its figures are disturbed.
+const disturbedAbove = 0.1
+
+// incomplete marks a rate measured on part of the charges only.
+func incomplete(r settleResult) string {
+	if r.complete() {
+		return ""
+	}
+	return " (partial)"
+}
+
+// settled says how far the worker got.
+func settled(r settleResult) string {
+	if r.complete() {
+		return fmt.Sprintf("all %d settled %.2f s after the phase began", r.target, r.elapsed.Seconds())
+	}
+	return fmt.Sprintf("only %d of %d settled in the %.0f s allowed (partial: the rate is over those)", r.settled, r.target, r.elapsed.Seconds())
+}
+
+// count formats a rate as a whole number with thousands separators.
+func count(v float64) string {
+	s := strconv.FormatInt(int64(v+0.5), 10)
+	var b strings.Builder
+	for i, ch := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(ch)
+	}
+	return b.String()
+}
+
+func ratio(ours, ceiling float64) string {
+	if ceiling <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", 100*ours/ceiling)
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// cpuModel is the processor's name from /proc/cpuinfo, or "unknown CPU".
+func cpuModel() string {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}

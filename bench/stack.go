@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	// startTimeout bounds the start of each process of the stack.
+	startTimeout = 60 * time.Second
+	// benchMerchant is the merchant of the bench's token.
+	benchMerchant = "bench"
+)
+
+// stack is the system under test: devstack infra (NATS and the store), one ingest and
+// one worker, each a separate process, on free loopback ports, with all data under one
+// temporary directory.
+type stack struct {
+	bins    binaries
+	dataDir string
+
+	natsAddr, mongoAddr      string
+	apiAddr                  string
+	ingestAdmin, workerAdmin string
+	// pprofAddrs are the processes' pprof listeners by name, when profiling.
+	pprofAddrs map[string]string
+
+	token string
+
+	infra, ingest, worker *process
+}
+
+// startStack starts the processes and waits until each is ready; a positive workerBatch
+// sets the worker's BILLING_WORKER_BATCH, and profile gives each a pprof listener. On
+// error, whatever was started is stopped.
+func startStack(ctx context.Context, bins binaries, dir string, workerBatch int, profile bool) (s *stack, err error) {
+	addrs, err := freeAddrs(8)
+	if err != nil {
+		return nil, fmt.Errorf("finding free ports: %w", err)
+	}
+	s = &stack{
+		bins: bins, dataDir: filepath.Join(dir, "data"),
+		natsAddr: addrs[0], mongoAddr: addrs[1], apiAddr: addrs[2],
+		ingestAdmin: addrs[3], workerAdmin: addrs[4],
+	}
+	if profile {
+		s.pprofAddrs = map[string]string{"devstack": addrs[5], "ingest": addrs[6], "worker": addrs[7]}
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.stop())
+		}
+	}()
+	logDir := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return s, err
+	}
+
+	s.infra, err = startProcess("devstack", filepath.Join(logDir, "devstack.log"), s.env("devstack",
+		"BILLING_DEV_NATS_ADDR="+s.natsAddr,
+		"BILLING_DEV_MONGO_ADDR="+s.mongoAddr,
+	), bins.path("devstack"), "infra")
+	if err != nil {
+		return s, err
+	}
+	if err := s.infra.waitTCP(ctx, s.natsAddr, startTimeout); err != nil {
+		return s, err
+	}
+	if err := s.infra.waitTCP(ctx, s.mongoAddr, startTimeout); err != nil {
+		return s, err
+	}
+	if s.token, err = s.mintToken(ctx); err != nil {
+		return s, err
+	}
+
+	s.ingest, err = startProcess("ingest", filepath.Join(logDir, "ingest.log"), s.env("ingest",
+		"BILLING_HTTP_ADDR="+s.apiAddr,
+		"BILLING_ADMIN_ADDR="+s.ingestAdmin,
+		"BILLING_AUTH_JWKS_FILE="+s.jwksPath(),
+		// The bench is one merchant sending as fast as it can: no rate limit.
+		"BILLING_RATE_LIMIT=1e9",
+		"BILLING_RATE_BURST=1000000000",
+	), bins.path("ingest"))
+	if err != nil {
+		return s, err
+	}
+	workerEnv := []string{"BILLING_ADMIN_ADDR=" + s.workerAdmin}
+	if workerBatch > 0 {
+		workerEnv = append(workerEnv, "BILLING_WORKER_BATCH="+strconv.Itoa(workerBatch))
+	}
+	s.worker, err = startProcess("worker", filepath.Join(logDir, "worker.log"), s.env("worker", workerEnv...), bins.path("worker"))
+	if err != nil {
+		return s, err
+	}
+	if err := s.ingest.waitReady(ctx, s.ingestAdmin, startTimeout); err != nil {
+		return s, err
+	}
+	if err := s.worker.waitReady(ctx, s.workerAdmin, startTimeout); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// env is the environment of one process: the bench's own without BILLING_*, the stack's
+// data directory and servers, quiet logs, then extra.
+func (s *stack) env(name string, extra ...string) []string {
+	env := append(baseEnv(),
+		"BILLING_DATA_DIR="+s.dataDir,
+		"BILLING_NATS_URL="+s.natsURL(),
+		"BILLING_MONGO_URI="+s.mongoURI(),
+		"BILLING_LOG_LEVEL=warn",
+	)
+	// devstack infra made the key that seals webhook secrets; ingest and worker need it.
+	if key, err := os.ReadFile(filepath.Join(s.dataDir, "keys", "webhook-secret.key")); err == nil {
+		env = append(env, "BILLING_WEBHOOK_SECRET_KEY="+strings.TrimSpace(string(key)))
+	}
+	if addr, ok := s.pprofAddrs[name]; ok {
+		env = append(env, "BENCH_PPROF_ADDR="+addr)
+	}
+	return append(env, extra...)
+}
+
+func (s *stack) natsURL() string  { return "nats://" + s.natsAddr }
+func (s *stack) mongoURI() string { return "mongodb://" + s.mongoAddr + "/" }
+func (s *stack) apiURL() string   { return "http://" + s.apiAddr }
+
+// jwksPath is where devstack keeps the public key of its tokens.
+func (s *stack) jwksPath() string { return filepath.Join(s.dataDir, "keys", "jwks.json") }
+
+// mintToken asks devstack for a token of the bench merchant.
+func (s *stack) mintToken(ctx context.Context) (string, error) {
+	cmd := exec.CommandContext(ctx, s.bins.path("devstack"), "token",
+		"--merchant", benchMerchant, "--scopes", "charges:write charges:read", "--ttl", "1h")
+	cmd.Env = s.env("token")
+	out, err := cmd.Output()
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return "", fmt.Errorf("devstack token: %w\n%s", err, exit.Stderr)
+		}
+		return "", fmt.Errorf("devstack token: %w", err)
+	}
+	token := strings.TrimSpace(string(out))
+	if token == "" {
+		return "", errors.New("devstack token printed nothing")
+	}
+	return token, nil
+}
+
+// processes are the running processes of the stack, by name.
+func (s *stack) processes() []*process {
+	var ps []*process
+	for _, p := range []*process{s.ingest, s.worker, s.infra} {
+		if p != nil {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// stopServices stops the ingest and the worker with SIGTERM, leaving the infrastructure.
+func (s *stack) stopServices() error {
+	var errs []error
+	for _, p := range []*process{s.ingest, s.worker} {
+		if p != nil {
+			errs = append(errs, p.stop())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stop stops the services, then the infrastructure they use, each with SIGTERM.
+func (s *stack) stop() error {
+	var errs []error
+	for _, p := range s.processes() {
+		errs = append(errs, p.stop())
+	}
+	return errors.Join(errs...)
+}
