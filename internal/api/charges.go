@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -34,16 +33,8 @@ func idempotencyRequest(c *gin.Context, body []byte) (ingest.Request, bool) {
 
 // createCharge is POST /v1/charges.
 func (s *Server) createCharge(c *gin.Context) {
-	if _, ok := c.Request.Header["Idempotency-Key"]; !ok {
-		idempotencyRequest(c, nil) // answers 400
-		return
-	}
 	var p charge.CreateParams
-	body, ok := readJSON(c, &p)
-	if !ok {
-		return
-	}
-	req, ok := idempotencyRequest(c, body)
+	req, ok := readIdempotent(c, &p)
 	if !ok {
 		return
 	}
@@ -56,19 +47,10 @@ func (s *Server) createCharge(c *gin.Context) {
 		s.abortError(c, err)
 		return
 	}
-	if resp.Replayed {
-		s.metrics.replayed.Inc()
-		c.Header("Idempotent-Replayed", "true")
-	} else {
+	if !resp.Replayed {
 		s.metrics.accepted.Inc()
 	}
-	var ref struct {
-		ID string `json:"id"`
-	}
-	if json.Unmarshal(resp.Body, &ref) == nil && ref.ID != "" {
-		c.Header("Location", "/v1/charges/"+ref.ID)
-	}
-	c.Data(resp.Status, "application/json", resp.Body)
+	s.reply(c, resp, "/v1/charges/")
 }
 
 // getCharge is GET /v1/charges/{id}[?wait=30s].

@@ -38,6 +38,11 @@ func (s *Server) submit(c *gin.Context, req ingest.Request, resp ingest.Response
 		s.abortError(c, err)
 		return
 	}
+	s.reply(c, resp, location)
+}
+
+// reply answers with an idempotent POST's response, marked when it is a replay.
+func (s *Server) reply(c *gin.Context, resp ingest.Response, location string) {
 	if resp.Replayed {
 		s.metrics.replayed.Inc()
 		c.Header("Idempotent-Replayed", "true")
