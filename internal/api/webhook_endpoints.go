@@ -67,6 +67,12 @@ func (s *Server) createEndpoint(c *gin.Context) {
 		return
 	}
 	e, payload, err := s.webhooks.PrepareCreate(c.Request.Context(), merchant(c), &p)
+	s.submitSecret(c, req, http.StatusCreated, e, err, ingest.Action{Kind: webhook.ActionCreate, Payload: payload}, "/v1/webhook_endpoints/")
+}
+
+// submitSecret submits an endpoint answer that shows its plain secret (create, rotate):
+// stored sealed, marked not to be cached. err is the preparation's.
+func (s *Server) submitSecret(c *gin.Context, req ingest.Request, status int, e webhook.Endpoint, err error, action ingest.Action, location string) {
 	if err != nil {
 		s.abortError(c, err)
 		return
@@ -76,8 +82,7 @@ func (s *Server) createEndpoint(c *gin.Context) {
 		s.abortError(c, err)
 		return
 	}
-	s.submit(c, req, ingest.Response{Status: http.StatusCreated, Body: body, Sensitive: true},
-		ingest.Action{Kind: webhook.ActionCreate, Payload: payload}, "/v1/webhook_endpoints/")
+	s.submit(c, req, ingest.Response{Status: status, Body: body, Sensitive: true}, action, location)
 }
 
 // listEndpoints is GET /v1/webhook_endpoints.
@@ -160,17 +165,7 @@ func (s *Server) rotateSecret(c *gin.Context) {
 		return
 	}
 	e, payload, err := s.webhooks.PrepareRotate(c.Request.Context(), merchant(c), c.Param("id"))
-	if err != nil {
-		s.abortError(c, err)
-		return
-	}
-	body, err := json.Marshal(e.Public())
-	if err != nil {
-		s.abortError(c, err)
-		return
-	}
-	s.submit(c, req, ingest.Response{Status: http.StatusOK, Body: body, Sensitive: true},
-		ingest.Action{Kind: webhook.ActionRotate, Payload: payload}, "")
+	s.submitSecret(c, req, http.StatusOK, e, err, ingest.Action{Kind: webhook.ActionRotate, Payload: payload}, "")
 }
 
 // listDeliveries is GET /v1/webhook_endpoints/{id}/deliveries.
