@@ -101,15 +101,13 @@ type Response struct {
 
 // record is the value stored under an idempotency key.
 type record struct {
-	State   string          `json:"state"` // stateStarted or stateDone
-	Method  string          `json:"method"`
-	Path    string          `json:"path"`
-	Request json.RawMessage `json:"request"`
-	Status  int             `json:"status"`
-	// Body is the response as JSON, as is: no base64 round trip on the hot path. A
-	// response holding a secret is in Sealed instead.
-	Body      json.RawMessage `json:"body,omitempty"`
-	Sealed    []byte          `json:"sealed,omitempty"`
+	State     string          `json:"state"` // stateStarted or stateDone
+	Method    string          `json:"method"`
+	Path      string          `json:"path"`
+	Request   json.RawMessage `json:"request"`
+	Status    int             `json:"status"`
+	Body      []byte          `json:"body"`
+	Sealed    bool            `json:"sealed,omitempty"`
 	Action    Action          `json:"action"`
 	StartedAt time.Time       `json:"started_at"`
 }
@@ -142,16 +140,14 @@ func (s *Idempotency) Submit(ctx context.Context, req Request, resp Response, ac
 	key := kvKey(req.Merchant, req.Key)
 	rec := record{
 		State: stateStarted, Method: req.Method, Path: req.Path, Request: req.Body,
-		Status: resp.Status, Action: action, StartedAt: s.NowFunc(),
+		Status: resp.Status, Body: resp.Body, Action: action, StartedAt: s.NowFunc(),
 	}
 	if resp.Sensitive {
 		sealed, err := s.Sealer.Seal(resp.Body)
 		if err != nil {
 			return Response{}, fmt.Errorf("sealing response: %w", err)
 		}
-		rec.Sealed = sealed
-	} else {
-		rec.Body = resp.Body
+		rec.Body, rec.Sealed = sealed, true
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		rev, err := s.KV.Create(ctx, key, mustJSON(rec))
@@ -195,17 +191,17 @@ func (s *Idempotency) Submit(ctx context.Context, req Request, resp Response, ac
 
 // response returns the stored response of rec.
 func (s *Idempotency) response(rec record, replayed bool) (Response, error) {
-	if rec.Sealed == nil {
-		return Response{Status: rec.Status, Body: rec.Body, Replayed: replayed}, nil
+	body := rec.Body
+	if rec.Sealed {
+		var err error
+		if body, err = s.Sealer.Open(rec.Body); err != nil {
+			return Response{}, fmt.Errorf("opening stored response: %w", err)
+		}
 	}
-	body, err := s.Sealer.Open(rec.Sealed)
-	if err != nil {
-		return Response{}, fmt.Errorf("opening stored response: %w", err)
-	}
-	return Response{Status: rec.Status, Body: body, Sensitive: true, Replayed: replayed}, nil
+	return Response{Status: rec.Status, Body: body, Sensitive: rec.Sealed, Replayed: replayed}, nil
 }
 
-// execute does rec's action, then marks the record done. If the action certainly failed,
+// publish does rec's action, then marks the record done. If the action certainly failed,
 // the claim is released so the key stays free; if its outcome is unknown, the claim stays
 // for a retry to take over.
 func (s *Idempotency) execute(ctx context.Context, key string, rev uint64, rec record) (Response, error) {
@@ -221,7 +217,6 @@ func (s *Idempotency) execute(ctx context.Context, key string, rev uint64, rec r
 		return Response{}, fmt.Errorf("doing %s: %w", rec.Action.Kind, err)
 	}
 	rec.State = stateDone
-	rec.Action = Action{} // done: nothing left to do again, and less to encode
 	if _, err := s.KV.Update(ctx, key, mustJSON(rec), rev); err != nil {
 		// The command is durable, so the 202 stands. A repeat of the request sees the
 		// claim as started and, after TakeoverAfter, publishes the same command again,

@@ -80,14 +80,14 @@ func TestCertainPublishFailureReleasesTheKey(t *testing.T) {
 	idem, pub, _ := setup(t)
 	ctx := context.Background()
 	pub.failWith(charge.ErrUnavailable)
-	_, err := idem.Submit(ctx, request("k1", `{"a":1}`), ingest.Response{Status: 202, Body: []byte(`"first"`)}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
+	_, err := idem.Submit(ctx, request("k1", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("first")}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
 	require.ErrorIs(t, err, charge.ErrUnavailable)
 
 	id := charge.NewID("ch")
-	resp, err := idem.Submit(ctx, request("k1", `{"a":1}`), ingest.Response{Status: 202, Body: []byte(`"second"`)}, ingest.NewAction(ingest.KindCommand, cmd(id)))
+	resp, err := idem.Submit(ctx, request("k1", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("second")}, ingest.NewAction(ingest.KindCommand, cmd(id)))
 	require.NoError(t, err)
 	require.False(t, resp.Replayed)
-	require.Equal(t, `"second"`, string(resp.Body))
+	require.Equal(t, "second", string(resp.Body))
 	require.Equal(t, []string{id}, pub.published)
 }
 
@@ -100,22 +100,22 @@ func TestUncertainPublishIsTakenOverWithTheSameCommand(t *testing.T) {
 	ctx := context.Background()
 	first := charge.NewID("ch")
 	pub.failWith(errors.Join(ingest.ErrOutcomeUnknown, charge.ErrUnavailable))
-	_, err := idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte(`"first"`)}, ingest.NewAction(ingest.KindCommand, cmd(first)))
+	_, err := idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("first")}, ingest.NewAction(ingest.KindCommand, cmd(first)))
 	require.ErrorIs(t, err, charge.ErrUnavailable)
 
-	_, err = idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte(`"second"`)}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
+	_, err = idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("second")}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
 	require.ErrorIs(t, err, ingest.ErrKeyInUse)
 
 	clk.Add(31 * time.Second)
-	resp, err := idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte(`"third"`)}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
+	resp, err := idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("third")}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
 	require.NoError(t, err)
-	require.Equal(t, `"first"`, string(resp.Body))
+	require.Equal(t, "first", string(resp.Body))
 	require.True(t, resp.Replayed)
 	require.Equal(t, []string{first}, pub.published)
 
-	resp, err = idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte(`"fourth"`)}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
+	resp, err = idem.Submit(ctx, request("k2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("fourth")}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
 	require.NoError(t, err)
-	require.Equal(t, `"first"`, string(resp.Body))
+	require.Equal(t, "first", string(resp.Body))
 	require.Equal(t, []string{first}, pub.published, "a done key never publishes again")
 }
 
