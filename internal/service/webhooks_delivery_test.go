@@ -193,10 +193,29 @@ func TestWebhookGivesUpAndDisables(t *testing.T) {
 	waitFor(t, "410 to disable", 10*time.Second, func() bool {
 		return s.do("GET", "/v1/webhook_endpoints/"+goneID, tok, "").json(t)["status"] == "disabled"
 	})
-	// Give a fifth attempt time to come if it wrongly would.
-	time.Sleep(1500 * time.Millisecond)
+	// The fourth attempt's record says no retry is due: the run is over, deterministically
+	// (no waiting to see whether a fifth comes).
+	lastAttempt := func(s *system, tok, endpoint string, attempts int) map[string]any {
+		var newest map[string]any
+		waitFor(t, "the attempts to be recorded", 10*time.Second, func() bool {
+			data := s.do("GET", "/v1/webhook_endpoints/"+endpoint+"/deliveries?limit=100", tok, "").json(t)["data"].([]any)
+			if len(data) < attempts {
+				return false
+			}
+			newest = data[0].(map[string]any)
+			return true
+		})
+		return newest
+	}
+	last := lastAttempt(s, tok, failingID, 4)
+	require.EqualValues(t, 4, last["attempt"])
+	require.EqualValues(t, 502, last["response_status"])
+	require.Nil(t, last["next_attempt_at"], "given up after the schedule")
 	require.Len(t, failing.deliveries(), 4, "one attempt and three retries")
-	require.Len(t, gone.deliveries(), 1, "nothing more after 410")
+	last = lastAttempt(s, tok, goneID, 1)
+	require.EqualValues(t, 410, last["response_status"])
+	require.Nil(t, last["next_attempt_at"], "nothing more after 410")
+	require.Len(t, gone.deliveries(), 1)
 	require.Equal(t, "enabled", s.do("GET", "/v1/webhook_endpoints/"+failingID, tok, "").json(t)["status"], "an hour has not passed")
 
 	// A second system whose endpoints are disabled after failing for 500 ms.
@@ -211,9 +230,15 @@ func TestWebhookGivesUpAndDisables(t *testing.T) {
 	waitFor(t, "long failure to disable", 15*time.Second, func() bool {
 		return s2.do("GET", "/v1/webhook_endpoints/"+deadID, tok2, "").json(t)["status"] == "disabled"
 	})
-	n := len(dead.deliveries())
-	time.Sleep(time.Second)
-	require.Len(t, dead.deliveries(), n, "a disabled endpoint gets nothing more")
+	// The attempt that found the endpoint failing too long gave the run up (its record is
+	// written just after the endpoint is disabled).
+	var data []any
+	waitFor(t, "the giving-up attempt to be recorded", 10*time.Second, func() bool {
+		data = s2.do("GET", "/v1/webhook_endpoints/"+deadID+"/deliveries?limit=100", tok2, "").json(t)["data"].([]any)
+		return len(data) > 0 && data[0].(map[string]any)["next_attempt_at"] == nil
+	})
+	require.Less(t, len(data), 7, "disabled before the schedule was used up")
+	require.Len(t, dead.deliveries(), len(data), "no attempt after the last recorded one")
 }
 
 // During a rotation both the old and the new secret sign; redeliver sends an event again
