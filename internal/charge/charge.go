@@ -26,11 +26,6 @@ func (s Status) Valid() bool {
 	return false
 }
 
-// Terminal reports whether no further transition can leave s.
-func (s Status) Terminal() bool {
-	return s == StatusSucceeded || s == StatusFailed || s == StatusCanceled
-}
-
 // CanTransition reports whether a charge may move from one status to another.
 func CanTransition(from, to Status) bool {
 	switch from {

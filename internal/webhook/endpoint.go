@@ -51,7 +51,7 @@ type Endpoint struct {
 	// Secrets are the signing secrets, newest first, sealed. An older one signs too
 	// until its ExpiresAt (24 hours after a rotation).
 	Secrets []SealedSecret `json:"-" bson:"secrets"`
-	// Version increases with every change; updates are conditional on it.
+	// Version increases with every change a merchant makes (create, edit, rotation).
 	Version int64 `json:"-" bson:"version"`
 	// FailingSince is when the current run of failed deliveries began; nil while the
 	// endpoint answers.

@@ -328,7 +328,7 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 		for _, id := range existing {
 			again[id] = bases[id]
 		}
-		if _, _, err := w.converge(ctx, again); err != nil {
+		if err := w.converge(ctx, again); err != nil {
 			return err
 		}
 	}
@@ -347,50 +347,40 @@ func fromOne(ids []string) map[string]int {
 // writer to have overwritten a newer view with an older one, or the log to have grown.
 const maxConverge = 5
 
-// converge brings the stored view of each charge up to date with its transition log and
-// returns the views and the logs; bases are the charges as accepted, which the logs fold
-// onto. After writing, it reads back: if the stored view is not the one written (a slower
-// writer put an older one back, possible on FerretDB) or the log has grown, it folds and
-// writes again.
-func (w *Worker) converge(ctx context.Context, bases map[string]charge.Charge) (map[string]charge.Charge, map[string][]charge.Transition, error) {
-	views := make(map[string]charge.Charge, len(bases))
-	logs := make(map[string][]charge.Transition, len(bases))
-	todo := make(map[string]int, len(bases))
-	for id := range bases {
-		todo[id] = 1
-	}
+// converge brings the stored view of each charge up to date with its transition log;
+// bases are the charges as accepted, which the logs fold onto. After writing, it reads
+// back: if the stored view is not the one written (a slower writer put an older one back,
+// possible on FerretDB) or the log has grown, it folds and writes again.
+func (w *Worker) converge(ctx context.Context, bases map[string]charge.Charge) error {
+	todo := fromOne(slices.Collect(maps.Keys(bases)))
 	for round := 0; len(todo) > 0; round++ {
 		if round == maxConverge {
-			return nil, nil, fmt.Errorf("charge views did not converge in %d rounds: %w", maxConverge, charge.ErrUnavailable)
+			return fmt.Errorf("charge views did not converge in %d rounds: %w", maxConverge, charge.ErrUnavailable)
 		}
-		got, err := w.store.TransitionsFrom(ctx, todo)
+		logs, err := w.store.TransitionsFrom(ctx, todo)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		var save []charge.Charge
+		ids := make([]string, 0, len(todo))
+		next := make(map[string]int, len(todo))
 		for id := range todo {
-			logs[id] = got[id]
-			views[id] = charge.Fold(bases[id], got[id])
-			if views[id].Version > 0 {
-				save = append(save, views[id])
+			if v := charge.Fold(bases[id], logs[id]); v.Version > 0 {
+				save = append(save, v)
+				ids = append(ids, id)
+				next[id] = int(v.Version) + 1
 			}
 		}
 		if err := w.store.SaveCharges(ctx, save); err != nil {
-			return nil, nil, err
-		}
-		ids := make([]string, len(save))
-		next := make(map[string]int, len(save))
-		for i, v := range save {
-			ids[i] = v.ID
-			next[v.ID] = int(v.Version) + 1
+			return err
 		}
 		stored, err := w.store.ChargesByID(ctx, ids)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		grown, err := w.store.TransitionsFrom(ctx, next)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		clear(todo)
 		for _, v := range save {
@@ -399,7 +389,7 @@ func (w *Worker) converge(ctx context.Context, bases map[string]charge.Charge) (
 			}
 		}
 	}
-	return views, logs, nil
+	return nil
 }
 
 // authorize calls the processor for every item whose charge has no decision in decided
