@@ -90,6 +90,11 @@ type Charge struct {
 	// Version is the number of transitions the charge has been through: the sequence of
 	// the last. Writes of the charge are conditional on it (see Transition).
 	Version int64 `json:"-" bson:"version"`
+	// Operation is the capture or cancel under way, claimed and not yet settled.
+	Operation *Operation `json:"-" bson:"operation,omitempty"`
+	// Refunds are the charge's refunds that a worker has reserved or refused, in the
+	// order of its history.
+	Refunds []Refund `json:"-" bson:"refunds,omitempty"`
 }
 
 // ObjectCharge is the object name of a charge.
@@ -107,6 +112,8 @@ type EventRef struct {
 	AmountCaptured int64     `bson:"amount_captured"`
 	AmountRefunded int64     `bson:"amount_refunded"`
 	FailureCode    string    `bson:"failure_code,omitempty"`
+	// RefundID names the refund of a charge.refunded or refund.failed event.
+	RefundID string `bson:"refund_id,omitempty"`
 }
 
 // Public returns c ready to be shown to its merchant: object name set, UTC times, metadata

@@ -45,9 +45,11 @@ type Event struct {
 	Data      EventData `json:"data" bson:"data"`
 }
 
-// EventData is the payload of an event: the charge as the transition left it.
+// EventData is the payload of an event: the charge as the transition left it and, for
+// charge.refunded and refund.failed, the refund.
 type EventData struct {
-	Object Charge `json:"object" bson:"object"`
+	Object Charge  `json:"object" bson:"object"`
+	Refund *Refund `json:"refund,omitempty" bson:"refund,omitempty"`
 }
 
 // NewEvent builds the event that ref records, with c as the transition left it as its
@@ -55,7 +57,7 @@ type EventData struct {
 // worker builds it and whatever happened to the charge since.
 func NewEvent(c Charge, ref EventRef) Event {
 	obj := c.Public()
-	obj.Events = nil
+	obj.Events, obj.Refunds, obj.Operation = nil, nil, nil
 	obj.Status = ref.Status
 	obj.AmountCaptured = ref.AmountCaptured
 	obj.AmountRefunded = ref.AmountRefunded
@@ -65,6 +67,11 @@ func NewEvent(c Charge, ref EventRef) Event {
 		code, msg := ref.FailureCode, FailureMessage(ref.FailureCode)
 		obj.FailureCode, obj.FailureMessage = &code, &msg
 	}
+	var refund *Refund
+	if r, ok := c.RefundByID(ref.RefundID); ok && ref.RefundID != "" {
+		r = r.Public()
+		refund = &r
+	}
 	return Event{
 		ID:        ref.ID,
 		Object:    ObjectEvent,
@@ -73,7 +80,7 @@ func NewEvent(c Charge, ref EventRef) Event {
 		ChargeID:  c.ID,
 		Sequence:  ref.Sequence,
 		CreatedAt: ref.CreatedAt.UTC(),
-		Data:      EventData{Object: obj},
+		Data:      EventData{Object: obj, Refund: refund},
 	}
 }
 
@@ -82,5 +89,9 @@ func (e Event) Public() Event {
 	e.Object = ObjectEvent
 	e.CreatedAt = e.CreatedAt.UTC()
 	e.Data.Object = e.Data.Object.Public()
+	if e.Data.Refund != nil {
+		r := e.Data.Refund.Public()
+		e.Data.Refund = &r
+	}
 	return e
 }

@@ -5,58 +5,188 @@ import (
 	"time"
 )
 
-// Transition is one move of a charge from one status to another, the unit of the
-// charge's history. Transitions are stored in a log of their own, each under an id made
-// of the charge id and its sequence number, so that of two workers deciding the same step
-// of the same charge exactly one wins: the insert of a given id succeeds once, on MongoDB
-// and on FerretDB alike. The charge document is a view folded from its transitions (Fold);
-// a writer that finds the view behind the log writes the fold again, which is idempotent.
+// Transition is one step of a charge, the unit of the charge's history. Transitions are
+// stored in a log of their own, each under an id made of the charge id and its sequence
+// number, so that of two workers deciding the same step of the same charge exactly one
+// wins: the insert of a given id succeeds once, on MongoDB and on FerretDB alike. The
+// charge document is a view folded from its transitions (Fold); a writer that finds the
+// view behind the log writes the fold again, which is idempotent.
+//
+// A step that calls the processor after the charge was decided (capture, cancel, refund)
+// takes two transitions: an intent, claimed before the call, and its settlement, claimed
+// after the answer. The intent is what orders commands on one charge: whoever claims the
+// next sequence first goes first, and every later command sees it (a pending refund
+// reserves its amount; a capture finds a cancel already under way and is refused).
 type Transition struct {
-	ID              string    `bson:"_id"`
-	ChargeID        string    `bson:"charge_id"`
-	Sequence        int       `bson:"sequence"`
-	From            Status    `bson:"from"`
-	To              Status    `bson:"to"`
-	At              time.Time `bson:"at"`
-	AmountCaptured  int64     `bson:"amount_captured"`
-	AuthorizationID string    `bson:"authorization_id,omitempty"`
-	FailureCode     string    `bson:"failure_code,omitempty"`
-	Event           EventRef  `bson:"event"`
+	ID       string         `bson:"_id"`
+	ChargeID string         `bson:"charge_id"`
+	Sequence int            `bson:"sequence"`
+	Kind     TransitionKind `bson:"kind"`
+	From     Status         `bson:"from"`
+	To       Status         `bson:"to"`
+	At       time.Time      `bson:"at"`
+	// AmountCaptured is the charge's captured amount after the transition.
+	AmountCaptured int64 `bson:"amount_captured"`
+	// Amount is what a capture or refund transition concerns.
+	Amount int64 `bson:"amount,omitempty"`
+	// AuthorizationID is the processor's reference for the authorization.
+	AuthorizationID string `bson:"authorization_id,omitempty"`
+	// Reference is the processor's reference for a capture, void or refund.
+	Reference   string `bson:"reference,omitempty"`
+	FailureCode string `bson:"failure_code,omitempty"`
+	// Refund is the refund a refund_reserved transition reserves, or a refund_failed one
+	// refuses without a reservation, as it was accepted; RefundID names the refund of
+	// the other refund transitions.
+	Refund   *Refund `bson:"refund,omitempty"`
+	RefundID string  `bson:"refund_id,omitempty"`
+	// Delivery is, for an intent, the delivery number of the command that claimed it:
+	// the attempts at the processor call are counted from there.
+	Delivery uint64 `bson:"delivery,omitempty"`
+	// Event is the event the transition writes; its ID is empty for an intent.
+	Event EventRef `bson:"event"`
 }
+
+// TransitionKind names what a transition does.
+type TransitionKind string
+
+// The kinds of transition.
+const (
+	// KindAuthorization decides a pending charge: succeeded, failed or requires_capture.
+	KindAuthorization TransitionKind = "authorization"
+	// KindCaptureRequested and KindCancelRequested are intents on a requires_capture
+	// charge; KindCaptured, KindCanceled settle them, KindCaptureFailed and
+	// KindCancelFailed give them up with the charge still requires_capture.
+	KindCaptureRequested TransitionKind = "capture_requested"
+	KindCaptured         TransitionKind = "captured"
+	KindCaptureFailed    TransitionKind = "capture_failed"
+	KindCancelRequested  TransitionKind = "cancel_requested"
+	KindCanceled         TransitionKind = "canceled"
+	KindCancelFailed     TransitionKind = "cancel_failed"
+	// KindRefundReserved is the intent of a refund; KindRefunded and KindRefundFailed
+	// settle it. KindRefundFailed also refuses a refund that could not be reserved.
+	KindRefundReserved TransitionKind = "refund_reserved"
+	KindRefunded       TransitionKind = "refunded"
+	KindRefundFailed   TransitionKind = "refund_failed"
+)
 
 // TransitionID is the id of the sequence-th transition of a charge.
 func TransitionID(chargeID string, sequence int) string {
 	return chargeID + "/" + strconv.Itoa(sequence)
 }
 
-// NewTransition builds the next transition of c, to status to, with the event it writes:
-// the next sequence number, a fresh event id, the time of the move and the amounts and
-// failure the charge will have. amountCaptured and failureCode are the new values (zero
-// and empty where they do not apply); authorizationID is the processor's reference, if any.
-func NewTransition(c Charge, to Status, at time.Time, amountCaptured int64, failureCode, authorizationID string) Transition {
-	at = at.UTC().Truncate(time.Millisecond)
+// next returns the skeleton of c's next transition of kind at time at, leaving the
+// charge's status and amounts as they are.
+func (c Charge) next(kind TransitionKind, at time.Time) Transition {
 	seq := int(c.Version) + 1
 	return Transition{
 		ID:              TransitionID(c.ID, seq),
 		ChargeID:        c.ID,
 		Sequence:        seq,
+		Kind:            kind,
 		From:            c.Status,
-		To:              to,
-		At:              at,
-		AmountCaptured:  amountCaptured,
-		AuthorizationID: authorizationID,
-		FailureCode:     failureCode,
-		Event: EventRef{
-			ID:             NewID(PrefixEvent),
-			Type:           EventTypeFor(c.Status, to),
-			Sequence:       seq,
-			CreatedAt:      at,
-			Status:         to,
-			AmountCaptured: amountCaptured,
-			AmountRefunded: c.AmountRefunded,
-			FailureCode:    failureCode,
-		},
+		To:              c.Status,
+		At:              at.UTC().Truncate(time.Millisecond),
+		AmountCaptured:  c.AmountCaptured,
+		AuthorizationID: c.AuthorizationID,
 	}
+}
+
+// withEvent gives t the event of type typ, numbered after c's events, with the state t
+// leaves the charge in.
+func (c Charge) withEvent(t Transition, typ string, amountRefunded int64) Transition {
+	t.Event = EventRef{
+		ID:             NewID(PrefixEvent),
+		Type:           typ,
+		Sequence:       len(c.Events) + 1,
+		CreatedAt:      t.At,
+		Status:         t.To,
+		AmountCaptured: t.AmountCaptured,
+		AmountRefunded: amountRefunded,
+		FailureCode:    t.FailureCode,
+		RefundID:       t.RefundID,
+	}
+	return t
+}
+
+// NewTransition builds the authorization of pending charge c, to status to, with the
+// event it writes. amountCaptured and failureCode are the new values (zero and empty
+// where they do not apply); authorizationID is the processor's reference, if any.
+func NewTransition(c Charge, to Status, at time.Time, amountCaptured int64, failureCode, authorizationID string) Transition {
+	t := c.next(KindAuthorization, at)
+	t.To = to
+	t.AmountCaptured = amountCaptured
+	t.AuthorizationID = authorizationID
+	t.FailureCode = failureCode
+	return c.withEvent(t, EventTypeFor(c.Status, to), c.AmountRefunded)
+}
+
+// RequestCapture is the intent to capture amount of c; delivery is the number of the
+// delivery of the command that claims it. c.CheckCapture(amount) must have passed.
+func (c Charge) RequestCapture(at time.Time, amount int64, delivery uint64) Transition {
+	t := c.next(KindCaptureRequested, at)
+	t.Amount, t.Delivery = amount, delivery
+	return t
+}
+
+// RequestCancel is the intent to cancel c. c.CheckCancel() must have passed.
+func (c Charge) RequestCancel(at time.Time, delivery uint64) Transition {
+	t := c.next(KindCancelRequested, at)
+	t.Delivery = delivery
+	return t
+}
+
+// Settle is the transition that ends c's capture or cancel under way (c.Operation) with
+// the processor's answer: approved with its reference, or refused with failureCode.
+func (c Charge) Settle(at time.Time, approved bool, reference, failureCode string) Transition {
+	op := c.Operation
+	switch {
+	case op == nil:
+		panic("charge: Settle without an operation under way")
+	case !approved && op.Kind == KindCaptureRequested:
+		t := c.next(KindCaptureFailed, at)
+		t.FailureCode = failureCode
+		return t
+	case !approved:
+		t := c.next(KindCancelFailed, at)
+		t.FailureCode = failureCode
+		return t
+	case op.Kind == KindCaptureRequested:
+		t := c.next(KindCaptured, at)
+		t.To, t.AmountCaptured, t.Amount, t.Reference = StatusSucceeded, op.Amount, op.Amount, reference
+		return c.withEvent(t, EventChargeCaptured, c.AmountRefunded)
+	default:
+		t := c.next(KindCanceled, at)
+		t.To, t.Reference = StatusCanceled, reference
+		return c.withEvent(t, EventChargeCanceled, c.AmountRefunded)
+	}
+}
+
+// ReserveRefund is the intent of refund r, which c.CheckRefund(r.Amount) allowed.
+func (c Charge) ReserveRefund(at time.Time, r Refund, delivery uint64) Transition {
+	t := c.next(KindRefundReserved, at)
+	r.Status, r.FailureCode = RefundPending, nil
+	t.Refund, t.RefundID, t.Amount, t.Delivery = &r, r.ID, r.Amount, delivery
+	return t
+}
+
+// RefundSucceeded settles c's reserved refund id with the processor's reference.
+func (c Charge) RefundSucceeded(at time.Time, id, reference string) Transition {
+	r, _ := c.RefundByID(id)
+	t := c.next(KindRefunded, at)
+	t.RefundID, t.Amount, t.Reference = id, r.Amount, reference
+	return c.withEvent(t, EventChargeRefunded, c.AmountRefunded+r.Amount)
+}
+
+// RefundFailed fails refund r of c with code: a reserved refund the processor refused,
+// or one that could not be reserved at all (it is then recorded with the transition).
+func (c Charge) RefundFailed(at time.Time, r Refund, code string) Transition {
+	t := c.next(KindRefundFailed, at)
+	t.RefundID, t.Amount, t.FailureCode = r.ID, r.Amount, code
+	if _, reserved := c.RefundByID(r.ID); !reserved {
+		r.Status, r.FailureCode = RefundPending, nil
+		t.Refund = &r
+	}
+	return c.withEvent(t, EventRefundFailed, c.AmountRefunded)
 }
 
 // Apply returns c after t. t must be c's next transition.
@@ -67,13 +197,44 @@ func (c Charge) Apply(t Transition) Charge {
 	if t.AuthorizationID != "" {
 		c.AuthorizationID = t.AuthorizationID
 	}
-	if t.FailureCode != "" {
-		code, msg := t.FailureCode, FailureMessage(t.FailureCode)
-		c.FailureCode, c.FailureMessage = &code, &msg
+	switch t.Kind {
+	case KindAuthorization:
+		if t.FailureCode != "" {
+			code, msg := t.FailureCode, FailureMessage(t.FailureCode)
+			c.FailureCode, c.FailureMessage = &code, &msg
+		}
+	case KindCaptureRequested, KindCancelRequested:
+		c.Operation = &Operation{Kind: t.Kind, Amount: t.Amount, Delivery: t.Delivery}
+	case KindCaptured, KindCanceled, KindCaptureFailed, KindCancelFailed:
+		c.Operation = nil
+	case KindRefundReserved:
+		c.Refunds = append(c.Refunds, t.Refund.settled(RefundPending, t, ""))
+	case KindRefunded:
+		c.AmountRefunded += t.Amount
+		c.setRefund(t, RefundSucceeded, "")
+	case KindRefundFailed:
+		if t.Refund != nil {
+			c.Refunds = append(c.Refunds, t.Refund.settled(RefundFailed, t, t.FailureCode))
+		} else {
+			c.setRefund(t, RefundFailed, t.FailureCode)
+		}
 	}
-	c.Events = append(c.Events, t.Event)
+	if t.Event.ID != "" {
+		c.Events = append(c.Events, t.Event)
+	}
 	c.Version = int64(t.Sequence)
 	return c
+}
+
+// setRefund moves c's refund t.RefundID to status, with a copy of the refunds so that
+// views folded earlier keep theirs.
+func (c *Charge) setRefund(t Transition, status RefundStatus, code string) {
+	c.Refunds = append([]Refund(nil), c.Refunds...)
+	for i := range c.Refunds {
+		if c.Refunds[i].ID == t.RefundID {
+			c.Refunds[i] = c.Refunds[i].settled(status, t, code)
+		}
+	}
 }
 
 // Fold returns the charge that ts, the transitions of c in sequence order, make of c as
@@ -84,7 +245,7 @@ func Fold(c Charge, ts []Transition) Charge {
 	c.AmountCaptured, c.AmountRefunded = 0, 0
 	c.FailureCode, c.FailureMessage = nil, nil
 	c.AuthorizationID = ""
-	c.Events = nil
+	c.Events, c.Refunds, c.Operation = nil, nil, nil
 	c.Version = 0
 	for _, t := range ts {
 		if t.ChargeID != c.ID || t.Sequence != int(c.Version)+1 {
