@@ -27,6 +27,8 @@ const (
 	collEvents      = "events"
 	collDeadLetters = "dead_letters"
 	collTransitions = "transitions"
+	collRefunds     = "refunds"
+	collLedger      = "ledger_entries"
 
 	collWebhookEndpoints  = "webhook_endpoints"
 	collWebhookRuns       = "webhook_runs"
@@ -51,6 +53,8 @@ type Store struct {
 	events      *mongo.Collection
 	deadLetters *mongo.Collection
 	transitions *mongo.Collection
+	refunds     *mongo.Collection
+	ledger      *mongo.Collection
 
 	webhookEndpoints  *mongo.Collection
 	webhookRuns       *mongo.Collection
@@ -90,6 +94,8 @@ func Open(ctx context.Context, uri, database string, logger *slog.Logger) (*Stor
 		events:      db.Collection(collEvents),
 		deadLetters: db.Collection(collDeadLetters),
 		transitions: db.Collection(collTransitions),
+		refunds:     db.Collection(collRefunds),
+		ledger:      db.Collection(collLedger),
 
 		webhookEndpoints:  db.Collection(collWebhookEndpoints),
 		webhookRuns:       db.Collection(collWebhookRuns),
@@ -147,6 +153,14 @@ func indexes() map[string][]mongo.IndexModel {
 		},
 		collTransitions: {
 			{Keys: bson.D{{Key: "charge_id", Value: 1}, {Key: "sequence", Value: 1}}, Options: options.Index().SetName("charge_id_sequence")},
+		},
+		collRefunds: {
+			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_id")},
+			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "charge", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_charge_id")},
+		},
+		collLedger: {
+			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "currency", Value: 1}, {Key: "account", Value: 1}}, Options: options.Index().SetName("merchant_currency_account")},
+			{Keys: bson.D{{Key: "charge_id", Value: 1}}, Options: options.Index().SetName("charge_id")},
 		},
 		collEvents: {
 			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_id")},

@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/billing/billing/internal/charge"
+)
+
+// InsertLedgerEntries writes entries in one unordered insert. Entries are never updated
+// or deleted: one already stored under its id is left as it is and is not an error.
+func (s *Store) InsertLedgerEntries(ctx context.Context, es []charge.LedgerEntry) error {
+	if err := insertAll(ctx, s.ledger, es); err != nil {
+		return fmt.Errorf("inserting %d ledger entries: %w", len(es), err)
+	}
+	return nil
+}
+
+// Balance sums merchant's ledger entries by currency and account: available is what the
+// available account holds, pending what the authorized account holds. Currencies appear
+// once money has moved in them, in alphabetical order; the lists are empty, not nil, for
+// a merchant without entries. FerretDB sums a field correctly (not {$sum: 1}).
+func (s *Store) Balance(ctx context.Context, merchant string) (charge.Balance, error) {
+	pipeline := mongo.Pipeline{
+		{{Key: "$match", Value: bson.D{{Key: "merchant", Value: merchant}}}},
+		{{Key: "$group", Value: bson.D{
+			{Key: "_id", Value: bson.D{{Key: "currency", Value: "$currency"}, {Key: "account", Value: "$account"}}},
+			{Key: "amount", Value: bson.D{{Key: "$sum", Value: "$amount"}}},
+		}}},
+	}
+	cur, err := s.ledger.Aggregate(ctx, pipeline)
+	if err != nil {
+		return charge.Balance{}, fmt.Errorf("summing the ledger: %w", translate(err))
+	}
+	var sums []struct {
+		ID struct {
+			Currency string         `bson:"currency"`
+			Account  charge.Account `bson:"account"`
+		} `bson:"_id"`
+		Amount int64 `bson:"amount"`
+	}
+	if err := cur.All(ctx, &sums); err != nil {
+		return charge.Balance{}, fmt.Errorf("summing the ledger: %w", translate(err))
+	}
+	b := charge.Balance{Object: "balance", Available: []charge.Money{}, Pending: []charge.Money{}}
+	byCurrency := map[string][2]int64{}
+	for _, s := range sums {
+		v := byCurrency[s.ID.Currency]
+		switch s.ID.Account {
+		case charge.AccountAvailable:
+			v[0] += s.Amount
+		case charge.AccountAuthorized:
+			v[1] += s.Amount
+		}
+		byCurrency[s.ID.Currency] = v
+	}
+	currencies := keys(byCurrency)
+	slices.SortFunc(currencies, strings.Compare)
+	for _, c := range currencies {
+		b.Available = append(b.Available, charge.Money{Amount: byCurrency[c][0], Currency: c})
+		b.Pending = append(b.Pending, charge.Money{Amount: byCurrency[c][1], Currency: c})
+	}
+	return b, nil
+}
+
+// Each walks every document of one collection, in _id order, for reconciliation: the
+// whole collection is read once, with no filter. f is called with each document decoded.
+func each[T any](ctx context.Context, coll *mongo.Collection, f func(T) error) error {
+	cur, err := coll.Find(ctx, bson.D{})
+	if err != nil {
+		return translate(err)
+	}
+	defer func() { _ = cur.Close(ctx) }()
+	for cur.Next(ctx) {
+		var v T
+		if err := cur.Decode(&v); err != nil {
+			return err
+		}
+		if err := f(v); err != nil {
+			return err
+		}
+	}
+	return translate(cur.Err())
+}
+
+// EachCharge calls f with every stored charge.
+func (s *Store) EachCharge(ctx context.Context, f func(charge.Charge) error) error {
+	return wrap("walking charges", each(ctx, s.charges, f))
+}
+
+// EachTransition calls f with every logged transition.
+func (s *Store) EachTransition(ctx context.Context, f func(charge.Transition) error) error {
+	return wrap("walking transitions", each(ctx, s.transitions, f))
+}
+
+// EachRefund calls f with every stored refund.
+func (s *Store) EachRefund(ctx context.Context, f func(charge.Refund) error) error {
+	return wrap("walking refunds", each(ctx, s.refunds, f))
+}
+
+// EachLedgerEntry calls f with every ledger entry.
+func (s *Store) EachLedgerEntry(ctx context.Context, f func(charge.LedgerEntry) error) error {
+	return wrap("walking the ledger", each(ctx, s.ledger, f))
+}
+
+func wrap(what string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+package store_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/billing/billing/internal/charge"
+)
+
+// A charge authorized, partly captured and partly refunded: the ledger the domain derives
+// from its history is stored once however often it is written, sums to zero, and the
+// balance the store computes from it is captured less refunded, nothing pending.
+func TestLedgerAndBalance(t *testing.T) {
+	b := setup(t)
+	ctx := t.Context()
+
+	c := pendingCharge(b.merchant)
+	c.Capture = false
+	r := charge.Refund{ID: charge.NewID(charge.PrefixRefund), Merchant: b.merchant, Charge: c.ID, Amount: 300, Currency: "usd", CreatedAt: now()}
+	var ts []charge.Transition
+	step := func(f func(charge.Charge) charge.Transition) {
+		v := charge.Fold(c, ts)
+		ts = append(ts, f(v))
+	}
+	step(func(v charge.Charge) charge.Transition {
+		return charge.NewTransition(v, charge.StatusRequiresCapture, now(), 0, "", "auth_1")
+	})
+	authorized := charge.Fold(c, ts)
+
+	// Another charge of another currency, still authorized: it is pending.
+	jpy := pendingCharge(b.merchant)
+	jpy.Capture, jpy.Currency, jpy.Amount = false, "jpy", 700
+	jpyLedger := charge.Ledger(jpy, []charge.Transition{charge.NewTransition(jpy, charge.StatusRequiresCapture, now(), 0, "", "auth_2")})
+
+	step(func(v charge.Charge) charge.Transition { return v.RequestCapture(now(), 1000, 1) })
+	step(func(v charge.Charge) charge.Transition { return v.Settle(now(), true, "cap_1", "") })
+	step(func(v charge.Charge) charge.Transition { return v.ReserveRefund(now(), r, 1) })
+	step(func(v charge.Charge) charge.Transition { return v.RefundSucceeded(now(), r.ID, "re_1") })
+
+	entries := charge.Ledger(c, ts)
+	require.NoError(t, b.store.InsertLedgerEntries(ctx, append(entries, jpyLedger...)))
+	require.NoError(t, b.store.InsertLedgerEntries(ctx, entries)) // again: no change, no error
+
+	var stored []charge.LedgerEntry
+	require.NoError(t, b.store.EachLedgerEntry(ctx, func(e charge.LedgerEntry) error {
+		stored = append(stored, e)
+		return nil
+	}))
+	require.Len(t, stored, len(entries)+len(jpyLedger))
+	byTx := map[string]int64{}
+	for _, e := range stored {
+		byTx[e.Transaction] += e.Amount
+	}
+	for tx, sum := range byTx {
+		require.Zero(t, sum, "transaction %s", tx)
+	}
+
+	bal, err := b.store.Balance(ctx, b.merchant)
+	require.NoError(t, err)
+	require.Equal(t, []charge.Money{{Amount: 0, Currency: "jpy"}, {Amount: 700, Currency: "usd"}}, bal.Available)
+	require.Equal(t, []charge.Money{{Amount: 700, Currency: "jpy"}, {Amount: 0, Currency: "usd"}}, bal.Pending)
+	require.Equal(t, int64(1500), authorized.Amount)
+
+	none, err := b.store.Balance(ctx, "someone else")
+	require.NoError(t, err)
+	require.Equal(t, charge.Balance{Object: "balance", Available: []charge.Money{}, Pending: []charge.Money{}}, none)
+}
+
+// Refund views are written forward and read back by id and by charge, scoped to their
+// merchant.
+func TestRefunds(t *testing.T) {
+	b := setup(t)
+	ctx := t.Context()
+	c := pendingCharge(b.merchant)
+	pending := charge.Refund{ID: charge.NewID(charge.PrefixRefund), Merchant: b.merchant, Charge: c.ID, Amount: 300,
+		Currency: "usd", Status: charge.RefundPending, CreatedAt: now(), UpdatedAt: now(), Version: 2}
+	other := pending
+	other.ID, other.Charge = charge.NewID(charge.PrefixRefund), "ch_other"
+	require.NoError(t, b.store.SaveRefunds(ctx, []charge.Refund{pending, other}))
+
+	done := pending
+	done.Status, done.Version = charge.RefundSucceeded, 3
+	require.NoError(t, b.store.SaveRefunds(ctx, []charge.Refund{done}))
+	got, err := b.store.GetRefund(ctx, b.merchant, pending.ID)
+	require.NoError(t, err)
+	require.Equal(t, charge.RefundSucceeded, got.Status)
+
+	if b.store.AtomicConditions() {
+		// On MongoDB an older view never overwrites a newer one.
+		require.NoError(t, b.store.SaveRefunds(ctx, []charge.Refund{pending}))
+		got, err = b.store.GetRefund(ctx, b.merchant, pending.ID)
+		require.NoError(t, err)
+		require.Equal(t, charge.RefundSucceeded, got.Status)
+	}
+
+	_, err = b.store.GetRefund(ctx, "someone else", pending.ID)
+	require.ErrorIs(t, err, charge.ErrNotFound)
+
+	list, more, err := b.store.ListRefunds(ctx, b.merchant, charge.RefundListParams{Charge: c.ID})
+	require.NoError(t, err)
+	require.False(t, more)
+	require.Equal(t, []string{pending.ID}, ids(list, func(r charge.Refund) string { return r.ID }))
+	list, more, err = b.store.ListRefunds(ctx, b.merchant, charge.RefundListParams{Limit: 1})
+	require.NoError(t, err)
+	require.True(t, more)
+	require.Equal(t, []string{other.ID}, ids(list, func(r charge.Refund) string { return r.ID }))
+}

@@ -1,0 +1,81 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/billing/billing/internal/charge"
+)
+
+// GetRefund returns the refund id of merchant as stored (call Public before showing it).
+// It returns charge.ErrNotFound if there is no such refund or it belongs to another
+// merchant.
+func (s *Store) GetRefund(ctx context.Context, merchant, id string) (charge.Refund, error) {
+	var r charge.Refund
+	if err := s.refunds.FindOne(ctx, byID(id)).Decode(&r); err != nil {
+		return charge.Refund{}, fmt.Errorf("getting refund %s: %w", id, translate(err))
+	}
+	if r.Merchant != merchant {
+		return charge.Refund{}, fmt.Errorf("getting refund %s: %w", id, charge.ErrNotFound)
+	}
+	return r, nil
+}
+
+// ListRefunds returns a page of merchant's refunds, newest first: at most p.Limit (10 if
+// it is not positive), only those older than p.StartingAfter and only those of p.Charge
+// when they are set. hasMore reports whether older refunds matching remain.
+func (s *Store) ListRefunds(ctx context.Context, merchant string, p charge.RefundListParams) (refunds []charge.Refund, hasMore bool, err error) {
+	filter := bson.D{{Key: "merchant", Value: merchant}}
+	if p.Charge != "" {
+		filter = append(filter, bson.E{Key: "charge", Value: p.Charge})
+	}
+	if p.StartingAfter != "" {
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$lt", Value: p.StartingAfter}}})
+	}
+	refunds = []charge.Refund{}
+	hasMore, err = findPage(ctx, s.refunds, filter, listLimit(p.Limit), &refunds)
+	if err != nil {
+		return nil, false, fmt.Errorf("listing refunds: %w", err)
+	}
+	return refunds, hasMore, nil
+}
+
+// SaveRefunds writes the folded state of refunds, inserting those not stored yet. Like
+// SaveCharges, on MongoDB a refund only moves forward (the write is conditional on the
+// stored version being lower, and an upsert that finds a newer one collides on _id and
+// changes nothing); on FerretDB the write is by id and callers read back.
+func (s *Store) SaveRefunds(ctx context.Context, rs []charge.Refund) error {
+	byID := make(map[string]charge.Refund, len(rs))
+	for _, r := range rs {
+		byID[r.ID] = r
+	}
+	err := s.eachID(ctx, keys(byID), func(ctx context.Context, id string) error {
+		r := byID[id]
+		filter := bson.D{{Key: "_id", Value: id}}
+		if !s.ferret {
+			filter = append(filter, bson.E{Key: "version", Value: bson.D{{Key: "$lt", Value: r.Version}}})
+		}
+		_, err := s.refunds.ReplaceOne(ctx, filter, r, options.Replace().SetUpsert(true))
+		if mongo.IsDuplicateKeyError(err) {
+			return nil // a newer view is stored
+		}
+		return translate(err)
+	})
+	if err != nil {
+		return fmt.Errorf("saving %d refunds: %w", len(rs), err)
+	}
+	return nil
+}
+
+// RefundsByID returns the refunds with the given ids, whoever their merchant, keyed by id.
+func (s *Store) RefundsByID(ctx context.Context, ids []string) (map[string]charge.Refund, error) {
+	found, err := findEach[charge.Refund](ctx, s, s.refunds, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading %d refunds: %w", len(ids), err)
+	}
+	return found, nil
+}
