@@ -1,5 +1,9 @@
 // Command worker settles queued charges: it runs them through the payment processor,
 // records results and events, and publishes the events. Run any number of replicas.
+//
+// `worker reconcile` checks charges, refunds, ledger entries and the processor's records
+// against each other, prints one line per disagreement and a summary, and exits 1 if
+// there was any.
 package main
 
 import (
@@ -15,6 +19,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "reconcile" {
+		os.Exit(reconcile(os.Args[2:]))
+	}
 	configPath := flag.String("config", "", "YAML configuration file (default $BILLING_CONFIG)")
 	flag.Parse()
 	cfg, err := config.Load(config.Worker, *configPath, os.Environ())
@@ -30,4 +37,32 @@ func main() {
 		os.Exit(1)
 	}
 	logger.Info("worker stopped")
+}
+
+// reconcile runs `worker reconcile` and returns the exit code: 0 when everything agrees,
+// 1 when something disagrees, 2 when the check could not run.
+func reconcile(args []string) int {
+	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
+	configPath := fs.String("config", "", "YAML configuration file (default $BILLING_CONFIG)")
+	askProcessor := fs.Bool("processor", true, "ask the processor again for every answer the logs record (same idempotency keys)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(config.Worker, *configPath, os.Environ())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "worker reconcile: bad configuration:\n%v\n", err)
+		return 2
+	}
+	logger := service.NewLogger(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rep, err := service.Reconcile(ctx, cfg, logger, *askProcessor, os.Stdout)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "worker reconcile: %v\n", err)
+		return 2
+	}
+	if len(rep.Findings) > 0 {
+		return 1
+	}
+	return 0
 }

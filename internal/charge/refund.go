@@ -35,6 +35,9 @@ type Refund struct {
 	UpdatedAt   time.Time    `json:"-" bson:"updated_at"`
 	// Reference is the processor's reference for the refund.
 	Reference string `json:"-" bson:"reference,omitempty"`
+	// Delivery is the delivery number of the command that reserved the refund: attempts at
+	// the processor are counted from it.
+	Delivery uint64 `json:"-" bson:"delivery,omitempty"`
 	// Version is the version of the charge this view of the refund was folded from:
 	// writes of the refund document are conditional on it, like the charge's.
 	Version int64 `json:"-" bson:"version"`

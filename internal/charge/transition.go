@@ -164,7 +164,7 @@ func (c Charge) Settle(at time.Time, approved bool, reference, failureCode strin
 // ReserveRefund is the intent of refund r, which c.CheckRefund(r.Amount) allowed.
 func (c Charge) ReserveRefund(at time.Time, r Refund, delivery uint64) Transition {
 	t := c.next(KindRefundReserved, at)
-	r.Status, r.FailureCode = RefundPending, nil
+	r.Status, r.FailureCode, r.Delivery = RefundPending, nil, delivery
 	t.Refund, t.RefundID, t.Amount, t.Delivery = &r, r.ID, r.Amount, delivery
 	return t
 }

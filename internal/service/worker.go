@@ -70,15 +70,19 @@ func chargesRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.L
 		Name: "billing_queue_pending_commands",
 		Help: "Commands waiting in CHARGES or delivered and not yet acknowledged: the lag to scale workers on.",
 	}, pending(consumer)))
-	var proc worker.Processor = processor.Simulated{}
-	if cfg.Processor == "http" {
-		proc = &processor.HTTP{BaseURL: cfg.ProcessorURL, Client: &http.Client{Timeout: cfg.ProcessorTimeout}}
-	}
 	w := worker.New(worker.Config{
 		Batch: cfg.WorkerBatch, Concurrency: cfg.WorkerConcurrency,
 		RetrySchedule: cfg.WorkerRetrySchedule, StepTimeout: cfg.ShutdownTimeout, AckWait: cfg.WorkerAckWait,
-	}, CommandSource(consumer), d.store, d.queue, proc, logger, d.reg, time.Now)
+	}, CommandSource(consumer), d.store, d.queue, newProcessor(cfg), logger, d.reg, time.Now)
 	return w.Run, nil
+}
+
+// newProcessor returns the processor cfg names.
+func newProcessor(cfg config.Config) worker.Processor {
+	if cfg.Processor == "http" {
+		return &processor.HTTP{BaseURL: cfg.ProcessorURL, Client: &http.Client{Timeout: cfg.ProcessorTimeout}}
+	}
+	return processor.Simulated{}
 }
 
 // webhooksRole fans events out to endpoints, delivers them, and sweeps expired events.

@@ -46,7 +46,9 @@ type Store interface {
 	ClaimTransitions(ctx context.Context, ts []charge.Transition) (lost []string, err error)
 	TransitionsFrom(ctx context.Context, from map[string]int) (map[string][]charge.Transition, error)
 	SaveCharges(ctx context.Context, cs []charge.Charge) error
+	SaveRefunds(ctx context.Context, rs []charge.Refund) error
 	InsertEvents(ctx context.Context, es []charge.Event) error
+	InsertLedgerEntries(ctx context.Context, es []charge.LedgerEntry) error
 	InsertDeadLetters(ctx context.Context, ds []charge.DeadLetter) error
 }
 
@@ -58,6 +60,9 @@ type EventPublisher interface {
 // Processor is the payment processor boundary.
 type Processor interface {
 	Authorize(ctx context.Context, req processor.AuthorizeRequest) (processor.Result, error)
+	Capture(ctx context.Context, req processor.CaptureRequest) (processor.Result, error)
+	Void(ctx context.Context, req processor.VoidRequest) (processor.Result, error)
+	Refund(ctx context.Context, req processor.RefundRequest) (processor.Result, error)
 }
 
 // Config is the worker's own configuration.
@@ -151,8 +156,9 @@ func (w *Worker) handleDetached(ctx context.Context, msgs []Message) {
 type item struct {
 	msg     Message
 	cmd     charge.Command
-	retry   bool   // a transient error: redeliver later
-	exhaust string // the attempts are used up: why, for the dead letter
+	retry   bool // a transient error: redeliver later, an attempt used
+	wait    bool // the charge is not ready for the command: redeliver later, no attempt used
+	refused bool // the charge's history refuses the command (a capture after a cancel)
 }
 
 // Handle runs a batch of messages through every step and settles each message: ack once
@@ -168,18 +174,38 @@ func (w *Worker) Handle(ctx context.Context, msgs []Message) {
 	}
 	stop := w.keepInProgress(items)
 	defer stop()
-	if err := w.settleCharges(ctx, items); err != nil {
-		w.logger.WarnContext(ctx, "handling batch", "error", err, "commands", len(items))
-		for _, it := range items {
-			w.retry(it)
+	var creates, operations []*item
+	for _, it := range items {
+		if it.cmd.Type == charge.CommandCreate {
+			creates = append(creates, it)
+		} else {
+			operations = append(operations, it)
 		}
-		return
 	}
+	var wg sync.WaitGroup
+	wg.Go(func() { w.operateAll(ctx, operations) })
+	if len(creates) > 0 {
+		if err := w.settleCharges(ctx, creates); err != nil {
+			w.logger.WarnContext(ctx, "handling batch", "error", err, "commands", len(creates))
+			for _, it := range creates {
+				it.retry = true
+			}
+		}
+	}
+	wg.Wait()
 	for _, it := range items {
 		switch {
 		case it.retry:
 			w.retry(it)
+		case it.wait:
+			if err := it.msg.NakWithDelay(waitDelay(it.msg.NumDelivered())); err != nil {
+				w.logger.WarnContext(ctx, "requeueing command", "charge_id", it.cmd.ChargeID, "error", err)
+			}
+			w.metrics.commands.WithLabelValues("waiting").Inc()
 		default:
+			if it.refused {
+				w.metrics.commands.WithLabelValues("refused").Inc()
+			}
 			if err := it.msg.Ack(ctx); err != nil {
 				// The command is redelivered and re-run, a no-op now.
 				w.logger.WarnContext(ctx, "acknowledging command", "charge_id", it.cmd.ChargeID, "error", err)
@@ -198,8 +224,8 @@ func (w *Worker) decode(ctx context.Context, msgs []Message) []*item {
 	for _, m := range msgs {
 		var cmd charge.Command
 		err := json.Unmarshal(m.Data(), &cmd)
-		if err == nil && (cmd.Type != charge.CommandCreate || cmd.Charge == nil || cmd.ChargeID == "" || cmd.Merchant == "") {
-			err = fmt.Errorf("unsupported command %q", cmd.Type)
+		if err == nil && !cmd.Valid() {
+			err = fmt.Errorf("unsupported or incomplete command %q", cmd.Type)
 		}
 		if err != nil {
 			w.logger.ErrorContext(ctx, "undecodable command", "subject", m.Subject(), "error", err)
@@ -302,21 +328,29 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 			views[id] = charge.Fold(bases[id], ts)
 		}
 	}
-	// Events before charges: whoever sees a charge settled finds its event stored.
-	var events []charge.Event
+	// Events and ledger entries before charges: whoever sees a charge settled finds them
+	// stored.
+	var (
+		events  []charge.Event
+		entries []charge.LedgerEntry
+	)
 	for _, it := range items {
 		if it.retry {
 			continue
 		}
-		// The create command owes the event of the charge's first transition.
+		// The create command owes the event and entries of the charge's first transition.
 		if ts := logs[it.cmd.ChargeID]; len(ts) > 0 {
 			events = append(events, charge.NewEvent(views[it.cmd.ChargeID], ts[0].Event))
+			entries = append(entries, charge.Entries(charge.Fold(bases[it.cmd.ChargeID], nil), ts[0])...)
 		} else {
 			// Another worker holds it and has not decided yet: come back to it.
 			it.retry = true
 		}
 	}
 	if err := w.store.InsertEvents(ctx, events); err != nil {
+		return err
+	}
+	if err := w.store.InsertLedgerEntries(ctx, entries); err != nil {
 		return err
 	}
 	existing, err := w.store.InsertCharges(ctx, slices.Collect(maps.Values(views)))
@@ -361,15 +395,24 @@ func (w *Worker) converge(ctx context.Context, bases map[string]charge.Charge) e
 		if err != nil {
 			return err
 		}
-		var save []charge.Charge
+		var (
+			save    []charge.Charge
+			refunds []charge.Refund
+		)
 		ids := make([]string, 0, len(todo))
 		next := make(map[string]int, len(todo))
 		for id := range todo {
 			if v := charge.Fold(bases[id], logs[id]); v.Version > 0 {
 				save = append(save, v)
+				refunds = append(refunds, v.Refunds...)
 				ids = append(ids, id)
 				next[id] = int(v.Version) + 1
 			}
+		}
+		// Refunds before their charge: the read-back of the charge below then also
+		// tells whether an older view of a refund could have been put back.
+		if err := w.store.SaveRefunds(ctx, refunds); err != nil {
+			return err
 		}
 		if err := w.store.SaveCharges(ctx, save); err != nil {
 			return err
@@ -467,6 +510,30 @@ func (w *Worker) retry(it *item) {
 		w.logger.Warn("requeueing command", "charge_id", it.cmd.ChargeID, "error", err)
 	}
 	w.metrics.commands.WithLabelValues("retried").Inc()
+}
+
+// operateAll applies capture, cancel and refund commands, at most Concurrency at once.
+// An error leaves its command to be retried.
+func (w *Worker) operateAll(ctx context.Context, items []*item) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, w.cfg.Concurrency)
+	for _, it := range items {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := w.operate(ctx, it); err != nil {
+				w.logger.WarnContext(ctx, "applying command", "type", it.cmd.Type, "charge_id", it.cmd.ChargeID, "error", err)
+				it.retry = true
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// waitDelay is the wait before delivery n+1 of a command whose charge is not ready for
+// it: short at first, since a charge is usually decided within a second, then longer.
+func waitDelay(n uint64) time.Duration {
+	return min(time.Duration(n)*250*time.Millisecond, 10*time.Second)
 }
 
 // delay is the wait before the next attempt after delivery number n.

@@ -37,12 +37,14 @@ type countingProcessor struct {
 	release chan struct{} // each call waits for it when set
 }
 
-func (p *countingProcessor) Authorize(ctx context.Context, req processor.AuthorizeRequest) (processor.Result, error) {
+// call counts a call under its idempotency key, honours fail, started and release, then
+// answers with answer.
+func (p *countingProcessor) call(key string, answer func() (processor.Result, error)) (processor.Result, error) {
 	p.mu.Lock()
 	if p.calls == nil {
 		p.calls = map[string]int{}
 	}
-	p.calls[req.ChargeID]++
+	p.calls[key]++
 	fail, started, release := p.fail, p.started, p.release
 	p.mu.Unlock()
 	if started != nil {
@@ -54,7 +56,23 @@ func (p *countingProcessor) Authorize(ctx context.Context, req processor.Authori
 	if fail != nil {
 		return processor.Result{}, fail
 	}
-	return processor.Simulated{}.Authorize(ctx, req)
+	return answer()
+}
+
+func (p *countingProcessor) Authorize(ctx context.Context, req processor.AuthorizeRequest) (processor.Result, error) {
+	return p.call(req.ChargeID, func() (processor.Result, error) { return processor.Simulated{}.Authorize(ctx, req) })
+}
+
+func (p *countingProcessor) Capture(ctx context.Context, req processor.CaptureRequest) (processor.Result, error) {
+	return p.call(req.ChargeID+":capture", func() (processor.Result, error) { return processor.Simulated{}.Capture(ctx, req) })
+}
+
+func (p *countingProcessor) Void(ctx context.Context, req processor.VoidRequest) (processor.Result, error) {
+	return p.call(req.ChargeID+":void", func() (processor.Result, error) { return processor.Simulated{}.Void(ctx, req) })
+}
+
+func (p *countingProcessor) Refund(ctx context.Context, req processor.RefundRequest) (processor.Result, error) {
+	return p.call(req.RefundID, func() (processor.Result, error) { return processor.Simulated{}.Refund(ctx, req) })
 }
 
 func (p *countingProcessor) count(id string) int {
