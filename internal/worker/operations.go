@@ -281,7 +281,18 @@ func (w *Worker) finish(ctx context.Context, it *item, base, view charge.Charge,
 	if err := w.store.InsertLedgerEntries(ctx, entries); err != nil {
 		return err
 	}
-	if err := w.converge(ctx, map[string]charge.Charge{base.ID: base}); err != nil {
+	// A refund's document is written once it is settled, and a settled refund never
+	// changes: every write of it is the same.
+	if it.cmd.Type == charge.CommandRefund {
+		var settledRefund []charge.Refund
+		if r, ok := view.RefundByID(it.cmd.Refund.ID); ok && r.Status != charge.RefundPending {
+			settledRefund = append(settledRefund, r)
+		}
+		if err := w.store.SaveRefunds(ctx, settledRefund); err != nil {
+			return err
+		}
+	}
+	if err := w.converge(ctx, map[string]charge.Charge{view.ID: view}); err != nil {
 		return err
 	}
 	return w.events.PublishEvents(ctx, events)

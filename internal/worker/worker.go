@@ -96,6 +96,7 @@ type Worker struct {
 	logger    *slog.Logger
 	now       charge.TimeNow
 	metrics   *metrics
+	charges   keyedMutex // one operation per charge at a time in this process
 }
 
 // New returns a worker. reg receives its metrics.
@@ -360,7 +361,7 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 	if len(existing) > 0 {
 		again := make(map[string]charge.Charge, len(existing))
 		for _, id := range existing {
-			again[id] = bases[id]
+			again[id] = charge.Fold(bases[id], nil)
 		}
 		if err := w.converge(ctx, again); err != nil {
 			return err
@@ -381,58 +382,65 @@ func fromOne(ids []string) map[string]int {
 // writer to have overwritten a newer view with an older one, or the log to have grown.
 const maxConverge = 5
 
-// converge brings the stored view of each charge up to date with its transition log;
-// bases are the charges as accepted, which the logs fold onto. After writing, it reads
-// back: if the stored view is not the one written (a slower writer put an older one back,
-// possible on FerretDB) or the log has grown, it folds and writes again.
-func (w *Worker) converge(ctx context.Context, bases map[string]charge.Charge) error {
-	todo := fromOne(slices.Collect(maps.Keys(bases)))
+// converge brings the stored view of each charge up to date with its transition log.
+// from holds, for each charge, a fold of its log up to some version (the charge as
+// accepted, version 0, will do); only the transitions after it are read. After writing,
+// it reads back: if the stored view is not the one written (a slower writer put an older
+// one back, possible on FerretDB) or the log has grown, it catches up and writes again.
+func (w *Worker) converge(ctx context.Context, from map[string]charge.Charge) error {
+	views := maps.Clone(from)
+	todo := slices.Collect(maps.Keys(views))
 	for round := 0; len(todo) > 0; round++ {
 		if round == maxConverge {
 			return fmt.Errorf("charge views did not converge in %d rounds: %w", maxConverge, charge.ErrUnavailable)
 		}
-		logs, err := w.store.TransitionsFrom(ctx, todo)
+		logs, err := w.store.TransitionsFrom(ctx, nextOf(views, todo))
 		if err != nil {
 			return err
 		}
-		var (
-			save    []charge.Charge
-			refunds []charge.Refund
-		)
-		ids := make([]string, 0, len(todo))
-		next := make(map[string]int, len(todo))
-		for id := range todo {
-			if v := charge.Fold(bases[id], logs[id]); v.Version > 0 {
-				save = append(save, v)
-				refunds = append(refunds, v.Refunds...)
-				ids = append(ids, id)
-				next[id] = int(v.Version) + 1
+		var save []charge.Charge
+		for _, id := range todo {
+			v := views[id]
+			for _, t := range logs[id] {
+				v = v.Apply(t)
 			}
-		}
-		// Refunds before their charge: the read-back of the charge below then also
-		// tells whether an older view of a refund could have been put back.
-		if err := w.store.SaveRefunds(ctx, refunds); err != nil {
-			return err
+			views[id] = v
+			if v.Version > 0 {
+				save = append(save, v)
+			}
 		}
 		if err := w.store.SaveCharges(ctx, save); err != nil {
 			return err
+		}
+		ids := make([]string, len(save))
+		for i, v := range save {
+			ids[i] = v.ID
 		}
 		stored, err := w.store.ChargesByID(ctx, ids)
 		if err != nil {
 			return err
 		}
-		grown, err := w.store.TransitionsFrom(ctx, next)
+		grown, err := w.store.TransitionsFrom(ctx, nextOf(views, ids))
 		if err != nil {
 			return err
 		}
-		clear(todo)
+		todo = todo[:0]
 		for _, v := range save {
 			if stored[v.ID].Version != v.Version || len(grown[v.ID]) > 0 {
-				todo[v.ID] = 1
+				todo = append(todo, v.ID)
 			}
 		}
 	}
 	return nil
+}
+
+// nextOf maps each of ids to the sequence number after its view's.
+func nextOf(views map[string]charge.Charge, ids []string) map[string]int {
+	m := make(map[string]int, len(ids))
+	for _, id := range ids {
+		m[id] = int(views[id].Version) + 1
+	}
+	return m
 }
 
 // authorize calls the processor for every item whose charge has no decision in decided
@@ -513,7 +521,9 @@ func (w *Worker) retry(it *item) {
 }
 
 // operateAll applies capture, cancel and refund commands, at most Concurrency at once.
-// An error leaves its command to be retried.
+// Commands on one charge are applied one at a time within this process: they would only
+// race for the charge's next transition. (Across processes the log still arbitrates.) An
+// error leaves its command to be retried.
 func (w *Worker) operateAll(ctx context.Context, items []*item) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, w.cfg.Concurrency)
@@ -521,6 +531,8 @@ func (w *Worker) operateAll(ctx context.Context, items []*item) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
+			unlock := w.charges.lock(it.cmd.ChargeID)
+			defer unlock()
 			if err := w.operate(ctx, it); err != nil {
 				w.logger.WarnContext(ctx, "applying command", "type", it.cmd.Type, "charge_id", it.cmd.ChargeID, "error", err)
 				it.retry = true
@@ -528,6 +540,41 @@ func (w *Worker) operateAll(ctx context.Context, items []*item) {
 		})
 	}
 	wg.Wait()
+}
+
+// keyedMutex is a mutex per key, held only while in use.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*refMutex
+}
+
+type refMutex struct {
+	sync.Mutex
+	refs int
+}
+
+// lock locks key and returns its unlock.
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*refMutex{}
+	}
+	m := k.locks[key]
+	if m == nil {
+		m = &refMutex{}
+		k.locks[key] = m
+	}
+	m.refs++
+	k.mu.Unlock()
+	m.Lock()
+	return func() {
+		m.Unlock()
+		k.mu.Lock()
+		if m.refs--; m.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
 }
 
 // waitDelay is the wait before delivery n+1 of a command whose charge is not ready for
