@@ -87,7 +87,7 @@ func TestCaptureAndCancel(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name      string
-		capture   bool               // the charge's own capture flag
+		capture   bool // the charge's own capture flag
 		commands  func(id string) []charge.Command
 		status    charge.Status
 		captured  int64
