@@ -1,0 +1,129 @@
+package reconcile_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/internal/processor"
+	"github.com/billing/billing/internal/reconcile"
+	"github.com/billing/billing/internal/store"
+	"github.com/billing/billing/internal/storetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
+
+// history records a charge's life the way the worker does: transitions, the folded charge
+// and refunds, the ledger.
+type history struct {
+	base charge.Charge
+	ts   []charge.Transition
+}
+
+func (h *history) step(f func(charge.Charge) charge.Transition) {
+	h.ts = append(h.ts, f(charge.Fold(h.base, h.ts)))
+}
+
+func (h *history) write(t *testing.T, st *store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := st.ClaimTransitions(ctx, h.ts)
+	require.NoError(t, err)
+	c := charge.Fold(h.base, h.ts)
+	_, err = st.InsertCharges(ctx, []charge.Charge{c})
+	require.NoError(t, err)
+	require.NoError(t, st.SaveRefunds(ctx, c.Refunds))
+	require.NoError(t, st.InsertLedgerEntries(ctx, charge.Ledger(h.base, h.ts)))
+}
+
+func newHistory() *history {
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	c := charge.Charge{ID: charge.NewID(charge.PrefixCharge), Merchant: "m", Amount: 1000, Currency: "usd",
+		PaymentMethod: "pm_card_visa", Status: charge.StatusPending, CreatedAt: at, UpdatedAt: at}
+	h := &history{base: c}
+	now := time.Now()
+	h.step(func(c charge.Charge) charge.Transition {
+		return charge.NewTransition(c, charge.StatusRequiresCapture, now, 0, "", "sim_auth_"+c.ID)
+	})
+	h.step(func(c charge.Charge) charge.Transition { return c.RequestCapture(now, 800, 1) })
+	h.step(func(c charge.Charge) charge.Transition { return c.Settle(now, true, "sim_cap_"+c.ID, "") })
+	r := charge.Refund{ID: charge.NewID(charge.PrefixRefund), Merchant: "m", Charge: c.ID, Amount: 300, Currency: "usd", CreatedAt: now}
+	h.step(func(c charge.Charge) charge.Transition { return c.ReserveRefund(now, r, 1) })
+	h.step(func(c charge.Charge) charge.Transition { return c.RefundSucceeded(now, r.ID, "sim_re_"+r.ID) })
+	return h
+}
+
+// open opens a store on a database of its own, and the same database with the driver, to
+// damage what the store wrote.
+func open(t *testing.T) (*store.Store, *mongo.Database) {
+	t.Helper()
+	uri, database := storetest.New(t), storetest.Database(t)
+	st, err := store.Open(context.Background(), uri, database, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	return st, client.Database(database)
+}
+
+// A consistent history reconciles with nothing to report, the processor agreeing; every
+// kind of disagreement is reported against its charge.
+func TestReconcile(t *testing.T) {
+	t.Parallel()
+	st, db := open(t)
+	ctx := context.Background()
+	good := newHistory()
+	good.write(t, st)
+	rep, err := reconcile.Run(ctx, st, processor.Simulated{}, 4)
+	require.NoError(t, err)
+	require.Empty(t, rep.Findings)
+	require.Equal(t, 1, rep.Charges)
+	require.Equal(t, 5, rep.Transitions)
+	require.Equal(t, 1, rep.Refunds)
+	require.Equal(t, 3, rep.ProcessorChecks, "authorization, capture, refund")
+	require.Contains(t, rep.Summary(), "0 disagreements")
+
+	// A view left behind its log.
+	stale := newHistory()
+	stale.write(t, st)
+	behind := charge.Fold(stale.base, stale.ts[:3])
+	require.NoError(t, st.SaveCharges(ctx, []charge.Charge{behind}))
+
+	// A ledger entry missing, and one the history does not call for.
+	ledger := newHistory()
+	entries := charge.Ledger(ledger.base, ledger.ts)
+	ledger.write(t, st)
+	_, err = db.Collection("ledger_entries").DeleteOne(ctx, bson.D{{Key: "_id", Value: entries[0].ID}})
+	require.NoError(t, err)
+	extra := entries[1]
+	extra.ID, extra.Transaction = ledger.ts[1].ID+"/a", ledger.ts[1].ID
+	require.NoError(t, st.InsertLedgerEntries(ctx, []charge.LedgerEntry{extra}))
+
+	// The processor knows the capture under another reference.
+	proc := newHistory()
+	proc.ts[2].Reference = "someone else's capture"
+	proc.write(t, st)
+
+	rep, err = reconcile.Run(ctx, st, processor.Simulated{}, 4)
+	require.NoError(t, err)
+	byCharge := map[string][]string{}
+	for _, f := range rep.Findings {
+		byCharge[f.ChargeID] = append(byCharge[f.ChargeID], f.Problem)
+	}
+	require.NotContains(t, byCharge, good.base.ID)
+	require.Contains(t, strings.Join(byCharge[stale.base.ID], "\n"), "its log makes it succeeded v5")
+	ledgerProblems := strings.Join(byCharge[ledger.base.ID], "\n")
+	require.Contains(t, ledgerProblems, "is missing")
+	require.Contains(t, ledgerProblems, "is not called for by the history")
+	require.Contains(t, ledgerProblems, "not zero")
+	require.Contains(t, strings.Join(byCharge[proc.base.ID], "\n"), "processor says the capture is approved (\"sim_cap_")
+}
