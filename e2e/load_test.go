@@ -17,14 +17,27 @@ import (
 
 // order is one charge the merchant submits, and what became of it.
 type order struct {
-	key    string
-	amount int64
-	method string
-	id     string // from the 202
+	index   int
+	key     string
+	amount  int64
+	method  string
+	capture bool
+	id      string // from the 202
 }
 
 func (o *order) body() []byte {
-	return fmt.Appendf(nil, `{"amount": %d, "currency": "usd", "payment_method": %q}`, o.amount, o.method)
+	return fmt.Appendf(nil, `{"amount": %d, "currency": "usd", "payment_method": %q, "capture": %t}`, o.amount, o.method, o.capture)
+}
+
+// settledStatus is the status the order's charge settles in.
+func (o *order) settledStatus() string {
+	switch {
+	case o.method == declinedMethod:
+		return "failed"
+	case !o.capture:
+		return "requires_capture"
+	}
+	return "succeeded"
 }
 
 // chargeObject is the charge object of API.md, as the test reads it.
@@ -43,20 +56,18 @@ type chargeObject struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 }
 
-type chargeList struct {
-	Object  string         `json:"object"`
-	HasMore bool           `json:"has_more"`
-	Data    []chargeObject `json:"data"`
-}
-
-// newOrders plans n charges: distinct amounts, every 10th declined.
+// newOrders plans n charges: distinct amounts, every 10th declined, every 4th of the
+// others authorized only (capture false).
 func newOrders(n int) []*order {
 	run := time.Now().UnixNano()
 	orders := make([]*order, n)
 	for i := range orders {
-		o := &order{key: fmt.Sprintf("e2e-%d-%04d", run, i), amount: int64(1000 + i), method: "pm_card_visa"}
-		if i%10 == 9 {
+		o := &order{index: i, key: fmt.Sprintf("e2e-%d-%04d", run, i), amount: int64(1000 + i), method: "pm_card_visa", capture: true}
+		switch {
+		case i%10 == 9:
 			o.method = declinedMethod
+		case i%4 == 0:
+			o.capture = false
 		}
 		orders[i] = o
 	}
@@ -298,38 +309,48 @@ func (s *system) awaitTerminal(ctx context.Context, id string) (chargeObject, er
 // listAll pages through GET /v1/charges?limit=100 and returns every charge listed, in
 // order.
 func (s *system) listAll(ctx context.Context) ([]chargeObject, error) {
-	var all []chargeObject
+	return listPages(ctx, s, "/v1/charges", func(c chargeObject) string { return c.ID })
+}
+
+// listPages pages through the list at path 100 at a time and returns every object
+// listed, in order; id names an object for starting_after.
+func listPages[T any](ctx context.Context, s *system, path string, id func(T) string) ([]T, error) {
+	var all []T
 	after := ""
 	for page := 0; ; page++ {
 		if page > 1000 {
 			return all, errors.New("listing never ends")
 		}
-		path := "/v1/charges?limit=100"
+		url := path + "?limit=100"
 		if after != "" {
-			path += "&starting_after=" + after
+			url += "&starting_after=" + after
 		}
-		status, body, _, err := s.do(ctx, http.MethodGet, path, nil)
+		status, body, _, err := s.do(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return all, err
 		}
 		if status != http.StatusOK {
-			return all, fmt.Errorf("GET %s: %d %s", path, status, body)
+			return all, fmt.Errorf("GET %s: %d %s", url, status, body)
 		}
-		var l chargeList
+		var l struct {
+			Object  string `json:"object"`
+			HasMore bool   `json:"has_more"`
+			Data    []T    `json:"data"`
+		}
 		if err := json.Unmarshal(body, &l); err != nil {
-			return all, fmt.Errorf("GET %s: %w", path, err)
+			return all, fmt.Errorf("GET %s: %w", url, err)
 		}
 		if l.Object != "list" || len(l.Data) > 100 {
-			return all, fmt.Errorf("GET %s: not a list of at most 100: %.300s", path, body)
+			return all, fmt.Errorf("GET %s: not a list of at most 100: %.300s", url, body)
 		}
 		all = append(all, l.Data...)
 		if !l.HasMore {
 			return all, nil
 		}
 		if len(l.Data) == 0 {
-			return all, fmt.Errorf("GET %s: has_more with an empty page", path)
+			return all, fmt.Errorf("GET %s: has_more with an empty page", url)
 		}
-		after = l.Data[len(l.Data)-1].ID
+		after = id(l.Data[len(l.Data)-1])
 	}
 }
 

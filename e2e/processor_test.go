@@ -49,7 +49,8 @@ type processor struct {
 	mu        sync.Mutex
 	byKey     map[string]*authorization
 	byCharge  map[string][]*authorization // decisions per charge_id: more than one is a double charge
-	calls     int                         // every POST /authorizations
+	ops       map[string]*decision        // captures, voids and refunds decided, by key
+	calls     int                         // every POST
 	repeats   int                         // calls with a key already decided
 	failed503 int                         // first calls answered 503 on purpose
 	problems  []string                    // protocol violations by the caller
@@ -58,6 +59,7 @@ type processor struct {
 // processorStats is a snapshot of what the processor saw.
 type processorStats struct {
 	byCharge  map[string][]authorization
+	ops       map[string]decision
 	calls     int
 	repeats   int
 	failed503 int
@@ -66,9 +68,12 @@ type processorStats struct {
 
 func startProcessor(t *testing.T) *processor {
 	t.Helper()
-	p := &processor{byKey: map[string]*authorization{}, byCharge: map[string][]*authorization{}}
+	p := &processor{byKey: map[string]*authorization{}, byCharge: map[string][]*authorization{}, ops: map[string]*decision{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /authorizations", p.authorize)
+	mux.HandleFunc("POST /captures", p.operation("capture", func(r opRequest) string { return r.ChargeID + ":capture" }))
+	mux.HandleFunc("POST /voids", p.operation("void", func(r opRequest) string { return r.ChargeID + ":void" }))
+	mux.HandleFunc("POST /refunds", p.operation("refund", func(r opRequest) string { return r.RefundID }))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		p.problem("unexpected call %s %s", r.Method, r.URL.Path)
 		http.NotFound(w, r)
@@ -156,5 +161,72 @@ func (p *processor) stats() processorStats {
 			s.byCharge[id] = append(s.byCharge[id], *a)
 		}
 	}
+	s.ops = make(map[string]decision, len(p.ops))
+	for k, d := range p.ops {
+		s.ops[k] = *d
+	}
 	return s
+}
+
+// opRequest is the body of POST /captures, /voids and /refunds; each sends its fields.
+type opRequest struct {
+	ChargeID        string `json:"charge_id"`
+	AuthorizationID string `json:"authorization_id"`
+	Amount          int64  `json:"amount"`
+	RefundID        string `json:"refund_id"`
+}
+
+// decision is a capture, void or refund the processor decided (always approved).
+type decision struct {
+	kind   string
+	req    opRequest
+	answer authAnswer
+}
+
+// operation serves POST /captures, /voids or /refunds like authorize: the key wantKey
+// names decides once, repeats get the same answer, ~2% of first calls get a 503. The
+// authorization id must be the one this processor gave the charge.
+func (p *processor) operation(kind string, wantKey func(opRequest) string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(rand.N(5 * time.Millisecond)) // network and processing time
+		key := r.Header.Get("Idempotency-Key")
+		var req opRequest
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			p.problem("%s with an unreadable body (key %q): %v", kind, key, err)
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		if want := wantKey(req); key != want {
+			p.problem("%s of %s with Idempotency-Key %q, want %q", kind, req.ChargeID, key, want)
+			http.Error(w, "Idempotency-Key", http.StatusBadRequest)
+			return
+		}
+		p.mu.Lock()
+		p.calls++
+		if as := p.byCharge[req.ChargeID]; len(as) != 1 || as[0].answer.ID != req.AuthorizationID || as[0].answer.Status != "approved" {
+			p.problems = append(p.problems, fmt.Sprintf("%s of %s under authorization %q, which this processor did not approve", kind, req.ChargeID, req.AuthorizationID))
+		}
+		d, seen := p.ops[key]
+		switch {
+		case seen:
+			p.repeats++
+			if d.req != req {
+				p.problems = append(p.problems, fmt.Sprintf("key %s repeated with another request: first %+v, now %+v", key, d.req, req))
+			}
+		case rand.Float64() < 0.02:
+			p.failed503++
+			p.mu.Unlock()
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		default:
+			d = &decision{kind: kind, req: req, answer: authAnswer{ID: fmt.Sprintf("%s_%06d", kind, len(p.ops)+1), Status: "approved"}}
+			p.ops[key] = d
+		}
+		answer := d.answer
+		p.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(answer)
+	}
 }

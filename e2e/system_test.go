@@ -93,7 +93,7 @@ func (s *system) startInfra(t *testing.T) {
 func (s *system) mintToken(t *testing.T) string {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "devstack"), "token",
-		"--merchant", merchant, "--scopes", "charges:write charges:read webhooks:manage", "--ttl", "1h")
+		"--merchant", merchant, "--scopes", "charges:write charges:read events:read webhooks:manage", "--ttl", "1h")
 	cmd.Env = s.infraEnv()
 	out, err := cmd.Output()
 	var stderr string

@@ -24,6 +24,7 @@ type hookReceiver struct {
 	mu         sync.Mutex
 	verifier   *webhooksig.Verifier
 	byCharge   map[string]deliveredEvent // the latest delivered event of each charge
+	delivered  map[string]deliveredEvent // every event delivered, by id
 	seen       map[string]int            // deliveries per webhook-id
 	badSig     int
 	failed500  int
@@ -36,7 +37,7 @@ type deliveredEvent struct {
 
 func startHookReceiver(t *testing.T) *hookReceiver {
 	t.Helper()
-	h := &hookReceiver{byCharge: map[string]deliveredEvent{}, seen: map[string]int{}}
+	h := &hookReceiver{byCharge: map[string]deliveredEvent{}, delivered: map[string]deliveredEvent{}, seen: map[string]int{}}
 	h.Server = httptest.NewServer(http.HandlerFunc(h.serve))
 	t.Cleanup(h.Close)
 	return h
@@ -76,6 +77,7 @@ func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.byCharge[ev.Data.Object.ID] = deliveredEvent{ID: ev.ID, Type: ev.Type, Status: ev.Data.Object.Status}
+	h.delivered[ev.ID] = h.byCharge[ev.Data.Object.ID]
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -118,6 +120,28 @@ func (h *hookReceiver) await(ctx context.Context, want map[string]*order) map[st
 		select {
 		case <-ctx.Done():
 			return got
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// awaitEvents waits until every event in ids was delivered, and returns those that were
+// not when ctx ended.
+func (h *hookReceiver) awaitEvents(ctx context.Context, ids []string) []string {
+	for {
+		h.mu.Lock()
+		var missing []string
+		for _, id := range ids {
+			if _, ok := h.delivered[id]; !ok {
+				missing = append(missing, id)
+			}
+		}
+		h.mu.Unlock()
+		if len(missing) == 0 || ctx.Err() != nil {
+			return missing
+		}
+		select {
+		case <-ctx.Done():
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
