@@ -53,6 +53,47 @@ func (s *Server) createCharge(c *gin.Context) {
 	s.reply(c, resp, "/v1/charges/")
 }
 
+// captureCharge is POST /v1/charges/{id}/capture: 202 with the charge, which a worker
+// then captures.
+func (s *Server) captureCharge(c *gin.Context) {
+	var p charge.CaptureParams
+	req, ok := readIdempotent(c, &p)
+	if !ok {
+		return
+	}
+	if invalid := p.Validate(); invalid != nil {
+		abortInvalid(c, invalid)
+		return
+	}
+	resp, err := s.charges.Capture(c.Request.Context(), req, c.Param("id"), &p)
+	s.replyOperation(c, "capture", resp, err, "")
+}
+
+// cancelCharge is POST /v1/charges/{id}/cancel: 202 with the charge, which a worker then
+// cancels. Its body, if any, is the empty object.
+func (s *Server) cancelCharge(c *gin.Context) {
+	var p charge.CancelParams
+	req, ok := readIdempotent(c, &p)
+	if !ok {
+		return
+	}
+	resp, err := s.charges.Cancel(c.Request.Context(), req, c.Param("id"))
+	s.replyOperation(c, "cancel", resp, err, "")
+}
+
+// replyOperation answers an accepted capture, cancel or refund (err being its failure),
+// counting it the first time.
+func (s *Server) replyOperation(c *gin.Context, operation string, resp ingest.Response, err error, location string) {
+	if err != nil {
+		s.abortError(c, err)
+		return
+	}
+	if !resp.Replayed {
+		s.metrics.operations.WithLabelValues(operation).Inc()
+	}
+	s.reply(c, resp, location)
+}
+
 // getCharge is GET /v1/charges/{id}[?wait=30s].
 func (s *Server) getCharge(c *gin.Context) {
 	if !onlyQuery(c, "wait") {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -77,11 +76,6 @@ func (s *Server) redeliverEvent(c *gin.Context) {
 	}
 	ctx, id := c.Request.Context(), c.Param("id")
 	payload, err := s.webhooks.PrepareRedeliver(ctx, merchant(c), id, endpoint)
-	var invalid *charge.InvalidRequestError
-	if errors.As(err, &invalid) && invalid.Code == charge.CodeResourceMissing {
-		abortProblem(c, http.StatusNotFound, charge.CodeResourceMissing, invalid.Param, invalid.Detail)
-		return
-	}
 	if err != nil {
 		s.abortError(c, err)
 		return

@@ -43,6 +43,9 @@ func (s *Server) abortError(c *gin.Context, err error) {
 	var invalid *charge.InvalidRequestError
 	var reused *ingest.KeyReusedError
 	switch {
+	case errors.As(err, &invalid) && invalid.Code == charge.CodeResourceMissing:
+		// An id in the body that names nothing of the merchant's: 404 naming the field.
+		abortProblem(c, http.StatusNotFound, invalid.Code, invalid.Param, invalid.Detail)
 	case errors.As(err, &invalid):
 		abortInvalid(c, invalid)
 	case errors.Is(err, charge.ErrNotFound):

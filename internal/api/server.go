@@ -27,8 +27,11 @@ type Deps struct {
 	Logger   *slog.Logger
 	Verifier Verifier
 	Charges  *ingest.Charges
+	Refunds  *ingest.Refunds
+	Balances *ingest.Balances
 	Webhooks *webhook.Endpoints
-	// Idempotency runs the POSTs of webhook endpoints and events (charges hold their own).
+	// Idempotency runs the POSTs of webhook endpoints and events (charges and refunds hold
+	// their own).
 	Idempotency *ingest.Idempotency
 	Registerer  prometheus.Registerer
 	NowFunc     charge.TimeNow
@@ -39,6 +42,8 @@ type Server struct {
 	logger      *slog.Logger
 	verifier    Verifier
 	charges     *ingest.Charges
+	refunds     *ingest.Refunds
+	balances    *ingest.Balances
 	webhooks    *webhook.Endpoints
 	idempotency *ingest.Idempotency
 	limiter     *limiter
@@ -54,6 +59,8 @@ func New(cfg Config, d Deps) *Server {
 		logger:      d.Logger,
 		verifier:    d.Verifier,
 		charges:     d.Charges,
+		refunds:     d.Refunds,
+		balances:    d.Balances,
 		webhooks:    d.Webhooks,
 		idempotency: d.Idempotency,
 		limiter:     newLimiter(cfg.RateLimit, cfg.RateBurst),
@@ -77,6 +84,12 @@ func New(cfg Config, d Deps) *Server {
 	v1.POST("/charges", write, s.createCharge)
 	v1.GET("/charges", read, s.listCharges)
 	v1.GET("/charges/:id", read, s.getCharge)
+	v1.POST("/charges/:id/capture", write, s.captureCharge)
+	v1.POST("/charges/:id/cancel", write, s.cancelCharge)
+	v1.POST("/refunds", write, s.createRefund)
+	v1.GET("/refunds", read, s.listRefunds)
+	v1.GET("/refunds/:id", read, s.getRefund)
+	v1.GET("/balance", read, s.getBalance)
 
 	events := requireScope(ScopeEventsRead)
 	v1.GET("/events", events, s.listEvents)
@@ -98,10 +111,11 @@ func New(cfg Config, d Deps) *Server {
 func (s *Server) Handler() http.Handler { return s.engine }
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	accepted prometheus.Counter
-	replayed prometheus.Counter
+	requests   *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	accepted   prometheus.Counter
+	operations *prometheus.CounterVec
+	replayed   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -116,10 +130,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		accepted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "billing_charges_accepted_total", Help: "Charges accepted (202) for the first time.",
 		}),
+		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billing_operations_accepted_total", Help: "Captures, cancels and refunds accepted (202) for the first time, by operation.",
+		}, []string{"operation"}),
 		replayed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "billing_idempotent_replays_total", Help: "Responses replayed for a repeated idempotency key.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.accepted, m.replayed)
+	reg.MustRegister(m.requests, m.duration, m.accepted, m.operations, m.replayed)
 	return m
 }

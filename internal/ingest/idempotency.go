@@ -157,36 +157,71 @@ func (s *Idempotency) Submit(ctx context.Context, req Request, resp Response, ac
 		case !errors.Is(err, charge.ErrConflict):
 			return Response{}, fmt.Errorf("claiming idempotency key: %w", err)
 		}
-		prior, rev, err := s.get(ctx, key)
-		if errors.Is(err, charge.ErrNotFound) {
-			continue // expired or released between our create and get: claim again
+		resp, found, err := s.repeat(ctx, key, rec)
+		if found || err != nil {
+			return resp, err
 		}
-		if err != nil {
-			return Response{}, err
-		}
-		if fields := differences(prior, rec); len(fields) > 0 {
-			return Response{}, &KeyReusedError{Fields: fields}
-		}
-		switch {
-		case prior.State == stateDone:
-			return s.response(prior, true)
-		case s.NowFunc().Sub(prior.StartedAt) < s.TakeoverAfter:
-			return Response{}, ErrKeyInUse
-		}
-		// The first execution stalled: take it over and finish it with its own command.
-		prior.StartedAt = s.NowFunc()
-		rev, err = s.KV.Update(ctx, key, mustJSON(prior), rev)
-		if errors.Is(err, charge.ErrConflict) {
-			return Response{}, ErrKeyInUse
-		}
-		if err != nil {
-			return Response{}, fmt.Errorf("taking over idempotency key: %w", err)
-		}
-		resp, err := s.execute(ctx, key, rev, prior)
-		resp.Replayed = err == nil
-		return resp, err
+		// Expired or released between our create and get: claim again.
 	}
 	return Response{}, fmt.Errorf("claiming idempotency key: %w", charge.ErrUnavailable)
+}
+
+// SubmitChecked is Submit for a request whose response and action depend on state that
+// the request itself changes, such as a capture, which is valid only until the charge is
+// captured: a repeat of an accepted request must replay its stored response rather than
+// be checked again. So the key is looked up first, and a request seen before is answered
+// as Submit answers it. Only for a new key is build called, to check the request and
+// make its response and action; an error of build (a *charge.InvalidRequestError,
+// charge.ErrNotFound) is returned as is and nothing is stored, so the key stays free.
+//
+// A request racing with the first of its key passes the lookup, then meets the first's
+// claim in Submit, which answers it as a repeat.
+func (s *Idempotency) SubmitChecked(ctx context.Context, req Request, build func(ctx context.Context) (Response, Action, error)) (Response, error) {
+	resp, found, err := s.repeat(ctx, kvKey(req.Merchant, req.Key), record{Method: req.Method, Path: req.Path, Request: req.Body})
+	if found || err != nil {
+		return resp, err
+	}
+	resp, action, err := build(ctx)
+	if err != nil {
+		return Response{}, err
+	}
+	return s.Submit(ctx, req, resp, action)
+}
+
+// repeat answers rec, a request whose key may already hold a record: found is false when
+// it holds none. A record of a different request is a KeyReusedError; a done one is
+// replayed; a started one is in use until TakeoverAfter, and then taken over and
+// finished with its own action.
+func (s *Idempotency) repeat(ctx context.Context, key string, rec record) (resp Response, found bool, err error) {
+	prior, rev, err := s.get(ctx, key)
+	if errors.Is(err, charge.ErrNotFound) {
+		return Response{}, false, nil
+	}
+	if err != nil {
+		return Response{}, false, err
+	}
+	if fields := differences(prior, rec); len(fields) > 0 {
+		return Response{}, true, &KeyReusedError{Fields: fields}
+	}
+	switch {
+	case prior.State == stateDone:
+		resp, err := s.response(prior, true)
+		return resp, true, err
+	case s.NowFunc().Sub(prior.StartedAt) < s.TakeoverAfter:
+		return Response{}, true, ErrKeyInUse
+	}
+	// The first execution stalled: take it over and finish it with its own action.
+	prior.StartedAt = s.NowFunc()
+	rev, err = s.KV.Update(ctx, key, mustJSON(prior), rev)
+	if errors.Is(err, charge.ErrConflict) {
+		return Response{}, true, ErrKeyInUse
+	}
+	if err != nil {
+		return Response{}, true, fmt.Errorf("taking over idempotency key: %w", err)
+	}
+	resp, err = s.execute(ctx, key, rev, prior)
+	resp.Replayed = err == nil
+	return resp, true, err
 }
 
 // response returns the stored response of rec.
@@ -201,7 +236,7 @@ func (s *Idempotency) response(rec record, replayed bool) (Response, error) {
 	return Response{Status: rec.Status, Body: body, Sensitive: rec.Sealed, Replayed: replayed}, nil
 }
 
-// publish does rec's action, then marks the record done. If the action certainly failed,
+// execute does rec's action, then marks the record done. If the action certainly failed,
 // the claim is released so the key stays free; if its outcome is unknown, the claim stays
 // for a retry to take over.
 func (s *Idempotency) execute(ctx context.Context, key string, rev uint64, rec record) (Response, error) {

@@ -24,6 +24,7 @@ type publisher struct {
 	mu        sync.Mutex
 	failNext  error
 	published []string
+	commands  []charge.Command
 }
 
 func (p *publisher) PublishCommand(ctx context.Context, cmd charge.Command) error {
@@ -39,6 +40,7 @@ func (p *publisher) PublishCommand(ctx context.Context, cmd charge.Command) erro
 	}
 	p.mu.Lock()
 	p.published = append(p.published, cmd.ChargeID)
+	p.commands = append(p.commands, cmd)
 	p.mu.Unlock()
 	return nil
 }
@@ -146,4 +148,93 @@ func TestValidKey(t *testing.T) {
 	}
 	require.False(t, ingest.ValidKey(string(long)))
 	require.True(t, ingest.ValidKey(string(long[:255])))
+}
+
+// checked returns a build func for SubmitChecked that counts its calls and, unless fail
+// is set, answers body with the command of id.
+func checked(calls *int, body string, id string, fail error) func(context.Context) (ingest.Response, ingest.Action, error) {
+	return func(context.Context) (ingest.Response, ingest.Action, error) {
+		*calls++
+		if fail != nil {
+			return ingest.Response{}, ingest.Action{}, fail
+		}
+		return ingest.Response{Status: 202, Body: []byte(body)}, ingest.NewAction(ingest.KindCommand, cmd(id)), nil
+	}
+}
+
+// A repeat of an accepted request replays its answer without checking it again: the
+// check would now fail, the state it looked at having moved on.
+func TestSubmitCheckedReplaysWithoutChecking(t *testing.T) {
+	t.Parallel()
+	idem, pub, _ := setup(t)
+	ctx := context.Background()
+	calls := 0
+	first := charge.NewID("ch")
+	resp, err := idem.SubmitChecked(ctx, request("c1", `{"amount":1}`), checked(&calls, "first", first, nil))
+	require.NoError(t, err)
+	require.False(t, resp.Replayed)
+	require.Equal(t, "first", string(resp.Body))
+
+	notCapturable := charge.Invalid(charge.CodeChargeNotCapturable, "", "captured already")
+	resp, err = idem.SubmitChecked(ctx, request("c1", ` { "amount" : 1 } `), checked(&calls, "second", charge.NewID("ch"), notCapturable))
+	require.NoError(t, err)
+	require.True(t, resp.Replayed)
+	require.Equal(t, 202, resp.Status)
+	require.Equal(t, "first", string(resp.Body))
+	require.Equal(t, 1, calls, "the repeat was not checked")
+	require.Equal(t, []string{first}, pub.published)
+
+	// Another request under the same key is refused before any check.
+	_, err = idem.SubmitChecked(ctx, request("c1", `{"amount":2}`), checked(&calls, "third", charge.NewID("ch"), nil))
+	var reused *ingest.KeyReusedError
+	require.ErrorAs(t, err, &reused)
+	require.Equal(t, []string{"amount"}, reused.Fields)
+	require.Equal(t, 1, calls)
+}
+
+// A request that fails its check stores nothing: the key stays free.
+func TestSubmitCheckedFailureKeepsTheKeyFree(t *testing.T) {
+	t.Parallel()
+	idem, pub, _ := setup(t)
+	ctx := context.Background()
+	calls := 0
+	_, err := idem.SubmitChecked(ctx, request("c2", `{}`), checked(&calls, "", "", charge.ErrNotFound))
+	require.ErrorIs(t, err, charge.ErrNotFound)
+	invalid := charge.Invalid(charge.CodeChargeNotCancelable, "", "not yet")
+	_, err = idem.SubmitChecked(ctx, request("c2", `{}`), checked(&calls, "", "", invalid))
+	var got *charge.InvalidRequestError
+	require.ErrorAs(t, err, &got)
+	require.Equal(t, charge.CodeChargeNotCancelable, got.Code)
+
+	id := charge.NewID("ch")
+	resp, err := idem.SubmitChecked(ctx, request("c2", `{}`), checked(&calls, "accepted", id, nil))
+	require.NoError(t, err)
+	require.False(t, resp.Replayed)
+	require.Equal(t, "accepted", string(resp.Body))
+	require.Equal(t, 3, calls)
+	require.Equal(t, []string{id}, pub.published)
+}
+
+// A repeat that finds the first execution stalled takes it over with the first's action,
+// without checking again, as Submit does.
+func TestSubmitCheckedTakesOverAStalledClaim(t *testing.T) {
+	t.Parallel()
+	idem, pub, clk := setup(t)
+	ctx := context.Background()
+	calls := 0
+	first := charge.NewID("ch")
+	pub.failWith(errors.Join(ingest.ErrOutcomeUnknown, charge.ErrUnavailable))
+	_, err := idem.SubmitChecked(ctx, request("c3", `{}`), checked(&calls, "first", first, nil))
+	require.ErrorIs(t, err, charge.ErrUnavailable)
+
+	_, err = idem.SubmitChecked(ctx, request("c3", `{}`), checked(&calls, "second", charge.NewID("ch"), nil))
+	require.ErrorIs(t, err, ingest.ErrKeyInUse)
+
+	clk.Add(31 * time.Second)
+	resp, err := idem.SubmitChecked(ctx, request("c3", `{}`), checked(&calls, "third", charge.NewID("ch"), nil))
+	require.NoError(t, err)
+	require.True(t, resp.Replayed)
+	require.Equal(t, "first", string(resp.Body))
+	require.Equal(t, 1, calls)
+	require.Equal(t, []string{first}, pub.published)
 }

@@ -12,19 +12,16 @@ import (
 )
 
 // PublishCommand stores cmd in CHARGES and returns once the stream has acknowledged it.
-// The message id is "<charge id>:<command token>", so a republish of the same command
-// within the duplicate window (2 minutes) is stored once.
+// The subject and message id are commandAddress's: a republish of the same command within
+// the duplicate window (2 minutes) is stored once.
 //
 // A failure matches charge.ErrUnavailable and one of ErrNotAccepted (certainly not
 // stored) or ErrPublishUncertain (maybe stored; see PublishOutcomeUnknown). An invalid
 // command matches ErrInvalid.
 func (c *Conn) PublishCommand(ctx context.Context, cmd charge.Command) error {
-	token, err := commandToken(cmd.Type)
+	subject, msgID, err := commandAddress(cmd)
 	if err != nil {
 		return err
-	}
-	if !validToken(cmd.ChargeID) {
-		return invalid("command charge id %q", cmd.ChargeID)
 	}
 	data, err := json.Marshal(cmd)
 	if err != nil {
@@ -39,8 +36,7 @@ func (c *Conn) PublishCommand(ctx context.Context, cmd charge.Command) error {
 	if c.nc.IsClosed() {
 		return unavailable(what, errors.New("connection closed"), ErrNotAccepted)
 	}
-	_, err = c.js.Publish(ctx, commandSubject(cmd.ChargeID, token), data,
-		jetstream.WithMsgID(cmd.ChargeID+":"+token))
+	_, err = c.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID))
 	if err != nil {
 		return publishError(what, err)
 	}
@@ -58,16 +54,33 @@ func (c *Conn) LookupCommand(ctx context.Context, chargeID string) (charge.Comma
 	if err != nil {
 		return charge.Command{}, err
 	}
-	msg, err := c.streams().charges.GetLastMsgForSubject(ctx, commandSubject(chargeID, token))
+	return c.lastCommand(ctx, commandSubject(chargeID, token), chargeID)
+}
+
+// LookupRefund returns the command of a refund while it is still in CHARGES, that is
+// until a worker has handled and acknowledged it. The refund id alone finds it: the last
+// message on charges.*.refund.<refund id>. It returns charge.ErrNotFound when there is
+// none, or when refundID could not be an id at all.
+func (c *Conn) LookupRefund(ctx context.Context, refundID string) (charge.Command, error) {
+	if !validToken(refundID) {
+		return charge.Command{}, charge.ErrNotFound
+	}
+	return c.lastCommand(ctx, refundSubject("*", refundID), refundID)
+}
+
+// lastCommand returns the command last stored on subject, which may hold wildcards; what
+// names it in errors.
+func (c *Conn) lastCommand(ctx context.Context, subject, what string) (charge.Command, error) {
+	msg, err := c.streams().charges.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return charge.Command{}, charge.ErrNotFound
 	}
 	if err != nil {
-		return charge.Command{}, unavailable("looking up command for "+chargeID, err)
+		return charge.Command{}, unavailable("looking up command for "+what, err)
 	}
 	var cmd charge.Command
 	if err := json.Unmarshal(msg.Data, &cmd); err != nil {
-		return charge.Command{}, fmt.Errorf("decoding command for %s (stream sequence %d): %w", chargeID, msg.Sequence, err)
+		return charge.Command{}, fmt.Errorf("decoding command for %s (stream sequence %d): %w", what, msg.Sequence, err)
 	}
 	return cmd, nil
 }

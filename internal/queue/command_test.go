@@ -123,3 +123,151 @@ func TestPublishErrorClassification(t *testing.T) {
 		require.Contains(t, err.Error(), tc.err.Error())
 	}
 }
+
+// newRefundCommand returns a refund command of chargeID.
+func newRefundCommand(merchant, chargeID string, amount int64) charge.Command {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	return charge.Command{
+		Type:       charge.CommandRefund,
+		Merchant:   merchant,
+		ChargeID:   chargeID,
+		AcceptedAt: now,
+		Refund: &charge.Refund{
+			ID: charge.NewID(charge.PrefixRefund), Charge: chargeID, Amount: amount, Currency: "usd",
+			Status: charge.RefundPending, CreatedAt: now, UpdatedAt: now,
+		},
+	}
+}
+
+// Every command type has its own subject under its charge, and a message id under which a
+// republish is dropped: capture and cancel by charge, refunds by refund.
+func TestCommandSubjects(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	create := newCommand("acct_1")
+	id := create.ChargeID
+	capture := charge.Command{Type: charge.CommandCapture, Merchant: "acct_1", ChargeID: id, AcceptedAt: create.AcceptedAt, Amount: 600}
+	cancel := charge.Command{Type: charge.CommandCancel, Merchant: "acct_1", ChargeID: id, AcceptedAt: create.AcceptedAt}
+	refund := newRefundCommand("acct_1", id, 300)
+	for _, tc := range []struct {
+		cmd            charge.Command
+		subject, msgID string
+	}{
+		{create, "charges." + id + ".create", id + ":create"},
+		{capture, "charges." + id + ".capture", id + ":capture"},
+		{cancel, "charges." + id + ".cancel", id + ":cancel"},
+		{refund, "charges." + id + ".refund." + refund.Refund.ID, refund.Refund.ID},
+	} {
+		t.Run(string(tc.cmd.Type), func(t *testing.T) {
+			require.NoError(t, b.conn.PublishCommand(b.ctx, tc.cmd))
+			require.NoError(t, b.conn.PublishCommand(b.ctx, tc.cmd), "a republish is no error")
+			msg, err := b.conn.streams().charges.GetLastMsgForSubject(b.ctx, tc.subject)
+			require.NoError(t, err)
+			require.Equal(t, tc.subject, msg.Subject)
+			require.Equal(t, tc.msgID, msg.Header.Get(jetstream.MsgIDHeader))
+		})
+	}
+	require.Equal(t, uint64(4), streamMsgs(t, b, StreamCharges), "each republish was dropped")
+
+	// A second capture of the same charge within the duplicate window is the same message,
+	// whatever its amount; a second refund is a command of its own.
+	again := capture
+	again.Amount = 700
+	require.NoError(t, b.conn.PublishCommand(b.ctx, again))
+	require.NoError(t, b.conn.PublishCommand(b.ctx, newRefundCommand("acct_1", id, 100)))
+	require.Equal(t, uint64(5), streamMsgs(t, b, StreamCharges))
+}
+
+func TestInvalidCommandAddress(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := charge.NewID(charge.PrefixCharge)
+	for name, cmd := range map[string]charge.Command{
+		"capture of no charge":     {Type: charge.CommandCapture, Merchant: "acct_1", ChargeID: ""},
+		"cancel of a dotted id":    {Type: charge.CommandCancel, Merchant: "acct_1", ChargeID: "ch.1"},
+		"refund without refund":    {Type: charge.CommandRefund, Merchant: "acct_1", ChargeID: id},
+		"refund with a wildcard":   {Type: charge.CommandRefund, Merchant: "acct_1", ChargeID: id, Refund: &charge.Refund{ID: "re_*", Amount: 1}},
+		"refund with a dotted id":  {Type: charge.CommandRefund, Merchant: "acct_1", ChargeID: id, Refund: &charge.Refund{ID: "re_1.x", Amount: 1}},
+		"refund with an empty id":  {Type: charge.CommandRefund, Merchant: "acct_1", ChargeID: id, Refund: &charge.Refund{Amount: 1}},
+		"refund of a wildcard id":  {Type: charge.CommandRefund, Merchant: "acct_1", ChargeID: ">", Refund: &charge.Refund{ID: "re_1", Amount: 1}},
+		"unknown type with refund": {Type: "refund.explode", Merchant: "acct_1", ChargeID: id, Refund: &charge.Refund{ID: "re_1", Amount: 1}},
+	} {
+		require.ErrorIs(t, b.conn.PublishCommand(b.ctx, cmd), ErrInvalid, name)
+	}
+	require.Equal(t, uint64(0), streamMsgs(t, b, StreamCharges))
+}
+
+func TestLookupRefund(t *testing.T) {
+	t.Parallel()
+
+	t.Run("FoundByRefundIDAlone", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		first := newRefundCommand("acct_1", charge.NewID(charge.PrefixCharge), 300)
+		second := newRefundCommand("acct_1", first.ChargeID, 200)
+		other := newRefundCommand("acct_2", charge.NewID(charge.PrefixCharge), 100)
+		for _, cmd := range []charge.Command{first, second, other} {
+			require.NoError(t, b.conn.PublishCommand(b.ctx, cmd))
+		}
+		// The create and capture of the same charge are not refunds.
+		create := newCommand("acct_1")
+		create.ChargeID = first.ChargeID
+		require.NoError(t, b.conn.PublishCommand(b.ctx, create))
+
+		for _, want := range []charge.Command{first, second, other} {
+			got, err := b.conn.LookupRefund(b.ctx, want.Refund.ID)
+			require.NoError(t, err)
+			require.Equal(t, charge.CommandRefund, got.Type)
+			require.Equal(t, want.Merchant, got.Merchant)
+			require.Equal(t, want.ChargeID, got.ChargeID)
+			require.NotNil(t, got.Refund)
+			require.Equal(t, want.Refund.ID, got.Refund.ID)
+			require.Equal(t, want.Refund.Amount, got.Refund.Amount)
+			require.True(t, want.Refund.CreatedAt.Equal(got.Refund.CreatedAt))
+		}
+	})
+
+	t.Run("RepublishStoredOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		cmd := newRefundCommand("acct_1", charge.NewID(charge.PrefixCharge), 300)
+		require.NoError(t, b.conn.PublishCommand(b.ctx, cmd))
+		// The same refund again, as a takeover of a stalled idempotency claim does.
+		require.NoError(t, b.conn.PublishCommand(b.ctx, cmd))
+		require.Equal(t, uint64(1), streamMsgs(t, b, StreamCharges))
+		got, err := b.conn.LookupRefund(b.ctx, cmd.Refund.ID)
+		require.NoError(t, err)
+		require.Equal(t, cmd.Refund.ID, got.Refund.ID)
+	})
+
+	t.Run("Missing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		cmd := newRefundCommand("acct_1", charge.NewID(charge.PrefixCharge), 300)
+		require.NoError(t, b.conn.PublishCommand(b.ctx, cmd))
+		_, err := b.conn.LookupRefund(b.ctx, charge.NewID(charge.PrefixRefund))
+		require.ErrorIs(t, err, charge.ErrNotFound)
+		// Neither a charge id nor anything that is not one token finds a refund.
+		for _, id := range []string{cmd.ChargeID, "", "*", ">", "re_1.x", "re_*", "re 1", "a\x00b"} {
+			_, err := b.conn.LookupRefund(b.ctx, id)
+			require.ErrorIs(t, err, charge.ErrNotFound, "id %q", id)
+		}
+	})
+
+	t.Run("GoneOnceAcked", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		cmd := newRefundCommand("acct_1", charge.NewID(charge.PrefixCharge), 300)
+		require.NoError(t, b.conn.PublishCommand(b.ctx, cmd))
+		cons, err := b.conn.CommandConsumer(b.ctx, ConsumerConfig{})
+		require.NoError(t, err)
+		msgs, err := cons.Fetch(b.ctx, 1, time.Second)
+		require.NoError(t, err)
+		require.Len(t, msgs, 1)
+		require.NoError(t, msgs[0].Ack(b.ctx))
+		require.Eventually(t, func() bool {
+			_, err := b.conn.LookupRefund(b.ctx, cmd.Refund.ID)
+			return errors.Is(err, charge.ErrNotFound)
+		}, 5*time.Second, 10*time.Millisecond)
+	})
+}

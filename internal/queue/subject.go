@@ -43,11 +43,17 @@ func validTokens(s string) bool {
 	return true
 }
 
-// commandToken names the last token of a command's subject.
+// commandToken names the token of a command's subject that follows the charge id.
 func commandToken(t charge.CommandType) (string, error) {
 	switch t {
 	case charge.CommandCreate:
 		return "create", nil
+	case charge.CommandCapture:
+		return "capture", nil
+	case charge.CommandCancel:
+		return "cancel", nil
+	case charge.CommandRefund:
+		return "refund", nil
 	}
 	return "", invalid("unknown command type %q", t)
 }
@@ -55,6 +61,40 @@ func commandToken(t charge.CommandType) (string, error) {
 // commandSubject is charges.<charge id>.<command token>.
 func commandSubject(chargeID, token string) string {
 	return subjectCharges + "." + chargeID + "." + token
+}
+
+// refundSubject is charges.<charge id>.refund.<refund id>: a charge has any number of
+// refunds, each a command of its own, and the refund id alone finds its command (with a
+// wildcard for the charge id).
+func refundSubject(chargeID, refundID string) string {
+	return commandSubject(chargeID, "refund") + "." + refundID
+}
+
+// commandAddress returns the subject of cmd and its Nats-Msg-Id, under which the stream
+// stores a republish of the same command once:
+//
+//	charge.create   charges.<charge id>.create               <charge id>:create
+//	charge.capture  charges.<charge id>.capture              <charge id>:capture
+//	charge.cancel   charges.<charge id>.cancel               <charge id>:cancel
+//	refund.create   charges.<charge id>.refund.<refund id>   <refund id>
+//
+// A charge is captured or canceled at most once, so the charge id names those commands;
+// a refund is named by its own id.
+func commandAddress(cmd charge.Command) (subject, msgID string, err error) {
+	token, err := commandToken(cmd.Type)
+	if err != nil {
+		return "", "", err
+	}
+	if !validToken(cmd.ChargeID) {
+		return "", "", invalid("command charge id %q", cmd.ChargeID)
+	}
+	if cmd.Type != charge.CommandRefund {
+		return commandSubject(cmd.ChargeID, token), cmd.ChargeID + ":" + token, nil
+	}
+	if cmd.Refund == nil || !validToken(cmd.Refund.ID) {
+		return "", "", invalid("refund command for %s without a valid refund id", cmd.ChargeID)
+	}
+	return refundSubject(cmd.ChargeID, cmd.Refund.ID), cmd.Refund.ID, nil
 }
 
 // eventSubject is events.<charge id>.<event type>; the type holds dots of its own.

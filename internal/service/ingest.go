@@ -65,8 +65,13 @@ func RunIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 		Idempotency: idem, Store: d.store, Commands: d.queue, Waiter: d.queue, NowFunc: time.Now,
 		EncodeFunc: func(c charge.Charge) ([]byte, error) { return json.Marshal(c) },
 	}
+	refunds := &ingest.Refunds{
+		Idempotency: idem, Charges: charges, Store: d.store, Commands: d.queue, NowFunc: time.Now,
+		EncodeFunc: func(r charge.Refund) ([]byte, error) { return json.Marshal(r) },
+	}
 	srv := api.New(api.Config{RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst}, api.Deps{
-		Logger: logger, Verifier: verifier, Charges: charges, Webhooks: webhooks, Idempotency: idem,
+		Logger: logger, Verifier: verifier, Charges: charges, Refunds: refunds,
+		Balances: &ingest.Balances{Store: d.store}, Webhooks: webhooks, Idempotency: idem,
 		Registerer: d.reg, NowFunc: time.Now,
 	})
 
