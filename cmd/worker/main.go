@@ -48,7 +48,7 @@ func reconcile(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := config.Load(config.Worker, *configPath, os.Environ())
+	cfg, err := config.Load(config.Reconcile, *configPath, os.Environ())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "worker reconcile: bad configuration:\n%v\n", err)
 		return 2

@@ -35,6 +35,9 @@ const (
 	Ingest   Service = "ingest"
 	Worker   Service = "worker"
 	Devstack Service = "devstack"
+	// Reconcile is `worker reconcile`: it reads the store and asks the processor, and
+	// needs nothing else.
+	Reconcile Service = "reconcile"
 )
 
 // Config is the configuration of every service. Each field names its environment variable;
@@ -331,7 +334,7 @@ func (c *Config) Validate(service Service) error {
 	if c.WebhookTimeout <= 0 {
 		bad("BILLING_WEBHOOK_TIMEOUT", "must be positive")
 	}
-	if service != Devstack {
+	if service == Ingest || service == Worker {
 		if _, err := secret.ParseKey(c.WebhookSecretKey); err != nil {
 			bad("BILLING_WEBHOOK_SECRET_KEY", "must be 32 random bytes in base64 (for example: openssl rand -base64 32)")
 		}

@@ -25,6 +25,12 @@ func TestDefaultsPerService(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ":9091", worker.AdminAddr)
 	require.Equal(t, "simulated", worker.Processor)
+	// The reconciliation reads the store and asks the processor: no secret key needed,
+	// but a bad processor setting still stops it.
+	_, err = Load(Reconcile, "", nil)
+	require.NoError(t, err)
+	_, err = Load(Reconcile, "", []string{"BILLING_PROCESSOR=http"})
+	require.ErrorContains(t, err, "BILLING_PROCESSOR_URL")
 }
 
 func TestEnvironmentOverridesFile(t *testing.T) {
