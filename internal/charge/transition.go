@@ -198,7 +198,7 @@ func (c Charge) Apply(t Transition) Charge {
 		c.AuthorizationID = t.AuthorizationID
 	}
 	switch t.Kind {
-	case KindAuthorization:
+	case KindAuthorization, "": // "": logged before transitions had kinds
 		if t.FailureCode != "" {
 			code, msg := t.FailureCode, FailureMessage(t.FailureCode)
 			c.FailureCode, c.FailureMessage = &code, &msg
