@@ -176,7 +176,8 @@ type Msg struct {
 // Data returns the payload: the JSON of a charge.Command.
 func (m *Msg) Data() []byte { return m.m.Data() }
 
-// Subject returns the subject, charges.<charge id>.<command>.
+// Subject returns the subject: charges.<charge id>.<command>, or for a refund
+// charges.<charge id>.refund.<refund id>.
 func (m *Msg) Subject() string { return m.m.Subject() }
 
 // NumDelivered returns how many times this command has been delivered, this time

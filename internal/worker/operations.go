@@ -43,9 +43,15 @@ func (w *Worker) operate(ctx context.Context, it *item) error {
 	}
 	view, ok := stored[cmd.ChargeID]
 	if !ok {
-		// Its create command has not been handled yet (only a refund can get here).
-		it.wait = true
-		return nil
+		// Its create command has not been handled yet (only a refund can get here): wait,
+		// but not for ever for a charge that never comes.
+		if w.now().Sub(cmd.AcceptedAt) < refundWaitLimit {
+			it.wait = true
+			return nil
+		}
+		w.logger.ErrorContext(ctx, "command for a charge that was never stored", "type", cmd.Type, "charge_id", cmd.ChargeID)
+		it.refused = true
+		return w.store.InsertDeadLetters(ctx, []charge.DeadLetter{deadLetter(it.msg, "no such charge after "+refundWaitLimit.String(), w.now())})
 	}
 	base := view
 	var (
@@ -221,10 +227,7 @@ func (w *Worker) call(ctx context.Context, it *item, claimedAt uint64, f func(co
 			return nil, nil
 		}
 		w.logger.WarnContext(ctx, "giving up on command after its last attempt", "type", it.cmd.Type, "charge_id", it.cmd.ChargeID, "attempts", attempts, "error", err)
-		if err := w.store.InsertDeadLetters(ctx, []charge.DeadLetter{{
-			ID: it.msg.Subject(), Subject: it.msg.Subject(), Data: it.msg.Data(),
-			Reason: err.Error(), Attempts: it.msg.NumDelivered(), At: w.now(),
-		}}); err != nil {
+		if err := w.store.InsertDeadLetters(ctx, []charge.DeadLetter{deadLetter(it.msg, err.Error(), w.now())}); err != nil {
 			return nil, err
 		}
 		*ans = &answer{code: charge.FailureProcessingError}

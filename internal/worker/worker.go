@@ -122,8 +122,13 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 func (w *Worker) loop(ctx context.Context) error {
+	// size is how many commands a fetch takes: as many as the last batch's pace handles
+	// in half of StepTimeout (at most Batch), and at most half of a batch that ran out of
+	// it. A slow store or machine then makes batches smaller, rather than every batch time
+	// out and be retried whole for ever.
+	size := w.cfg.Batch
 	for {
-		msgs, err := w.source.Fetch(ctx, w.cfg.Batch, w.cfg.FetchWait)
+		msgs, err := w.source.Fetch(ctx, size, w.cfg.FetchWait)
 		if ctx.Err() != nil {
 			// Draining: whatever this fetch returned is still ours to finish.
 			w.handleDetached(ctx, msgs)
@@ -138,19 +143,30 @@ func (w *Worker) loop(ctx context.Context) error {
 			}
 			continue
 		}
-		w.handleDetached(ctx, msgs)
+		start := time.Now()
+		timedOut := w.handleDetached(ctx, msgs)
+		if n := len(msgs); n > 0 {
+			took := max(time.Since(start), time.Millisecond)
+			size = int(min(int64(w.cfg.Batch), max(1, int64(n)*int64(w.cfg.StepTimeout/2)/int64(took))))
+			if timedOut {
+				size = max(1, min(size, n/2))
+				w.logger.WarnContext(ctx, "a batch ran out of time; fetching fewer commands at once", "batch", size, "step_timeout", w.cfg.StepTimeout)
+			}
+		}
 	}
 }
 
 // handleDetached handles msgs on a context that outlives ctx's cancellation, so that a
-// drain finishes in-flight work, bounded by StepTimeout.
-func (w *Worker) handleDetached(ctx context.Context, msgs []Message) {
+// drain finishes in-flight work, bounded by StepTimeout. It reports whether the batch ran
+// out of that time.
+func (w *Worker) handleDetached(ctx context.Context, msgs []Message) (timedOut bool) {
 	if len(msgs) == 0 {
-		return
+		return false
 	}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.StepTimeout)
 	defer cancel()
 	w.Handle(hctx, msgs)
+	return hctx.Err() != nil
 }
 
 // item is one command of a batch on its way through the steps.
@@ -230,10 +246,7 @@ func (w *Worker) decode(ctx context.Context, msgs []Message) []*item {
 		}
 		if err != nil {
 			w.logger.ErrorContext(ctx, "undecodable command", "subject", m.Subject(), "error", err)
-			dead = append(dead, charge.DeadLetter{
-				ID: m.Subject(), Subject: m.Subject(), Data: m.Data(), Reason: err.Error(),
-				Attempts: m.NumDelivered(), At: w.now(),
-			})
+			dead = append(dead, deadLetter(m, err.Error(), w.now()))
 			deadMsgs = append(deadMsgs, m)
 			continue
 		}
@@ -492,10 +505,7 @@ func (w *Worker) authorizeOne(ctx context.Context, it *item, c charge.Charge) (c
 		}
 		w.logger.WarnContext(ctx, "giving up on charge after its last attempt", "charge_id", c.ID, "attempts", it.msg.NumDelivered(), "error", err)
 		return charge.NewTransition(c, charge.StatusFailed, now, 0, charge.FailureProcessingError, ""),
-			&charge.DeadLetter{
-				ID: it.msg.Subject(), Subject: it.msg.Subject(), Data: it.msg.Data(),
-				Reason: err.Error(), Attempts: it.msg.NumDelivered(), At: now,
-			}, true
+			new(deadLetter(it.msg, err.Error(), now)), true
 	case err != nil:
 		w.metrics.processor.WithLabelValues("permanent").Inc()
 		w.logger.WarnContext(ctx, "processor refused charge", "charge_id", c.ID, "error", err)
@@ -509,6 +519,13 @@ func (w *Worker) authorizeOne(ctx context.Context, it *item, c charge.Charge) (c
 	default:
 		w.metrics.processor.WithLabelValues("approved").Inc()
 		return charge.NewTransition(c, charge.StatusRequiresCapture, now, 0, "", res.Reference), nil, true
+	}
+}
+
+// deadLetter records m as given up on at at, for reason.
+func deadLetter(m Message, reason string, at time.Time) charge.DeadLetter {
+	return charge.DeadLetter{
+		ID: m.Subject(), Subject: m.Subject(), Data: m.Data(), Reason: reason, Attempts: m.NumDelivered(), At: at,
 	}
 }
 

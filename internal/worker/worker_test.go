@@ -33,6 +33,7 @@ type countingProcessor struct {
 	mu      sync.Mutex
 	calls   map[string]int
 	fail    error         // returned instead of an answer when set
+	delay   time.Duration // each call takes this long
 	started chan struct{} // receives on each call when set
 	release chan struct{} // each call waits for it when set
 }
@@ -45,8 +46,9 @@ func (p *countingProcessor) call(key string, answer func() (processor.Result, er
 		p.calls = map[string]int{}
 	}
 	p.calls[key]++
-	fail, started, release := p.fail, p.started, p.release
+	fail, started, release, delay := p.fail, p.started, p.release, p.delay
 	p.mu.Unlock()
+	time.Sleep(delay) // the processor's own time: what makes a batch slow here
 	if started != nil {
 		started <- struct{}{}
 	}
@@ -325,4 +327,38 @@ func TestRunDrainsInFlightWork(t *testing.T) {
 	pending, err := consumer.Pending(ctx)
 	require.NoError(t, err)
 	require.Zero(t, pending, "the in-flight command was acknowledged")
+}
+
+// When a whole batch cannot be handled within StepTimeout (a slow processor, store or
+// machine), the worker takes smaller batches instead of timing out and retrying the same
+// batch for ever: 60 commands whose processor calls take 20 ms one at a time, with 300 ms
+// per batch, all settle.
+func TestSlowBatchesShrink(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	b.proc.delay = 20 * time.Millisecond
+	var ids []string
+	for range 60 {
+		cmd, _ := command(t, "pm_card_visa", true)
+		require.NoError(t, b.conn.PublishCommand(ctx, cmd))
+		ids = append(ids, cmd.ChargeID)
+	}
+	consumer, err := b.conn.CommandConsumer(ctx, queue.ConsumerConfig{})
+	require.NoError(t, err)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	w := worker.New(worker.Config{RetrySchedule: b.schedule, FetchWait: 50 * time.Millisecond, Concurrency: 1, Pipelines: 1, StepTimeout: 300 * time.Millisecond},
+		service.CommandSource(consumer), b.store, b.conn, b.proc, logger, prometheus.NewRegistry(), time.Now)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	require.Eventually(t, func() bool {
+		n, err := consumer.Pending(ctx)
+		return err == nil && n == 0
+	}, 60*time.Second, 50*time.Millisecond, "every command settled")
+	stop()
+	require.NoError(t, <-done)
+	for _, id := range ids {
+		require.Equal(t, charge.StatusSucceeded, b.charge(t, id).Status)
+	}
 }
