@@ -67,13 +67,12 @@ func (w *Worker) operate(ctx context.Context, it *item) error {
 			return err
 		}
 		next, done, err := w.nextStep(ctx, it, view, &ans)
-		if err != nil || done {
-			if err != nil {
-				return err
-			}
-			break
-		}
-		if next == nil {
+		switch {
+		case err != nil:
+			return err
+		case done:
+			return w.finish(ctx, it, base, view, claimed, before)
+		case next == nil:
 			return nil // waiting, retrying or refused: decided by nextStep
 		}
 		lost, err := w.store.ClaimTransitions(ctx, []charge.Transition{*next})
@@ -87,7 +86,6 @@ func (w *Worker) operate(ctx context.Context, it *item) error {
 		before = append(before, view)
 		view = view.Apply(*next)
 	}
-	return w.finish(ctx, it, base, view, claimed, before)
 }
 
 // catchUp applies to view the transitions logged after it.
@@ -105,7 +103,7 @@ func (w *Worker) catchUp(ctx context.Context, view charge.Charge) (charge.Charge
 	return view, nil
 }
 
-// nextStep decides what it's command does next with the charge as view shows it: a
+// nextStep decides what its command does next with the charge as view shows it: a
 // transition to claim, done (the command's settlement is in the log), or neither, with
 // it marked to wait, retry or be acknowledged as refused. ans carries the processor's
 // answer across rounds, so that losing a claim does not call the processor again.
