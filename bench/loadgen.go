@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,7 +17,7 @@ import (
 // requestTimeout bounds one POST of the load generator.
 const requestTimeout = 30 * time.Second
 
-// loadGen POSTs charges to one URL from a fixed number of workers, each on its own
+// loadGen POSTs charges (or, with body, other requests) to one URL from a fixed number of workers, each on its own
 // keep-alive connection, as fast as the answers come back (a closed loop). Every request
 // carries a new Idempotency-Key.
 type loadGen struct {
@@ -26,6 +28,19 @@ type loadGen struct {
 	// keyPrefix makes the keys of this generator differ from any other's.
 	keyPrefix string
 	seq       atomic.Int64
+	// body is the JSON of request n (from 1); nil sends charges.
+	body func(n int64) string
+	// keepIDs makes post remember the id of each object a 202 returns (see ids).
+	keepIDs bool
+	mu      sync.Mutex
+	kept    []string
+}
+
+// ids returns the ids of the objects accepted so far, when keepIDs is set.
+func (g *loadGen) ids() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.kept)
 }
 
 func newLoadGen(url, token string, concurrency int, keyPrefix string) *loadGen {
@@ -146,12 +161,21 @@ func (g *loadGen) run(ctx context.Context, more func() bool, count func(start, e
 	return total
 }
 
-// post sends one charge: a new key, an amount that varies, an approved card.
-func (g *loadGen) post(ctx context.Context) (int, error) {
-	n := g.seq.Add(1)
-	body := `{"amount":` + strconv.FormatInt(100+n%99_900, 10) +
+// chargeBody is charge n: an amount that varies, an approved card.
+func chargeBody(n int64) string {
+	return `{"amount":` + strconv.FormatInt(100+n%99_900, 10) +
 		`,"currency":"usd","payment_method":"pm_card_visa","description":"bench charge","metadata":{"order_id":"` +
 		strconv.FormatInt(n, 10) + `"}}`
+}
+
+// post sends one request with a new key.
+func (g *loadGen) post(ctx context.Context) (int, error) {
+	n := g.seq.Add(1)
+	build := g.body
+	if build == nil {
+		build = chargeBody
+	}
+	body := build(n)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.url, bytes.NewBufferString(body))
 	if err != nil {
 		return 0, err
@@ -164,9 +188,21 @@ func (g *loadGen) post(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	// Reading to the end lets the connection be reused.
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, err
+	defer resp.Body.Close()
+	if !g.keepIDs || resp.StatusCode != http.StatusAccepted {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, err
+	}
+	var obj struct {
+		ID string `json:"id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&obj); err != nil {
+		return resp.StatusCode, err
+	}
+	g.mu.Lock()
+	g.kept = append(g.kept, obj.ID)
+	g.mu.Unlock()
+	return resp.StatusCode, nil
 }
 
 func perSecond(n int, d time.Duration) float64 {

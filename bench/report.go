@@ -42,7 +42,7 @@ func (r *report) write(w io.Writer) error {
 		p("worker: BILLING_WORKER_BATCH=%d", r.opts.workerBatch)
 	}
 	p("stack: devstack infra (NATS JetStream file store, default sync_interval; FerretDB on SQLite), one ingest, one worker (simulated processor), separate processes")
-	if others := max(s.e2eCPU.others, s.ingestCPU.others, s.drainCPU.others, c.httpCPU.others, c.publishCPU.others, c.insertCPU.others); others > disturbedAbove {
+	if others := max(s.e2eCPU.others, s.refundsCPU.others, s.ingestCPU.others, s.drainCPU.others, c.httpCPU.others, c.publishCPU.others, c.insertCPU.others); others > disturbedAbove {
 		p("")
 		p("WARNING: other processes of the machine used up to %.2f cores during the run (see CPU below): the figures are disturbed", others)
 	}
@@ -57,6 +57,8 @@ func (r *report) write(w io.Writer) error {
 	storeCeiling := fmt.Sprintf("c. store InsertMany of %d × %d (docs/s)", insertBatch, insertWriters)
 	row("end to end: charges settled/s"+incomplete(s.e2e), count(s.e2e.rate()),
 		count(c.insert.docsPerSec), storeCeiling, ratio(s.e2e.rate(), c.insert.docsPerSec))
+	row("end to end: refunds settled/s"+incomplete(s.refunds), count(s.refunds.rate()),
+		count(c.insert.docsPerSec), "c.", ratio(s.refunds.rate(), c.insert.docsPerSec))
 	row("worker alone: charges settled/s"+incomplete(s.drain), count(s.drain.rate()),
 		count(c.insert.docsPerSec), "c.", ratio(s.drain.rate(), c.insert.docsPerSec))
 	row("", "", count(c.publish.async), fmt.Sprintf("b. JetStream async publish of %d × %d B (msgs/s)", c.publish.asyncN, rawMessageSize), "")
@@ -67,13 +69,15 @@ func (r *report) write(w io.Writer) error {
 	p("")
 	p("end to end: %d charges POSTed in %.2f s (%s/s with the worker on; p50 / p99 / p99.9 %s); %s",
 		s.e2eSubmit.accepted, s.e2eSubmit.elapsed.Seconds(), count(s.e2eSubmit.rate()), s.e2eSubmit.latencies.summary(), settled(s.e2e))
+	p("refunds: %d refunds of 1 cent, one per charge, POSTed in %.2f s (%s/s; p50 / p99 / p99.9 %s); %s",
+		s.refundSubmit.accepted, s.refundSubmit.elapsed.Seconds(), count(s.refundSubmit.rate()), s.refundSubmit.latencies.summary(), settled(s.refunds))
 	p("worker alone: a backlog of %d charges (the store holding %d); %s", s.drain.target, s.drain.stored, settled(s.drain))
 	p("worker's metrics: %s", s.worker)
 	p("ceiling c documents: %d B of BSON each", c.insert.docBytes)
 	for _, f := range []struct {
 		what string
 		res  loadResult
-	}{{"end to end", s.e2eSubmit}, {"ingest alone", s.ingest}, {"ceiling a", c.http}} {
+	}{{"end to end", s.e2eSubmit}, {"refunds", s.refundSubmit}, {"ingest alone", s.ingest}, {"ceiling a", c.http}} {
 		if msg := f.res.failures(); msg != "" {
 			p("%s: answers other than 202:%s", f.what, msg)
 		}
@@ -81,6 +85,7 @@ func (r *report) write(w io.Writer) error {
 	p("")
 	p("CPU in cores (of %d), per phase; \"others\" is every other process of the machine: more than a few hundredths means the figures are disturbed", runtime.NumCPU())
 	p("  end to end     %s", s.e2eCPU)
+	p("  refunds        %s", s.refundsCPU)
 	p("  ingest alone   %s", s.ingestCPU)
 	p("  worker alone   %s", s.drainCPU)
 	p("  ceiling a      %s", c.httpCPU)

@@ -16,6 +16,8 @@ const (
 	workersConsumer = "workers"
 	// acceptedSeries is the ingest's count of charges accepted for the first time.
 	acceptedSeries = "billing_charges_accepted_total"
+	// refundsSeries is its count of refunds accepted for the first time.
+	refundsSeries = `billing_operations_accepted_total{operation="refund"}`
 	// drainFor bounds the phase of the worker alone.
 	drainFor = 15 * time.Second
 	// settlePollEvery is how often the worker's counter is read while waiting: the
@@ -35,6 +37,12 @@ type systemResults struct {
 	e2eSubmit loadResult // the POSTs; elapsed is until the last answer
 	e2e       settleResult
 	e2eCPU    cpuUse
+	// Refunds end to end, both running: one refund of 1 cent of each of a twentieth of the
+	// charges of the first phase, from the first POST until the last is settled (few
+	// enough to settle before the next phases, which they would otherwise disturb).
+	refundSubmit loadResult
+	refunds      settleResult
+	refundsCPU   cpuUse
 	// The ingest alone (the worker paused): closed-loop load for the duration.
 	ingest    loadResult
 	ingestCPU cpuUse
@@ -102,7 +110,9 @@ func connectJetStream(natsURL string) (*nats.Conn, jetstream.JetStream, error) {
 
 func (s *system) run(ctx context.Context, progress func(string, ...any)) (systemResults, error) {
 	var r systemResults
-	load := newLoadGen(s.st.apiURL()+"/v1/charges", s.st.token, s.opts.concurrency, fmt.Sprintf("bench-%d-", time.Now().UnixNano()))
+	prefix := fmt.Sprintf("bench-%d-", time.Now().UnixNano())
+	load := newLoadGen(s.st.apiURL()+"/v1/charges", s.st.token, s.opts.concurrency, prefix)
+	load.keepIDs = true // for the refunds of phase 2
 	defer load.close()
 	cons, err := s.js.Consumer(ctx, chargesStream, workersConsumer)
 	if err != nil {
@@ -136,8 +146,38 @@ func (s *system) run(ctx context.Context, progress func(string, ...any)) (system
 	}
 	r.e2e.stored = int(ackedBefore)
 	r.e2eCPU = s.cpu.stop()
+	load.keepIDs = false
 
-	// 2. The ingest alone: the worker is paused.
+	// 2. Refunds end to end: each refund reserves, calls the processor and settles
+	// through its charge's transition log, and writes two ledger entries.
+	ids := load.ids()
+	ids = ids[:len(ids)/20]
+	progress("refunds end to end: %d refunds of 1 cent, then waiting for them to settle", len(ids))
+	refunds := newLoadGen(s.st.apiURL()+"/v1/refunds", s.st.token, s.opts.concurrency, prefix+"refund-")
+	defer refunds.close()
+	refunds.body = func(n int64) string { return `{"charge":"` + ids[(n-1)%int64(len(ids))] + `","amount":1}` }
+	if ackedBefore, err = s.value(ctx, s.workerMetrics, ackedSeries); err != nil {
+		return r, err
+	}
+	refundsBefore, err := s.value(ctx, s.ingestMetrics, refundsSeries)
+	if err != nil {
+		return r, err
+	}
+	s.cpu.start()
+	start = time.Now()
+	r.refundSubmit = refunds.runCount(ctx, len(ids))
+	refundsAfter, err := s.value(ctx, s.ingestMetrics, refundsSeries)
+	if err != nil {
+		return r, err
+	}
+	r.refunds, err = s.waitSettled(ctx, start, int(refundsAfter-refundsBefore), s.opts.budget, s.ackedSince(ackedBefore))
+	if err != nil {
+		return r, fmt.Errorf("refunds: %w", err)
+	}
+	r.refunds.stored = int(ackedBefore)
+	r.refundsCPU = s.cpu.stop()
+
+	// 3. The ingest alone: the worker is paused.
 	progress("ingest alone (worker paused): %s + %s warm-up", s.opts.duration, s.opts.warmup)
 	if err := s.pauseWorker(ctx, cons); err != nil {
 		return r, err
@@ -155,7 +195,7 @@ func (s *system) run(ctx context.Context, progress func(string, ...any)) (system
 		return r, fmt.Errorf("ingest accepted nothing:%s", r.ingest.failures())
 	}
 
-	// 3. The worker alone on the backlog: progress is read from the consumer, since the
+	// 4. The worker alone on the backlog: progress is read from the consumer, since the
 	// paused worker cannot answer a scrape.
 	backlog, err := remaining(ctx, cons)
 	if err != nil {

@@ -40,7 +40,7 @@ func (h *history) write(t *testing.T, st *store.Store) {
 	c := charge.Fold(h.base, h.ts)
 	_, err = st.InsertCharges(ctx, []charge.Charge{c})
 	require.NoError(t, err)
-	require.NoError(t, st.SaveRefunds(ctx, c.Refunds))
+	require.NoError(t, st.InsertRefunds(ctx, c.Refunds))
 	require.NoError(t, st.InsertLedgerEntries(ctx, charge.Ledger(h.base, h.ts)))
 }
 

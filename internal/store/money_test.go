@@ -67,42 +67,35 @@ func TestLedgerAndBalance(t *testing.T) {
 	require.Equal(t, charge.Balance{Object: "balance", Available: []charge.Money{}, Pending: []charge.Money{}}, none)
 }
 
-// Refund views are written forward and read back by id and by charge, scoped to their
+// Settled refunds are inserted once, read back by id and by charge, scoped to their
 // merchant.
 func TestRefunds(t *testing.T) {
 	b := setup(t)
 	ctx := t.Context()
 	c := pendingCharge(b.merchant)
-	pending := charge.Refund{ID: charge.NewID(charge.PrefixRefund), Merchant: b.merchant, Charge: c.ID, Amount: 300,
-		Currency: "usd", Status: charge.RefundPending, CreatedAt: now(), UpdatedAt: now(), Version: 2}
-	other := pending
-	other.ID, other.Charge = charge.NewID(charge.PrefixRefund), "ch_other"
-	require.NoError(t, b.store.SaveRefunds(ctx, []charge.Refund{pending, other}))
+	code := charge.CodeAmountTooLarge
+	done := charge.Refund{ID: charge.NewID(charge.PrefixRefund), Merchant: b.merchant, Charge: c.ID, Amount: 300,
+		Currency: "usd", Status: charge.RefundSucceeded, CreatedAt: now(), UpdatedAt: now(), Version: 3}
+	failed := done
+	failed.ID, failed.Charge, failed.Status, failed.FailureCode = charge.NewID(charge.PrefixRefund), "ch_other", charge.RefundFailed, &code
+	require.NoError(t, b.store.InsertRefunds(ctx, []charge.Refund{done, failed}))
+	require.NoError(t, b.store.InsertRefunds(ctx, []charge.Refund{done}), "a repeat is not an error")
 
-	done := pending
-	done.Status, done.Version = charge.RefundSucceeded, 3
-	require.NoError(t, b.store.SaveRefunds(ctx, []charge.Refund{done}))
-	got, err := b.store.GetRefund(ctx, b.merchant, pending.ID)
+	got, err := b.store.GetRefund(ctx, b.merchant, done.ID)
 	require.NoError(t, err)
-	require.Equal(t, charge.RefundSucceeded, got.Status)
-
-	if b.store.AtomicConditions() {
-		// On MongoDB an older view never overwrites a newer one.
-		require.NoError(t, b.store.SaveRefunds(ctx, []charge.Refund{pending}))
-		got, err = b.store.GetRefund(ctx, b.merchant, pending.ID)
-		require.NoError(t, err)
-		require.Equal(t, charge.RefundSucceeded, got.Status)
-	}
-
-	_, err = b.store.GetRefund(ctx, "someone else", pending.ID)
+	require.Equal(t, done, got)
+	got, err = b.store.GetRefund(ctx, b.merchant, failed.ID)
+	require.NoError(t, err)
+	require.Equal(t, code, *got.FailureCode)
+	_, err = b.store.GetRefund(ctx, "someone else", done.ID)
 	require.ErrorIs(t, err, charge.ErrNotFound)
 
 	list, more, err := b.store.ListRefunds(ctx, b.merchant, charge.RefundListParams{Charge: c.ID})
 	require.NoError(t, err)
 	require.False(t, more)
-	require.Equal(t, []string{pending.ID}, ids(list, func(r charge.Refund) string { return r.ID }))
+	require.Equal(t, []string{done.ID}, ids(list, func(r charge.Refund) string { return r.ID }))
 	list, more, err = b.store.ListRefunds(ctx, b.merchant, charge.RefundListParams{Limit: 1})
 	require.NoError(t, err)
 	require.True(t, more)
-	require.Equal(t, []string{other.ID}, ids(list, func(r charge.Refund) string { return r.ID }))
+	require.Equal(t, []string{failed.ID}, ids(list, func(r charge.Refund) string { return r.ID }))
 }

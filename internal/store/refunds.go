@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/billing/billing/internal/charge"
 )
@@ -44,29 +42,12 @@ func (s *Store) ListRefunds(ctx context.Context, merchant string, p charge.Refun
 	return refunds, hasMore, nil
 }
 
-// SaveRefunds writes the folded state of refunds, inserting those not stored yet. Like
-// SaveCharges, on MongoDB a refund only moves forward (the write is conditional on the
-// stored version being lower, and an upsert that finds a newer one collides on _id and
-// changes nothing); on FerretDB the write is by id and callers read back.
-func (s *Store) SaveRefunds(ctx context.Context, rs []charge.Refund) error {
-	byID := make(map[string]charge.Refund, len(rs))
-	for _, r := range rs {
-		byID[r.ID] = r
-	}
-	err := s.eachID(ctx, keys(byID), func(ctx context.Context, id string) error {
-		r := byID[id]
-		filter := bson.D{{Key: "_id", Value: id}}
-		if !s.ferret {
-			filter = append(filter, bson.E{Key: "version", Value: bson.D{{Key: "$lt", Value: r.Version}}})
-		}
-		_, err := s.refunds.ReplaceOne(ctx, filter, r, options.Replace().SetUpsert(true))
-		if mongo.IsDuplicateKeyError(err) {
-			return nil // a newer view is stored
-		}
-		return translate(err)
-	})
-	if err != nil {
-		return fmt.Errorf("saving %d refunds: %w", len(rs), err)
+// InsertRefunds writes settled refunds in one unordered insert. A refund's document is
+// written once the refund is settled, and a settled refund never changes, so a refund
+// already stored is left as it is and is not an error.
+func (s *Store) InsertRefunds(ctx context.Context, rs []charge.Refund) error {
+	if err := insertAll(ctx, s.refunds, rs); err != nil {
+		return fmt.Errorf("inserting %d refunds: %w", len(rs), err)
 	}
 	return nil
 }

@@ -59,12 +59,15 @@ func (w *Worker) operate(ctx context.Context, it *item) error {
 		claimed []charge.Transition // what this delivery claimed, with the charge before each
 		before  []charge.Charge
 	)
+	fresh := false // view is the log's last state: this delivery just claimed its end
 	for round := 0; ; round++ {
 		if round == maxClaimRounds {
 			return fmt.Errorf("charge %s: gave up claiming after %d rounds: %w", cmd.ChargeID, round, charge.ErrUnavailable)
 		}
-		if view, err = w.catchUp(ctx, view); err != nil {
-			return err
+		if !fresh {
+			if view, err = w.catchUp(ctx, view); err != nil {
+				return err
+			}
 		}
 		next, done, err := w.nextStep(ctx, it, view, &ans)
 		switch {
@@ -79,8 +82,12 @@ func (w *Worker) operate(ctx context.Context, it *item) error {
 		if err != nil {
 			return err
 		}
-		if len(lost) > 0 {
-			continue // another command of this charge went first: look again
+		// A claim lost means another command of this charge went first: look again. One
+		// won leaves view up to date (a later transition by another command would only make
+		// the next claim lose).
+		fresh = len(lost) == 0
+		if !fresh {
+			continue
 		}
 		claimed = append(claimed, *next)
 		before = append(before, view)
@@ -289,7 +296,7 @@ func (w *Worker) finish(ctx context.Context, it *item, base, view charge.Charge,
 		if r, ok := view.RefundByID(it.cmd.Refund.ID); ok && r.Status != charge.RefundPending {
 			settledRefund = append(settledRefund, r)
 		}
-		if err := w.store.SaveRefunds(ctx, settledRefund); err != nil {
+		if err := w.store.InsertRefunds(ctx, settledRefund); err != nil {
 			return err
 		}
 	}

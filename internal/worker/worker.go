@@ -46,7 +46,7 @@ type Store interface {
 	ClaimTransitions(ctx context.Context, ts []charge.Transition) (lost []string, err error)
 	TransitionsFrom(ctx context.Context, from map[string]int) (map[string][]charge.Transition, error)
 	SaveCharges(ctx context.Context, cs []charge.Charge) error
-	SaveRefunds(ctx context.Context, rs []charge.Refund) error
+	InsertRefunds(ctx context.Context, rs []charge.Refund) error
 	InsertEvents(ctx context.Context, es []charge.Event) error
 	InsertLedgerEntries(ctx context.Context, es []charge.LedgerEntry) error
 	InsertDeadLetters(ctx context.Context, ds []charge.DeadLetter) error
