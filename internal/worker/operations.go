@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/billing/billing/internal/charge"
@@ -28,86 +29,146 @@ type answer struct {
 	code      string // failure code when not approved
 }
 
-// operate applies one capture, cancel or refund command to its charge. The command first
-// claims an intent as the charge's next transition, then calls the processor with the
-// command's idempotency key, then claims the settling transition; a claim lost to another
-// command of the same charge is followed by a re-read and a fresh decision. Every step
-// re-runs on redelivery and finds its work done where it was: the intent or settlement
-// already in the log, the processor's answer the same for the same key. It then writes the
-// events, ledger entries and views the settlement calls for and publishes the events.
-func (w *Worker) operate(ctx context.Context, it *item) error {
-	cmd := it.cmd
-	stored, err := w.store.ChargesByID(ctx, []string{cmd.ChargeID})
+// op is one capture, cancel or refund command on its way through a wave.
+type op struct {
+	it      *item
+	base    charge.Charge // the charge as stored when the wave began
+	view    charge.Charge // the charge as this command last saw its log
+	fresh   bool          // view ends with a transition this delivery just claimed
+	ans     *answer       // the processor's answer, once asked
+	claimed []charge.Transition
+	before  []charge.Charge // the charge before each claimed transition
+	next    *charge.Transition
+}
+
+// operateWave applies capture, cancel and refund commands, at most one per charge, in
+// bulk: it reads their charges, then in rounds catches each up with its log, decides its
+// next step (calling the processor where the step needs it) and claims all the steps in
+// one insert; a command whose claim lost to another command of its charge looks again in
+// the next round. Each command claims an intent before its processor call and the
+// settlement after it, and every step re-runs on redelivery and finds its work done where
+// it was: the intent or settlement already in the log, the processor's answer the same
+// for the same key. Then the events, ledger entries, refunds and views the settlements
+// call for are written, in bulk, and the events published. An error leaves every command
+// of the wave to be retried; re-running is safe.
+func (w *Worker) operateWave(ctx context.Context, items []*item) error {
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.cmd.ChargeID
+	}
+	stored, err := w.store.ChargesByID(ctx, ids)
 	if err != nil {
 		return err
 	}
-	view, ok := stored[cmd.ChargeID]
-	if !ok {
-		// Its create command has not been handled yet (only a refund can get here): wait,
-		// but not for ever for a charge that never comes.
-		if w.now().Sub(cmd.AcceptedAt) < refundWaitLimit {
+	var active, finished []*op
+	var dead []charge.DeadLetter
+	for _, it := range items {
+		c, ok := stored[it.cmd.ChargeID]
+		switch {
+		case ok:
+			active = append(active, &op{it: it, base: c, view: c})
+		case w.now().Sub(it.cmd.AcceptedAt) < refundWaitLimit:
+			// Its create command has not been handled yet (only a refund gets here).
 			it.wait = true
-			return nil
+		default:
+			// Not for ever for a charge that never comes.
+			w.logger.ErrorContext(ctx, "command for a charge that was never stored", "type", it.cmd.Type, "charge_id", it.cmd.ChargeID)
+			it.refused = true
+			dead = append(dead, deadLetter(it.msg, "no such charge after "+refundWaitLimit.String(), w.now()))
 		}
-		w.logger.ErrorContext(ctx, "command for a charge that was never stored", "type", cmd.Type, "charge_id", cmd.ChargeID)
-		it.refused = true
-		return w.store.InsertDeadLetters(ctx, []charge.DeadLetter{deadLetter(it.msg, "no such charge after "+refundWaitLimit.String(), w.now())})
 	}
-	base := view
-	var (
-		ans     *answer
-		claimed []charge.Transition // what this delivery claimed, with the charge before each
-		before  []charge.Charge
-	)
-	fresh := false // view is the log's last state: this delivery just claimed its end
-	for round := 0; ; round++ {
+	if err := w.store.InsertDeadLetters(ctx, dead); err != nil {
+		return err
+	}
+	for round := 0; len(active) > 0; round++ {
 		if round == maxClaimRounds {
-			return fmt.Errorf("charge %s: gave up claiming after %d rounds: %w", cmd.ChargeID, round, charge.ErrUnavailable)
+			return fmt.Errorf("%d commands gave up claiming after %d rounds: %w", len(active), round, charge.ErrUnavailable)
 		}
-		if !fresh {
-			if view, err = w.catchUp(ctx, view); err != nil {
-				return err
+		if err := w.catchUp(ctx, active); err != nil {
+			return err
+		}
+		w.decide(ctx, active)
+		var (
+			claims []charge.Transition
+			still  []*op
+		)
+		for _, o := range active {
+			switch {
+			case o.it.retry || o.it.wait || o.it.refused:
+				// Settled later, or never: nothing more to write now.
+			case o.next == nil:
+				finished = append(finished, o)
+			default:
+				claims = append(claims, *o.next)
+				still = append(still, o)
 			}
 		}
-		next, done, err := w.nextStep(ctx, it, view, &ans)
-		switch {
-		case err != nil:
-			return err
-		case done:
-			return w.finish(ctx, it, base, view, claimed, before)
-		case next == nil:
-			return nil // waiting, retrying or refused: decided by nextStep
-		}
-		lost, err := w.store.ClaimTransitions(ctx, []charge.Transition{*next})
+		lost, err := w.store.ClaimTransitions(ctx, claims)
 		if err != nil {
 			return err
 		}
-		// A claim lost means another command of this charge went first: look again. One
-		// won leaves view up to date (a later transition by another command would only make
-		// the next claim lose).
-		fresh = len(lost) == 0
-		if !fresh {
-			continue
+		// A claim lost means another command of the charge went first: look again. One
+		// won leaves the view up to date (a later transition by another command would only
+		// make the next claim lose).
+		lostSet := fromOne(lost)
+		for _, o := range still {
+			if o.fresh = lostSet[o.view.ID] == 0; o.fresh {
+				o.claimed = append(o.claimed, *o.next)
+				o.before = append(o.before, o.view)
+				o.view = o.view.Apply(*o.next)
+			}
 		}
-		claimed = append(claimed, *next)
-		before = append(before, view)
-		view = view.Apply(*next)
+		active = still
 	}
+	return w.finish(ctx, finished)
 }
 
-// catchUp applies to view the transitions logged after it.
-func (w *Worker) catchUp(ctx context.Context, view charge.Charge) (charge.Charge, error) {
-	logs, err := w.store.TransitionsFrom(ctx, map[string]int{view.ID: int(view.Version) + 1})
-	if err != nil {
-		return view, err
-	}
-	for _, t := range logs[view.ID] {
-		if t.Sequence != int(view.Version)+1 {
-			break
+// catchUp applies to each view the transitions logged after it, unless it is fresh.
+func (w *Worker) catchUp(ctx context.Context, ops []*op) error {
+	from := map[string]int{}
+	for _, o := range ops {
+		if !o.fresh {
+			from[o.view.ID] = int(o.view.Version) + 1
 		}
-		view = view.Apply(t)
 	}
-	return view, nil
+	logs, err := w.store.TransitionsFrom(ctx, from)
+	if err != nil {
+		return err
+	}
+	for _, o := range ops {
+		for _, t := range logs[o.view.ID] {
+			if t.Sequence != int(o.view.Version)+1 {
+				break
+			}
+			o.view = o.view.Apply(t)
+		}
+	}
+	return nil
+}
+
+// decide runs nextStep for each op, at most Concurrency at once (it may call the
+// processor): o.next is the transition to claim, nil when the command's settlement is in
+// the log or the command is to wait, be retried or refused (marked on its item).
+func (w *Worker) decide(ctx context.Context, ops []*op) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, w.cfg.Concurrency)
+	for _, o := range ops {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			next, done, err := w.nextStep(ctx, o.it, o.view, &o.ans)
+			switch {
+			case err != nil:
+				w.logger.WarnContext(ctx, "applying command", "type", o.it.cmd.Type, "charge_id", o.it.cmd.ChargeID, "error", err)
+				o.it.retry = true
+			case done:
+				o.next = nil
+			default:
+				o.next = next // nil: nextStep marked the item to wait, retry or be refused
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // nextStep decides what its command does next with the charge as view shows it: a
@@ -250,57 +311,71 @@ func (w *Worker) call(ctx context.Context, it *item, claimedAt uint64, f func(co
 	return *ans, nil
 }
 
-// finish writes what the command's settlement causes: its event and ledger entries, the
-// charge's and refunds' views, then publishes the event. When this delivery claimed the
-// settlement, claimed and before hold it and the charge before it; otherwise (a
-// redelivery, or a concurrent delivery that got there first) the whole log is read and
-// everything it calls for is written again, which is a no-op where it was written.
-func (w *Worker) finish(ctx context.Context, it *item, base, view charge.Charge, claimed []charge.Transition, before []charge.Charge) error {
+// finish writes what the commands' settlements cause: their events and ledger entries,
+// their refunds' documents, the charges' views, then publishes the events. For a command
+// whose delivery claimed its settlement, claimed and before hold it and the charge before
+// it; otherwise (a redelivery, or a concurrent delivery that got there first) the whole log
+// is read and everything it calls for is written again, a no-op where it was written.
+func (w *Worker) finish(ctx context.Context, ops []*op) error {
+	if len(ops) == 0 {
+		return nil
+	}
 	var (
 		events  []charge.Event
 		entries []charge.LedgerEntry
+		refunds []charge.Refund
+		reread  = map[string]int{}
+		views   = make(map[string]charge.Charge, len(ops))
 	)
-	settled := false
-	for i, t := range claimed {
-		if t.Event.ID != "" {
-			settled = true
-			events = append(events, charge.NewEvent(view, t.Event))
+	for _, o := range ops {
+		views[o.view.ID] = o.view
+		settled := false
+		for i, t := range o.claimed {
+			if t.Event.ID != "" {
+				settled = true
+				events = append(events, charge.NewEvent(o.view, t.Event))
+			}
+			entries = append(entries, charge.Entries(o.before[i], t)...)
 		}
-		entries = append(entries, charge.Entries(before[i], t)...)
+		if !settled {
+			reread[o.view.ID] = 1
+		}
+		// A refund's document is written once it is settled, and a settled refund never
+		// changes: every write of it is the same.
+		if o.it.cmd.Type == charge.CommandRefund {
+			if r, ok := o.view.RefundByID(o.it.cmd.Refund.ID); ok && r.Status != charge.RefundPending {
+				refunds = append(refunds, r)
+			}
+		}
 	}
-	if !settled {
-		logs, err := w.store.TransitionsFrom(ctx, map[string]int{view.ID: 1})
-		if err != nil {
-			return err
+	logs, err := w.store.TransitionsFrom(ctx, reread)
+	if err != nil {
+		return err
+	}
+	for _, o := range ops {
+		ts, ok := logs[o.view.ID]
+		if !ok {
+			continue
 		}
-		ts := logs[view.ID]
-		full := charge.Fold(base, ts)
-		entries = charge.Ledger(base, ts)
+		full := charge.Fold(o.base, ts)
+		entries = append(entries, charge.Ledger(o.base, ts)...)
 		for _, t := range ts {
-			if t.Event.ID != "" && owes(it.cmd, t) {
+			if t.Event.ID != "" && owes(o.it.cmd, t) {
 				events = append(events, charge.NewEvent(full, t.Event))
 			}
 		}
 	}
-	// Events and ledger before the views: whoever sees the charge moved finds them.
+	// Events, ledger and refunds before the views: whoever sees a charge moved finds them.
 	if err := w.store.InsertEvents(ctx, events); err != nil {
 		return err
 	}
 	if err := w.store.InsertLedgerEntries(ctx, entries); err != nil {
 		return err
 	}
-	// A refund's document is written once it is settled, and a settled refund never
-	// changes: every write of it is the same.
-	if it.cmd.Type == charge.CommandRefund {
-		var settledRefund []charge.Refund
-		if r, ok := view.RefundByID(it.cmd.Refund.ID); ok && r.Status != charge.RefundPending {
-			settledRefund = append(settledRefund, r)
-		}
-		if err := w.store.InsertRefunds(ctx, settledRefund); err != nil {
-			return err
-		}
+	if err := w.store.InsertRefunds(ctx, refunds); err != nil {
+		return err
 	}
-	if err := w.converge(ctx, map[string]charge.Charge{view.ID: view}); err != nil {
+	if err := w.converge(ctx, views); err != nil {
 		return err
 	}
 	return w.events.PublishEvents(ctx, events)

@@ -537,26 +537,34 @@ func (w *Worker) retry(it *item) {
 	w.metrics.commands.WithLabelValues("retried").Inc()
 }
 
-// operateAll applies capture, cancel and refund commands, at most Concurrency at once.
-// Commands on one charge are applied one at a time within this process: they would only
-// race for the charge's next transition. (Across processes the log still arbitrates.) An
-// error leaves its command to be retried.
+// operateAll applies capture, cancel and refund commands in waves of at most one command
+// per charge, in the order they came (see operateWave). Commands on one charge are applied
+// one at a time within this process, the charges of a wave locked in order: they would
+// only race for the charge's next transition. (Across processes the log arbitrates.) An
+// error leaves the commands of its wave to be retried.
 func (w *Worker) operateAll(ctx context.Context, items []*item) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, w.cfg.Concurrency)
-	for _, it := range items {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			unlock := w.charges.lock(it.cmd.ChargeID)
-			defer unlock()
-			if err := w.operate(ctx, it); err != nil {
-				w.logger.WarnContext(ctx, "applying command", "type", it.cmd.Type, "charge_id", it.cmd.ChargeID, "error", err)
+	queue := slices.Clone(items)
+	for len(queue) > 0 {
+		var wave, later []*item
+		seen := map[string]bool{}
+		for _, it := range queue {
+			if seen[it.cmd.ChargeID] {
+				later = append(later, it)
+				continue
+			}
+			seen[it.cmd.ChargeID] = true
+			wave = append(wave, it)
+		}
+		unlock := w.charges.lockAll(slices.Sorted(maps.Keys(seen)))
+		if err := w.operateWave(ctx, wave); err != nil {
+			w.logger.WarnContext(ctx, "applying commands", "commands", len(wave), "error", err)
+			for _, it := range wave {
 				it.retry = true
 			}
-		})
+		}
+		unlock()
+		queue = later
 	}
-	wg.Wait()
 }
 
 // keyedMutex is a mutex per key, held only while in use.
@@ -568,6 +576,20 @@ type keyedMutex struct {
 type refMutex struct {
 	sync.Mutex
 	refs int
+}
+
+// lockAll locks keys, which must be sorted (so that two callers cannot each hold what
+// the other waits for), and returns their unlock.
+func (k *keyedMutex) lockAll(keys []string) func() {
+	unlocks := make([]func(), len(keys))
+	for i, key := range keys {
+		unlocks[i] = k.lock(key)
+	}
+	return func() {
+		for _, u := range unlocks {
+			u()
+		}
+	}
 }
 
 // lock locks key and returns its unlock.
