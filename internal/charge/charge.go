@@ -92,6 +92,10 @@ type Charge struct {
 	Version int64 `json:"-" bson:"version"`
 	// Operation is the capture or cancel under way, claimed and not yet settled.
 	Operation *Operation `json:"-" bson:"operation,omitempty"`
+	// Ended are the kinds of the operations settled so far (capture_requested,
+	// cancel_requested), declined ones included: each is made once per charge, since the
+	// processor's key for it is the charge's.
+	Ended []TransitionKind `json:"-" bson:"ended,omitempty"`
 	// Refunds are the charge's refunds that a worker has reserved or refused, in the
 	// order of its history.
 	Refunds []Refund `json:"-" bson:"refunds,omitempty"`

@@ -1,6 +1,9 @@
 package charge
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // RefundStatus is where a refund is: pending until the processor answers.
 type RefundStatus string
@@ -133,10 +136,14 @@ func (c Charge) Refundable() int64 {
 	return left
 }
 
+// Tried reports whether c's history holds the end of an operation of kind (an intent
+// kind), approved or declined.
+func (c Charge) Tried(kind TransitionKind) bool { return slices.Contains(c.Ended, kind) }
+
 // CheckCapture tells whether amount (0: all of it) of c can be captured now.
 func (c Charge) CheckCapture(amount int64) *InvalidRequestError {
 	switch {
-	case c.Status != StatusRequiresCapture || c.Operation != nil:
+	case c.Status != StatusRequiresCapture || c.Operation != nil || c.Tried(KindCaptureRequested):
 		return Invalid(CodeChargeNotCapturable, "", "charge %s is %s and cannot be captured", c.ID, c.describe())
 	case amount > c.Amount:
 		return Invalid(CodeAmountTooLarge, "amount", "amount %d is more than the %d authorized", amount, c.Amount)
@@ -146,7 +153,7 @@ func (c Charge) CheckCapture(amount int64) *InvalidRequestError {
 
 // CheckCancel tells whether c can be canceled now.
 func (c Charge) CheckCancel() *InvalidRequestError {
-	if c.Status != StatusRequiresCapture || c.Operation != nil {
+	if c.Status != StatusRequiresCapture || c.Operation != nil || c.Tried(KindCancelRequested) {
 		return Invalid(CodeChargeNotCancelable, "", "charge %s is %s and cannot be canceled", c.ID, c.describe())
 	}
 	return nil
@@ -159,6 +166,10 @@ func (c Charge) describe() string {
 		return "being captured"
 	case c.Operation != nil:
 		return "being canceled"
+	case c.Status == StatusRequiresCapture && c.Tried(KindCaptureRequested):
+		return "requires_capture, its capture declined by the processor,"
+	case c.Status == StatusRequiresCapture && c.Tried(KindCancelRequested):
+		return "requires_capture, its cancel declined by the processor,"
 	}
 	return string(c.Status)
 }

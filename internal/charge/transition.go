@@ -1,6 +1,7 @@
 package charge
 
 import (
+	"slices"
 	"strconv"
 	"time"
 )
@@ -206,6 +207,9 @@ func (c Charge) Apply(t Transition) Charge {
 	case KindCaptureRequested, KindCancelRequested:
 		c.Operation = &Operation{Kind: t.Kind, Amount: t.Amount, Delivery: t.Delivery}
 	case KindCaptured, KindCanceled, KindCaptureFailed, KindCancelFailed:
+		if c.Operation != nil {
+			c.Ended = append(slices.Clip(c.Ended), c.Operation.Kind)
+		}
 		c.Operation = nil
 	case KindRefundReserved:
 		c.Refunds = append(c.Refunds, t.Refund.settled(RefundPending, t, ""))
@@ -245,7 +249,7 @@ func Fold(c Charge, ts []Transition) Charge {
 	c.AmountCaptured, c.AmountRefunded = 0, 0
 	c.FailureCode, c.FailureMessage = nil, nil
 	c.AuthorizationID = ""
-	c.Events, c.Refunds, c.Operation = nil, nil, nil
+	c.Events, c.Refunds, c.Operation, c.Ended = nil, nil, nil, nil
 	c.Version = 0
 	for _, t := range ts {
 		if t.ChargeID != c.ID || t.Sequence != int(c.Version)+1 {

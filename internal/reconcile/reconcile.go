@@ -143,7 +143,8 @@ func checkCharge(c, f charge.Charge, ts []charge.Transition, refunds map[string]
 		add("the log has a gap: %d transitions, consecutive up to %d", len(ts), f.Version)
 	}
 	if c.Version != f.Version || c.Status != f.Status || c.AmountCaptured != f.AmountCaptured ||
-		c.AmountRefunded != f.AmountRefunded || len(c.Events) != len(f.Events) || len(c.Refunds) != len(f.Refunds) {
+		c.AmountRefunded != f.AmountRefunded || len(c.Events) != len(f.Events) || len(c.Refunds) != len(f.Refunds) ||
+		len(c.Ended) != len(f.Ended) || (c.Operation == nil) != (f.Operation == nil) {
 		add("stored as %s v%d (captured %d, refunded %d), its log makes it %s v%d (captured %d, refunded %d)",
 			c.Status, c.Version, c.AmountCaptured, c.AmountRefunded, f.Status, f.Version, f.AmountCaptured, f.AmountRefunded)
 	}

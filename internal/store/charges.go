@@ -141,7 +141,7 @@ func (s *Store) TransitionsFrom(ctx context.Context, from map[string]int) (map[s
 }
 
 // SaveCharges writes the folded state of charges (status, amounts, failure, events,
-// version, the operation under way and the refunds). On MongoDB the write is conditional on the stored version being lower, so a
+// version, the operation under way and those ended, the refunds). On MongoDB the write is conditional on the stored version being lower, so a
 // view only moves forward. FerretDB evaluates such a condition on a read it does not lock
 // (and scans the collection to do it), so there the write is by id alone and callers read
 // back to repair an older view put back by a slower writer (worker.converge).
@@ -167,6 +167,7 @@ func (s *Store) SaveCharges(ctx context.Context, cs []charge.Charge) error {
 			{Key: "events", Value: c.Events},
 			{Key: "version", Value: c.Version},
 			{Key: "operation", Value: c.Operation},
+			{Key: "ended", Value: c.Ended},
 			{Key: "refunds", Value: c.Refunds},
 		}}})
 		return translate(err)

@@ -260,13 +260,13 @@ func (w *Worker) nextStep(ctx context.Context, it *item, view charge.Charge, ans
 }
 
 // settledBy reports whether view's history holds the settlement of a command of type
-// typ: a capture or cancel is applied once per charge.
+// typ, approved or declined: a capture or cancel is made once per charge.
 func settledBy(view charge.Charge, typ charge.CommandType) bool {
 	switch typ {
 	case charge.CommandCapture:
-		return view.Status == charge.StatusSucceeded && !view.Capture
+		return view.Tried(charge.KindCaptureRequested)
 	case charge.CommandCancel:
-		return view.Status == charge.StatusCanceled
+		return view.Tried(charge.KindCancelRequested)
 	}
 	return false
 }

@@ -320,3 +320,52 @@ func TestRefundsRaceCapture(t *testing.T) {
 	// two for each refund that succeeded.
 	require.Equal(t, 2+3+30*2, rep.LedgerEntries)
 }
+
+// The processor may decline a capture, a void or a refund. A declined capture leaves the
+// charge requires_capture with nothing under way, writes no event and moves no money; it
+// is not tried again (its key is the charge's: the processor would answer the same), but
+// the charge can still be canceled. A declined refund fails with the processor's code,
+// releases its reservation and writes refund.failed.
+func TestProcessorDeclines(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	declining := func(code string) {
+		b.proc.mu.Lock()
+		b.proc.decline = code
+		b.proc.mu.Unlock()
+	}
+	auth := b.settled(t, 1000, false)
+	declining("card_declined")
+	first := capture(auth.ID, 0)
+	require.True(t, b.handle(t, first, 1).acked.Load())
+	require.True(t, b.handle(t, first, 2).acked.Load(), "a redelivery finds the capture ended")
+	require.True(t, b.handle(t, capture(auth.ID, 500), 1).acked.Load(), "another capture is refused")
+	require.Equal(t, 1, b.proc.count(auth.ID+":capture"))
+	got := b.charge(t, auth.ID)
+	require.Equal(t, charge.StatusRequiresCapture, got.Status)
+	require.Nil(t, got.Operation)
+	require.Zero(t, got.AmountCaptured)
+	require.NotNil(t, got.CheckCapture(0), "the API refuses a capture now")
+	require.Nil(t, got.CheckCancel())
+	require.Equal(t, []string{"1:charge.authorized"}, eventTypes(b.events(t, auth.ID)))
+	require.Equal(t, []charge.Money{{Amount: 1000, Currency: "usd"}}, b.balance(t).Pending)
+
+	declining("")
+	require.True(t, b.handle(t, cancel(auth.ID), 1).acked.Load())
+	require.Equal(t, charge.StatusCanceled, b.charge(t, auth.ID).Status)
+	require.Equal(t, []string{"1:charge.authorized", "2:charge.canceled"}, eventTypes(b.events(t, auth.ID)))
+
+	paid := b.settled(t, 1000, true)
+	declining("insufficient_funds")
+	r := refund(paid, 400)
+	require.True(t, b.handle(t, r, 1).acked.Load())
+	rf, err := b.store.GetRefund(context.Background(), "merchant_w", r.Refund.ID)
+	require.NoError(t, err)
+	require.Equal(t, charge.RefundFailed, rf.Status)
+	require.Equal(t, "insufficient_funds", *rf.FailureCode)
+	got = b.charge(t, paid.ID)
+	require.Zero(t, got.AmountRefunded)
+	require.Equal(t, int64(1000), got.Refundable(), "the reservation is released")
+	require.Equal(t, []string{"1:charge.succeeded", "2:refund.failed"}, eventTypes(b.events(t, paid.ID)))
+	b.reconciled(t) // the processor double declines again when asked: the log agrees
+}

@@ -27,15 +27,18 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
 
-// countingProcessor is a processor double: it answers like the simulated one, counts calls
-// per idempotency key, and can be told to fail or to block.
+// countingProcessor is a processor double: it answers like the simulated one (the first
+// answer to a key is the answer to every call with it), counts calls per idempotency key,
+// and can be told to fail, to decline, to be slow or to block.
 type countingProcessor struct {
 	mu      sync.Mutex
 	calls   map[string]int
-	fail    error         // returned instead of an answer when set
-	delay   time.Duration // each call takes this long
-	started chan struct{} // receives on each call when set
-	release chan struct{} // each call waits for it when set
+	answers map[string]processor.Result // the first answer per key, given again
+	fail    error                       // returned instead of an answer when set
+	delay   time.Duration               // each call takes this long
+	decline string                      // captures, voids and refunds are declined with this code when set
+	started chan struct{}               // receives on each call when set
+	release chan struct{}               // each call waits for it when set
 }
 
 // call counts a call under its idempotency key, honours fail, started and release, then
@@ -58,7 +61,27 @@ func (p *countingProcessor) call(key string, answer func() (processor.Result, er
 	if fail != nil {
 		return processor.Result{}, fail
 	}
-	return answer()
+	// Like a processor that honours the key: the first answer is the answer.
+	p.mu.Lock()
+	res, ok := p.answers[key]
+	p.mu.Unlock()
+	if ok {
+		return res, nil
+	}
+	res, err := answer()
+	if err != nil {
+		return res, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if first, ok := p.answers[key]; ok {
+		return first, nil
+	}
+	if p.answers == nil {
+		p.answers = map[string]processor.Result{}
+	}
+	p.answers[key] = res
+	return res, nil
 }
 
 func (p *countingProcessor) Authorize(ctx context.Context, req processor.AuthorizeRequest) (processor.Result, error) {
@@ -66,15 +89,28 @@ func (p *countingProcessor) Authorize(ctx context.Context, req processor.Authori
 }
 
 func (p *countingProcessor) Capture(ctx context.Context, req processor.CaptureRequest) (processor.Result, error) {
-	return p.call(req.ChargeID+":capture", func() (processor.Result, error) { return processor.Simulated{}.Capture(ctx, req) })
+	return p.call(req.ChargeID+":capture", p.declining(func() (processor.Result, error) { return processor.Simulated{}.Capture(ctx, req) }))
 }
 
 func (p *countingProcessor) Void(ctx context.Context, req processor.VoidRequest) (processor.Result, error) {
-	return p.call(req.ChargeID+":void", func() (processor.Result, error) { return processor.Simulated{}.Void(ctx, req) })
+	return p.call(req.ChargeID+":void", p.declining(func() (processor.Result, error) { return processor.Simulated{}.Void(ctx, req) }))
 }
 
 func (p *countingProcessor) Refund(ctx context.Context, req processor.RefundRequest) (processor.Result, error) {
-	return p.call(req.RefundID, func() (processor.Result, error) { return processor.Simulated{}.Refund(ctx, req) })
+	return p.call(req.RefundID, p.declining(func() (processor.Result, error) { return processor.Simulated{}.Refund(ctx, req) }))
+}
+
+// declining answers with a decline when p.decline is set, else with answer.
+func (p *countingProcessor) declining(answer func() (processor.Result, error)) func() (processor.Result, error) {
+	return func() (processor.Result, error) {
+		p.mu.Lock()
+		code := p.decline
+		p.mu.Unlock()
+		if code != "" {
+			return processor.Result{Reference: "declined", DeclineCode: code}, nil
+		}
+		return answer()
+	}
 }
 
 func (p *countingProcessor) count(id string) int {
