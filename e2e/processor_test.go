@@ -94,17 +94,33 @@ func (p *processor) problem(format string, args ...any) {
 	}
 }
 
-func (p *processor) authorize(w http.ResponseWriter, r *http.Request) {
+// readCall takes the processor's own time, then decodes the body of a call of kind
+// strictly into req and returns its Idempotency-Key; when it cannot, it has answered 400
+// and recorded why.
+func readCall[T any](p *processor, w http.ResponseWriter, r *http.Request, kind string, req *T) (string, bool) {
 	// Network and processing time. Not a synchronization: the latency is the point.
 	time.Sleep(rand.N(5 * time.Millisecond))
-
 	key := r.Header.Get("Idempotency-Key")
-	var req authRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		p.problem("authorization with an unreadable body (key %q): %v", key, err)
+	if err := dec.Decode(req); err != nil {
+		p.problem("%s with an unreadable body (key %q): %v", kind, key, err)
 		http.Error(w, "bad request", http.StatusBadRequest)
+		return key, false
+	}
+	return key, true
+}
+
+// answer writes a 200 answer.
+func answer(w http.ResponseWriter, a authAnswer) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(a)
+}
+
+func (p *processor) authorize(w http.ResponseWriter, r *http.Request) {
+	var req authRequest
+	key, ok := readCall(p, w, r, "authorization", &req)
+	if !ok {
 		return
 	}
 	if key == "" {
@@ -140,11 +156,9 @@ func (p *processor) authorize(w http.ResponseWriter, r *http.Request) {
 		p.byKey[key] = a
 		p.byCharge[req.ChargeID] = append(p.byCharge[req.ChargeID], a)
 	}
-	answer := a.answer
+	decided := a.answer
 	p.mu.Unlock()
-
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(answer)
+	answer(w, decided)
 }
 
 // stats returns a copy of what the processor saw so far.
@@ -188,14 +202,9 @@ type decision struct {
 // authorization id must be the one this processor gave the charge.
 func (p *processor) operation(kind string, wantKey func(opRequest) string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(rand.N(5 * time.Millisecond)) // network and processing time
-		key := r.Header.Get("Idempotency-Key")
 		var req opRequest
-		dec := json.NewDecoder(r.Body)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			p.problem("%s with an unreadable body (key %q): %v", kind, key, err)
-			http.Error(w, "bad request", http.StatusBadRequest)
+		key, ok := readCall(p, w, r, kind, &req)
+		if !ok {
 			return
 		}
 		if want := wantKey(req); key != want {
@@ -224,9 +233,8 @@ func (p *processor) operation(kind string, wantKey func(opRequest) string) http.
 			d = &decision{kind: kind, req: req, answer: authAnswer{ID: fmt.Sprintf("%s_%06d", kind, len(p.ops)+1), Status: "approved"}}
 			p.ops[key] = d
 		}
-		answer := d.answer
+		decided := d.answer
 		p.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(answer)
+		answer(w, decided)
 	}
 }
