@@ -12,9 +12,9 @@ import (
 	"github.com/billing/billing/internal/processor"
 )
 
-// maxClaimRounds bounds how often one command re-reads its charge after losing the claim
-// of the next transition to another command of the same charge. Each loss means another
-// command moved the charge forward, so the rounds are bounded by the commands racing.
+// maxClaimRounds bounds the rounds of a wave. A command takes three (intent, settlement,
+// done) and one more for each claim it loses to another command of its charge, which
+// moved the charge forward meanwhile: the rounds are bounded by the commands racing.
 const maxClaimRounds = 200
 
 // refundWaitLimit is how long a refund waits for its charge to be captured: the life of
