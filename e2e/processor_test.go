@@ -111,6 +111,27 @@ func readCall[T any](p *processor, w http.ResponseWriter, r *http.Request, kind 
 	return key, true
 }
 
+// repeated counts a call with a key already decided, whose request must be the first's;
+// p.mu is held.
+func (p *processor) repeated(key string, first, now any) {
+	p.repeats++
+	if first != now {
+		p.problems = append(p.problems, fmt.Sprintf("key %s repeated with another request: first %+v, now %+v", key, first, now))
+	}
+}
+
+// unavailable answers about 2% of first calls with a 503 before deciding anything, and
+// then unlocks p.mu (held on entry) and reports true.
+func (p *processor) unavailable(w http.ResponseWriter) bool {
+	if rand.Float64() >= 0.02 {
+		return false
+	}
+	p.failed503++
+	p.mu.Unlock()
+	http.Error(w, "try again", http.StatusServiceUnavailable)
+	return true
+}
+
 // answer writes a 200 answer.
 func answer(w http.ResponseWriter, a authAnswer) {
 	w.Header().Set("Content-Type", "application/json")
@@ -137,14 +158,8 @@ func (p *processor) authorize(w http.ResponseWriter, r *http.Request) {
 	a, seen := p.byKey[key]
 	switch {
 	case seen:
-		p.repeats++
-		if a.req != req {
-			p.problems = append(p.problems, fmt.Sprintf("key %s repeated with another request: first %+v, now %+v", key, a.req, req))
-		}
-	case rand.Float64() < 0.02:
-		p.failed503++
-		p.mu.Unlock()
-		http.Error(w, "try again", http.StatusServiceUnavailable)
+		p.repeated(key, a.req, req)
+	case p.unavailable(w):
 		return
 	default:
 		a = &authorization{key: key, req: req, answer: authAnswer{
@@ -220,14 +235,8 @@ func (p *processor) operation(kind string, wantKey func(opRequest) string) http.
 		d, seen := p.ops[key]
 		switch {
 		case seen:
-			p.repeats++
-			if d.req != req {
-				p.problems = append(p.problems, fmt.Sprintf("key %s repeated with another request: first %+v, now %+v", key, d.req, req))
-			}
-		case rand.Float64() < 0.02:
-			p.failed503++
-			p.mu.Unlock()
-			http.Error(w, "try again", http.StatusServiceUnavailable)
+			p.repeated(key, d.req, req)
+		case p.unavailable(w):
 			return
 		default:
 			d = &decision{kind: kind, req: req, answer: authAnswer{ID: fmt.Sprintf("%s_%06d", kind, len(p.ops)+1), Status: "approved"}}

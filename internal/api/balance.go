@@ -4,8 +4,6 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/billing/billing/internal/charge"
 )
 
 // getBalance is GET /v1/balance.
@@ -18,14 +16,5 @@ func (s *Server) getBalance(c *gin.Context) {
 		s.abortError(c, err)
 		return
 	}
-	// The object name, and lists that are empty rather than null for a merchant whose
-	// money has not moved yet.
-	b.Object = "balance"
-	if b.Available == nil {
-		b.Available = []charge.Money{}
-	}
-	if b.Pending == nil {
-		b.Pending = []charge.Money{}
-	}
-	c.JSON(http.StatusOK, b)
+	c.JSON(http.StatusOK, b.Public())
 }

@@ -13,19 +13,16 @@ const (
 	EventRefundFailed     = "refund.failed"
 )
 
-// EventTypeFor names the event a transition into status writes.
-func EventTypeFor(from, to Status) string {
-	switch {
-	case to == StatusSucceeded && from == StatusRequiresCapture:
-		return EventChargeCaptured
-	case to == StatusSucceeded:
+// authorizationEvent names the event of an authorization that leaves the charge in
+// status to. (Captures, cancels and refunds name theirs where they are built.)
+func authorizationEvent(to Status) string {
+	switch to {
+	case StatusSucceeded:
 		return EventChargeSucceeded
-	case to == StatusFailed:
+	case StatusFailed:
 		return EventChargeFailed
-	case to == StatusRequiresCapture:
+	case StatusRequiresCapture:
 		return EventChargeAuthorized
-	case to == StatusCanceled:
-		return EventChargeCanceled
 	}
 	return ""
 }

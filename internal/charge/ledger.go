@@ -102,3 +102,16 @@ type Balance struct {
 	Available []Money `json:"available"`
 	Pending   []Money `json:"pending"`
 }
+
+// Public returns b ready to be shown: its object name, and lists that are empty rather
+// than null for a merchant whose money has not moved yet.
+func (b Balance) Public() Balance {
+	b.Object = "balance"
+	if b.Available == nil {
+		b.Available = []Money{}
+	}
+	if b.Pending == nil {
+		b.Pending = []Money{}
+	}
+	return b
+}

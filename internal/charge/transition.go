@@ -118,7 +118,7 @@ func NewTransition(c Charge, to Status, at time.Time, amountCaptured int64, fail
 	t.AmountCaptured = amountCaptured
 	t.AuthorizationID = authorizationID
 	t.FailureCode = failureCode
-	return c.withEvent(t, EventTypeFor(c.Status, to), c.AmountRefunded)
+	return c.withEvent(t, authorizationEvent(to), c.AmountRefunded)
 }
 
 // RequestCapture is the intent to capture amount of c; delivery is the number of the

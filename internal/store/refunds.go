@@ -51,12 +51,3 @@ func (s *Store) InsertRefunds(ctx context.Context, rs []charge.Refund) error {
 	}
 	return nil
 }
-
-// RefundsByID returns the refunds with the given ids, whoever their merchant, keyed by id.
-func (s *Store) RefundsByID(ctx context.Context, ids []string) (map[string]charge.Refund, error) {
-	found, err := findEach[charge.Refund](ctx, s, s.refunds, ids)
-	if err != nil {
-		return nil, fmt.Errorf("reading %d refunds: %w", len(ids), err)
-	}
-	return found, nil
-}

@@ -355,7 +355,7 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 		// The create command owes the event and entries of the charge's first transition.
 		if ts := logs[it.cmd.ChargeID]; len(ts) > 0 {
 			events = append(events, charge.NewEvent(views[it.cmd.ChargeID], ts[0].Event))
-			entries = append(entries, charge.Entries(charge.Fold(bases[it.cmd.ChargeID], nil), ts[0])...)
+			entries = append(entries, charge.Entries(bases[it.cmd.ChargeID], ts[0])...)
 		} else {
 			// Another worker holds it and has not decided yet: come back to it.
 			it.retry = true
@@ -374,7 +374,7 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 	if len(existing) > 0 {
 		again := make(map[string]charge.Charge, len(existing))
 		for _, id := range existing {
-			again[id] = charge.Fold(bases[id], nil)
+			again[id] = bases[id]
 		}
 		if err := w.converge(ctx, again); err != nil {
 			return err
