@@ -5,7 +5,6 @@ package service
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -133,29 +132,4 @@ func retry[T any](ctx context.Context, logger *slog.Logger, what string, open fu
 		}
 		delay = min(delay*2, 5*time.Second)
 	}
-}
-
-// serveUntil serves srv on ln (with TLS when tlsCfg is set) until ctx ends, then shuts it
-// down gracefully within grace.
-func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, tlsCfg *tls.Config, grace time.Duration) error {
-	errc := make(chan error, 1)
-	go func() {
-		if tlsCfg != nil {
-			srv.TLSConfig = tlsCfg
-			errc <- srv.ServeTLS(ln, "", "")
-			return
-		}
-		errc <- srv.Serve(ln)
-	}()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutting down %s: %w", srv.Addr, err)
-	}
-	return nil
 }
