@@ -19,7 +19,9 @@ func serve(t *testing.T, handler http.Handler, grace time.Duration) (addr string
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serveUntil(ctx, &http.Server{Handler: handler, ReadHeaderTimeout: time.Minute}, ln, nil, grace) }()
+	go func() {
+		done <- serveUntil(ctx, &http.Server{Handler: handler, ReadHeaderTimeout: time.Minute}, ln, nil, grace)
+	}()
 	return ln.Addr().String(), func() error {
 		cancel()
 		select {
