@@ -58,14 +58,17 @@ func (c *Conn) LookupCommand(ctx context.Context, chargeID string) (charge.Comma
 }
 
 // LookupRefund returns the command of a refund while it is still in CHARGES, that is
-// until a worker has handled and acknowledged it. The refund id alone finds it: the last
-// message on charges.*.refund.<refund id>. It returns charge.ErrNotFound when there is
-// none, or when refundID could not be an id at all.
+// until a worker has handled and acknowledged it, including while it waits handed back
+// for later (Msg.Later). The refund id alone finds it: the last message on
+// *.*.refund.<refund id>, which covers charges.<charge id>.refund.<refund id> and its later
+// copy charges_later.<charge id>.refund.<refund id> in one read, so that a refund moving
+// from one to the other is never missed. It returns charge.ErrNotFound when there is none,
+// or when refundID could not be an id at all.
 func (c *Conn) LookupRefund(ctx context.Context, refundID string) (charge.Command, error) {
 	if !validToken(refundID) {
 		return charge.Command{}, charge.ErrNotFound
 	}
-	return c.lastCommand(ctx, refundSubject("*", refundID), refundID)
+	return c.lastCommand(ctx, "*.*.refund."+refundID, refundID)
 }
 
 // lastCommand returns the command last stored on subject, which may hold wildcards; what

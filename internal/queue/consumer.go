@@ -4,10 +4,20 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// CommandConsumerName is the durable consumer of CHARGES that every worker replica
+// shares. The autoscaler follows its lag (deploy/worker-scaledobject.yaml), so renaming it
+// leaves the workers unscaled: deploy's test holds the two together.
+const CommandConsumerName = "workers"
+
+// TaskConsumerName is the durable consumer of WEBHOOKS that every worker running the
+// webhooks role shares.
+const TaskConsumerName = "webhook-delivery"
 
 // maxAckPending caps the commands delivered and not yet acknowledged, over all workers.
 const maxAckPending = 4096
@@ -18,7 +28,8 @@ const maxTaskAckPending = 100_000
 
 // ConsumerConfig configures CommandConsumer.
 type ConsumerConfig struct {
-	// Durable names the consumer that all worker replicas share. Defaults to "workers".
+	// Durable names the consumer that all worker replicas share. Defaults to
+	// CommandConsumerName for CommandConsumer.
 	Durable string
 	// AckWait is how long a delivered command may go without Ack, Nak or InProgress before
 	// the server delivers it again. Defaults to 30s.
@@ -29,7 +40,10 @@ type ConsumerConfig struct {
 // number of processes, can share one durable name: each command goes to one of them at a
 // time.
 type Consumer struct {
-	c jetstream.Consumer
+	c  jetstream.Consumer
+	js jetstream.JetStream
+	// later names where Msg.Later puts a message of this consumer; nil for EVENTS.
+	later *laterSubject
 	// workQueue is the consumer's stream when it is a work queue (CHARGES, WEBHOOKS):
 	// there every message not yet acknowledged is in the stream, and only there.
 	workQueue jetstream.Stream
@@ -39,25 +53,30 @@ type Consumer struct {
 // consumer never gives up on a command by itself (no delivery limit): the worker decides,
 // from NumDelivered, when to fail a charge and Term its command.
 func (c *Conn) CommandConsumer(ctx context.Context, cfg ConsumerConfig) (*Consumer, error) {
-	cfg.Durable = cmp.Or(cfg.Durable, "workers")
-	return c.consumer(ctx, StreamCharges, "charge workers", cfg, maxAckPending)
+	cfg.Durable = cmp.Or(cfg.Durable, CommandConsumerName)
+	return c.consumer(ctx, StreamCharges, "charge workers", cfg, maxAckPending, laterCommand)
 }
 
 // EventConsumer creates or updates the durable consumer of EVENTS that fans events out to
 // webhook endpoints, shared by every worker that runs the webhooks role.
 func (c *Conn) EventConsumer(ctx context.Context, cfg ConsumerConfig) (*Consumer, error) {
 	cfg.Durable = cmp.Or(cfg.Durable, "webhook-fanout")
-	return c.consumer(ctx, StreamEvents, "webhook fan-out", cfg, maxAckPending)
+	return c.consumer(ctx, StreamEvents, "webhook fan-out", cfg, maxAckPending, nil)
 }
 
 // TaskConsumer creates or updates the durable consumer of WEBHOOKS, the delivery tasks.
-// Many tasks can wait in a delayed retry at once, so the ack-pending limit is high.
+// A task that waits for its next attempt is handed back for later (Msg.Later) and holds
+// no place; those deferred for a few seconds behind their endpoint's other tasks do, so
+// the ack-pending limit is high.
 func (c *Conn) TaskConsumer(ctx context.Context, cfg ConsumerConfig) (*Consumer, error) {
-	cfg.Durable = cmp.Or(cfg.Durable, "webhook-delivery")
-	return c.consumer(ctx, StreamWebhooks, "webhook deliveries", cfg, maxTaskAckPending)
+	cfg.Durable = cmp.Or(cfg.Durable, TaskConsumerName)
+	return c.consumer(ctx, StreamWebhooks, "webhook deliveries", cfg, maxTaskAckPending, laterTask)
 }
 
-func (c *Conn) consumer(ctx context.Context, stream, description string, cfg ConsumerConfig, ackPending int) (*Consumer, error) {
+// consumer creates or updates a durable consumer of stream. A consumer of a work queue
+// takes only the stream's first subject space (charges.>, webhooks.>): the other holds
+// the messages handed back with Msg.Later, which later names.
+func (c *Conn) consumer(ctx context.Context, stream, description string, cfg ConsumerConfig, ackPending int, later *laterSubject) (*Consumer, error) {
 	cfg.AckWait = cmp.Or(cfg.AckWait, 30*time.Second)
 	if !validToken(cfg.Durable) {
 		return nil, invalid("consumer name %q", cfg.Durable)
@@ -73,11 +92,12 @@ func (c *Conn) consumer(ctx context.Context, stream, description string, cfg Con
 		MaxDeliver:    -1,
 		MaxAckPending: ackPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: later.filter(),
 	})
 	if err != nil {
 		return nil, unavailable("ensuring consumer "+cfg.Durable, err)
 	}
-	k := &Consumer{c: cons}
+	k := &Consumer{c: cons, js: c.js, later: later}
 	if stream != StreamEvents {
 		if k.workQueue, err = c.js.Stream(ctx, stream); err != nil {
 			return nil, unavailable("reading stream "+stream, err)
@@ -129,7 +149,7 @@ func (k *Consumer) Fetch(ctx context.Context, max int, wait time.Duration) ([]*M
 	}
 	msgs := make([]*Msg, 0, max)
 	for m := range batch.Messages() {
-		msgs = append(msgs, &Msg{m: m})
+		msgs = append(msgs, k.wrap(m))
 	}
 	if err := ctx.Err(); err != nil {
 		for _, m := range msgs {
@@ -155,7 +175,7 @@ func (k *Consumer) fetchNoWait(max int) ([]*Msg, error) {
 	}
 	var msgs []*Msg
 	for m := range batch.Messages() {
-		msgs = append(msgs, &Msg{m: m})
+		msgs = append(msgs, k.wrap(m))
 	}
 	if err := batch.Error(); err != nil && len(msgs) == 0 && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoMessages) {
 		return nil, unavailable("fetching", err)
@@ -190,11 +210,15 @@ func (k *Consumer) Pending(ctx context.Context) (uint64, error) {
 // Header returns the value of a header of the message, or "".
 func (m *Msg) Header(key string) string { return m.m.Headers().Get(key) }
 
-// Msg is one delivered message. Exactly one of Ack, NakWithDelay or Term settles it;
-// InProgress extends its AckWait meanwhile.
+// Msg is one delivered message. Exactly one of Ack, NakWithDelay, Later or Term settles
+// it; InProgress extends its AckWait meanwhile.
 type Msg struct {
-	m jetstream.Msg
+	m     jetstream.Msg
+	js    jetstream.JetStream
+	later *laterSubject
 }
+
+func (k *Consumer) wrap(m jetstream.Msg) *Msg { return &Msg{m: m, js: k.js, later: k.later} }
 
 // Data returns the payload: the JSON of a charge.Command.
 func (m *Msg) Data() []byte { return m.m.Data() }
@@ -203,14 +227,16 @@ func (m *Msg) Data() []byte { return m.m.Data() }
 // charges.<charge id>.refund.<refund id>.
 func (m *Msg) Subject() string { return m.m.Subject() }
 
-// NumDelivered returns how many times this command has been delivered, this time
-// included: 1 the first time. It is 1 if the delivery metadata cannot be read.
+// NumDelivered returns how many times this message has been delivered, this time
+// included: 1 the first time. Deliveries before it was handed back with Later count. It
+// is 1 if the delivery metadata cannot be read.
 func (m *Msg) NumDelivered() uint64 {
+	before, _ := strconv.ParseUint(m.m.Headers().Get(deliveredHeader), 10, 64)
 	md, err := m.m.Metadata()
 	if err != nil || md.NumDelivered == 0 {
-		return 1
+		return before + 1
 	}
-	return md.NumDelivered
+	return before + md.NumDelivered
 }
 
 // Ack acknowledges the command and waits for the server to confirm it: once it returns

@@ -90,9 +90,10 @@ func TestConnect(t *testing.T) {
 		s, err := b.conn.js.Stream(b.ctx, StreamCharges)
 		require.NoError(t, err)
 		cfg := s.CachedInfo().Config
-		require.Equal(t, []string{"charges.>"}, cfg.Subjects)
+		require.Equal(t, []string{"charges.>", "charges_later.>"}, cfg.Subjects)
 		require.Equal(t, duplicateWindow, cfg.Duplicates)
 		require.True(t, cfg.AllowDirect)
+		require.True(t, cfg.AllowMsgSchedules)
 	})
 
 	t.Run("ConfigValidation", func(t *testing.T) {

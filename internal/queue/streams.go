@@ -28,12 +28,14 @@ func (c *Conn) EnsureStreams(ctx context.Context) error {
 	charges, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamCharges,
 		Description: "accepted charge commands, one message per command, removed when a worker acks it",
-		Subjects:    []string{subjectCharges + ".>"},
+		Subjects:    []string{subjectCharges + ".>", subjectChargesLater + ".>"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    c.cfg.Replicas,
 		Duplicates:  duplicateWindow,
 		AllowDirect: true,
+		// Msg.Later: commands that wait long do not hold the consumer's places.
+		AllowMsgSchedules: true,
 	})
 	if err != nil {
 		return unavailable("ensuring stream "+StreamCharges, err)
@@ -54,11 +56,13 @@ func (c *Conn) EnsureStreams(ctx context.Context) error {
 	_, err = c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamWebhooks,
 		Description: "webhook delivery tasks, one per (event, endpoint), removed when delivered or given up",
-		Subjects:    []string{subjectWebhooks + ".>"},
+		Subjects:    []string{subjectWebhooks + ".>", subjectWebhooksLater + ".>"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    c.cfg.Replicas,
 		Duplicates:  duplicateWindow,
+		// Msg.Later: retries hours apart do not hold the consumer's places.
+		AllowMsgSchedules: true,
 	})
 	if err != nil {
 		return unavailable("ensuring stream "+StreamWebhooks, err)

@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -16,9 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/billing/billing/internal/config"
+	"github.com/billing/billing/internal/queue"
 )
 
 // delivery is one request a receiver got.
@@ -175,6 +179,43 @@ func TestWebhookRetriesOnScheduleUntilDelivered(t *testing.T) {
 	require.NotNil(t, oldest["next_attempt_at"])
 	require.Equal(t, ev["id"], oldest["event"])
 	require.Equal(t, endpointID, oldest["endpoint"])
+}
+
+// The tasks of an endpoint that is down wait for their next attempt without holding the
+// task consumer's places for unacknowledged messages: were they nak'd with their delay,
+// enough of them (a busy merchant's endpoint down for a day) would fill every place, and
+// no endpoint of any merchant would receive anything until they drained.
+func TestFailingEndpointHoldsNoConsumerPlaces(t *testing.T) {
+	t.Parallel()
+	s := webhookSystem(t, func(c *config.Config) { c.WebhookRetrySchedule = []time.Duration{time.Minute} })
+	down := newReceiver(t, always(http.StatusServiceUnavailable))
+	tok := s.token("merchant_hooks_down")
+	s.endpoint(tok, down.URL)
+	for i := range 20 {
+		s.create(tok, chargeBody(100+i, "pm_card_visa"))
+	}
+	waitFor(t, "a first attempt of each event", 30*time.Second, func() bool { return len(down.deliveries()) >= 20 })
+
+	nc, err := nats.Connect(s.cfg.NATSURL)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := js.Consumer(ctx, queue.StreamWebhooks, queue.TaskConsumerName)
+	require.NoError(t, err)
+	waitFor(t, "the failed attempts to be handed back", 10*time.Second, func() bool {
+		info, err := cons.Info(ctx)
+		require.NoError(t, err)
+		return info.NumAckPending == 0
+	})
+	stream, err := js.Stream(ctx, queue.StreamWebhooks)
+	require.NoError(t, err)
+	info, err := stream.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(20), info.State.Msgs, "each task waits in the stream for its next attempt")
+	require.Len(t, down.deliveries(), 20, "not before its time")
 }
 
 // After the last scheduled retry the delivery is given up; an endpoint that answers 410

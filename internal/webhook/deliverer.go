@@ -199,7 +199,9 @@ func (d *Deliverer) keepInProgress() func() {
 }
 
 // deliver makes one attempt of task t and settles m: ack when delivered, given up, or
-// the endpoint is gone or disabled; a delayed nak for the next attempt otherwise.
+// the endpoint is gone or disabled; otherwise handed back for the next attempt with
+// Later, not a delayed nak: retries of an endpoint that is down, hours apart, would hold
+// the task consumer's places (MaxAckPending) until none was left for any other endpoint.
 func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout+30*time.Second)
 	defer cancel()
@@ -302,7 +304,7 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 			d.later(ctx, m, err)
 			return
 		}
-		settle = func() error { return m.NakWithDelay(delay) }
+		settle = func() error { return m.Later(ctx, delay) }
 	}
 	if err := d.store.InsertDelivery(ctx, rec); err != nil {
 		d.logger.WarnContext(ctx, "recording delivery attempt", "endpoint", e.ID, "error", err)

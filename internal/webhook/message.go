@@ -12,6 +12,10 @@ type Message interface {
 	NumDelivered() uint64
 	Ack(ctx context.Context) error
 	NakWithDelay(d time.Duration) error
+	// Later hands the message back to come again after d, without holding one of the
+	// consumer's places for unacknowledged messages meanwhile; NumDelivered goes on
+	// counting.
+	Later(ctx context.Context, d time.Duration) error
 	Term() error
 	InProgress() error
 }

@@ -205,6 +205,43 @@ func TestRefundWaitsForItsCharge(t *testing.T) {
 	b.reconciled(t)
 }
 
+// A refund that has waited a minute for its charge's capture is handed back for later
+// rather than nak'd: a delayed nak would keep it among the consumer's unacknowledged
+// messages for the week it may wait, and enough such refunds would stop the consumer
+// delivering anything else. Its delay is a quarter of its wait so far, at most 5 minutes;
+// once the charge is captured it settles.
+func TestLongWaitsAreHandedBackForLater(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	c := b.settled(t, 1000, false)
+	for _, tc := range []struct {
+		waited     time.Duration
+		nak, later bool
+		delay      time.Duration
+	}{
+		{waited: 0, nak: true},
+		{waited: 50 * time.Second, nak: true},
+		{waited: 2 * time.Minute, later: true, delay: 30 * time.Second},
+		{waited: 3 * time.Hour, later: true, delay: 5 * time.Minute},
+	} {
+		r := refund(c, 100)
+		r.AcceptedAt = time.Now().Add(-tc.waited)
+		m := b.handle(t, r, 1)
+		require.False(t, m.acked.Load(), "waited %s: not settled", tc.waited)
+		require.Equal(t, tc.nak, m.nakDelay.Load() > 0, "waited %s: nak", tc.waited)
+		require.Equal(t, tc.later, m.later.Load() > 0, "waited %s: later", tc.waited)
+		if tc.later {
+			require.InDelta(t, float64(tc.delay), float64(m.later.Load()), float64(time.Second), "waited %s", tc.waited)
+		}
+	}
+	require.True(t, b.handle(t, capture(c.ID, 0), 1).acked.Load())
+	r := refund(c, 100)
+	r.AcceptedAt = time.Now().Add(-3 * time.Hour)
+	require.True(t, b.handle(t, r, 1).acked.Load(), "the capture came: it settles")
+	require.Equal(t, int64(100), b.charge(t, c.ID).AmountRefunded)
+	b.reconciled(t)
+}
+
 // A refund of a charge that failed or was canceled fails with amount_too_large, and
 // writes refund.failed.
 func TestRefundOfUncapturedChargeFails(t *testing.T) {

@@ -30,6 +30,9 @@ type Message interface {
 	NumDelivered() uint64
 	Ack(ctx context.Context) error
 	NakWithDelay(d time.Duration) error
+	// Later hands the message back to come again, as a new delivery, after d, without
+	// holding one of the consumer's places for unacknowledged messages meanwhile.
+	Later(ctx context.Context, d time.Duration) error
 	Term() error
 	InProgress() error
 }
@@ -215,9 +218,7 @@ func (w *Worker) Handle(ctx context.Context, msgs []Message) {
 		case it.retry:
 			w.retry(it)
 		case it.wait:
-			if err := it.msg.NakWithDelay(waitDelay(it.msg.NumDelivered())); err != nil {
-				w.logger.WarnContext(ctx, "requeueing command", "charge_id", it.cmd.ChargeID, "error", err)
-			}
+			w.wait(ctx, it)
 			w.metrics.commands.WithLabelValues("waiting").Inc()
 		default:
 			if it.refused {
@@ -620,6 +621,36 @@ func (k *keyedMutex) lock(key string) func() {
 // it: short at first, since a charge is usually decided within a second, then longer.
 func waitDelay(n uint64) time.Duration {
 	return min(time.Duration(n)*250*time.Millisecond, 10*time.Second)
+}
+
+const (
+	// waitInPlace is how long after its acceptance a command that waits for its charge is
+	// redelivered by delayed naks, each of which keeps it among the consumer's
+	// unacknowledged messages. Later, it is handed back with Message.Later instead: a
+	// refund of a charge its merchant has not captured may wait a week
+	// (refundWaitLimit), and enough of those would hold every place the consumer has
+	// (MaxAckPending), so that it delivered nothing else, to any merchant.
+	waitInPlace = time.Minute
+	// maxLaterDelay bounds the delay of a command handed back for later: a refund settles
+	// at most about this long after the capture it waited for.
+	maxLaterDelay = 5 * time.Minute
+)
+
+// wait puts back a command whose charge is not ready for it: by a delayed nak within
+// waitInPlace of its acceptance, then for later, every quarter of the time it has waited
+// (at most maxLaterDelay).
+func (w *Worker) wait(ctx context.Context, it *item) {
+	waited := w.now().Sub(it.cmd.AcceptedAt)
+	if waited >= waitInPlace {
+		err := it.msg.Later(ctx, min(waited/4, maxLaterDelay))
+		if err == nil {
+			return
+		}
+		w.logger.WarnContext(ctx, "handing command back for later; waiting in place", "charge_id", it.cmd.ChargeID, "error", err)
+	}
+	if err := it.msg.NakWithDelay(waitDelay(it.msg.NumDelivered())); err != nil {
+		w.logger.WarnContext(ctx, "requeueing command", "charge_id", it.cmd.ChargeID, "error", err)
+	}
 }
 
 // delay is the wait before the next attempt after delivery number n.

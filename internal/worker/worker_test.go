@@ -126,6 +126,7 @@ type msg struct {
 	delivered uint64
 	acked     atomic.Bool
 	nakDelay  atomic.Int64
+	later     atomic.Int64 // the delay of Later, which also acknowledges
 	termed    atomic.Bool
 }
 
@@ -135,7 +136,11 @@ func (m *msg) NumDelivered() uint64               { return m.delivered }
 func (m *msg) Ack(context.Context) error          { m.acked.Store(true); return nil }
 func (m *msg) NakWithDelay(d time.Duration) error { m.nakDelay.Store(int64(d)); return nil }
 func (m *msg) Term() error                        { m.termed.Store(true); return nil }
-func (m *msg) InProgress() error                  { return nil }
+func (m *msg) Later(_ context.Context, d time.Duration) error {
+	m.later.Store(int64(d))
+	return nil
+}
+func (m *msg) InProgress() error { return nil }
 
 type bundle struct {
 	conn     *queue.Conn
