@@ -21,7 +21,7 @@ build:
 ## other: under the other packages' load, that comparison measures the load instead.
 ALONE := TestSlowEndpointDoesNotHoldOthersBack
 test: vet
-	@unformatted=$$(gofmt -l cmd internal e2e bench webhooksig 2>/dev/null); \
+	@unformatted=$$(gofmt -l cmd internal e2e bench webhooksig deploy 2>/dev/null); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) test -race -count=1 -timeout 12m -skip '^$(ALONE)$$' $$($(GO) list $(PKGS) | grep -v /e2e$$)
 	$(GO) test -race -count=1 -timeout 5m -run '^$(ALONE)$$' ./internal/service
