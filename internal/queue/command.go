@@ -44,8 +44,10 @@ func (c *Conn) PublishCommand(ctx context.Context, cmd charge.Command) error {
 }
 
 // LookupCommand returns the create command of a charge while it is still in CHARGES, that
-// is until a worker has handled and acknowledged it. It returns charge.ErrNotFound when
-// there is none, or when chargeID could not be an id at all.
+// is until a worker has handled and acknowledged it, including while it waits handed back
+// for a later attempt (Msg.Later): the last message on *.<charge id>.create covers the
+// command and its later copy in one read. It returns charge.ErrNotFound when there is
+// none, or when chargeID could not be an id at all.
 func (c *Conn) LookupCommand(ctx context.Context, chargeID string) (charge.Command, error) {
 	if !validToken(chargeID) {
 		return charge.Command{}, charge.ErrNotFound
@@ -54,7 +56,7 @@ func (c *Conn) LookupCommand(ctx context.Context, chargeID string) (charge.Comma
 	if err != nil {
 		return charge.Command{}, err
 	}
-	return c.lastCommand(ctx, commandSubject(chargeID, token), chargeID)
+	return c.lastCommand(ctx, "*."+chargeID+"."+token, chargeID)
 }
 
 // LookupRefund returns the command of a refund while it is still in CHARGES, that is

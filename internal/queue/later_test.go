@@ -80,6 +80,22 @@ func TestLaterCommand(t *testing.T) {
 	require.ErrorIs(t, err, charge.ErrNotFound, "the schedule is gone once it fired")
 }
 
+// A create command handed back for a later attempt is still found by its charge id: the
+// ingest serves an undecided charge from it.
+func TestLaterCreateIsStillFound(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cons, err := b.conn.CommandConsumer(b.ctx, ConsumerConfig{})
+	require.NoError(t, err)
+	cmd := newCommand("acct_1")
+	require.NoError(t, b.conn.PublishCommand(b.ctx, cmd))
+	require.NoError(t, fetchOne(t, b, cons, 5*time.Second).Later(b.ctx, time.Hour))
+	got, err := b.conn.LookupCommand(b.ctx, cmd.ChargeID)
+	require.NoError(t, err)
+	require.Equal(t, cmd.ChargeID, got.ChargeID)
+	require.Zero(t, ackPending(t, b, cons))
+}
+
 // Tasks of one endpoint share a subject: each handed back for later comes back, none
 // replaces another.
 func TestLaterTasks(t *testing.T) {

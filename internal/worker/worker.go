@@ -216,7 +216,7 @@ func (w *Worker) Handle(ctx context.Context, msgs []Message) {
 	for _, it := range items {
 		switch {
 		case it.retry:
-			w.retry(it)
+			w.retry(ctx, it)
 		case it.wait:
 			w.wait(ctx, it)
 			w.metrics.commands.WithLabelValues("waiting").Inc()
@@ -531,11 +531,24 @@ func deadLetter(m Message, reason string, at time.Time) charge.DeadLetter {
 }
 
 // retry asks for it to be delivered again after the schedule's delay.
-func (w *Worker) retry(it *item) {
-	if err := it.msg.NakWithDelay(w.delay(it.msg.NumDelivered())); err != nil {
-		w.logger.Warn("requeueing command", "charge_id", it.cmd.ChargeID, "error", err)
-	}
+func (w *Worker) retry(ctx context.Context, it *item) {
+	w.putBack(ctx, it, w.delay(it.msg.NumDelivered()))
 	w.metrics.commands.WithLabelValues("retried").Inc()
+}
+
+// putBack has the command delivered again after d: handed back for later (see
+// waitInPlace) from handBackFrom on, by a delayed nak below it or when handing back fails.
+func (w *Worker) putBack(ctx context.Context, it *item, d time.Duration) {
+	if d >= handBackFrom {
+		err := it.msg.Later(ctx, d)
+		if err == nil {
+			return
+		}
+		w.logger.WarnContext(ctx, "handing command back for later; naking it", "charge_id", it.cmd.ChargeID, "error", err)
+	}
+	if err := it.msg.NakWithDelay(d); err != nil {
+		w.logger.WarnContext(ctx, "requeueing command", "charge_id", it.cmd.ChargeID, "error", err)
+	}
 }
 
 // operateAll applies capture, cancel and refund commands in waves of at most one command
@@ -631,6 +644,11 @@ const (
 	// (refundWaitLimit), and enough of those would hold every place the consumer has
 	// (MaxAckPending), so that it delivered nothing else, to any merchant.
 	waitInPlace = time.Minute
+	// handBackFrom is the shortest retry delay for which a command is handed back rather
+	// than nak'd: the processor's transient errors (pm_card_processingError, an outage)
+	// hold a place for the first seconds of their retry schedule only, so that a merchant
+	// sending many such charges does not stop the consumer either.
+	handBackFrom = 5 * time.Second
 	// maxLaterDelay bounds the delay of a command handed back for later: a refund settles
 	// at most about this long after the capture it waited for.
 	maxLaterDelay = 5 * time.Minute
@@ -640,13 +658,9 @@ const (
 // waitInPlace of its acceptance, then for later, every quarter of the time it has waited
 // (at most maxLaterDelay).
 func (w *Worker) wait(ctx context.Context, it *item) {
-	waited := w.now().Sub(it.cmd.AcceptedAt)
-	if waited >= waitInPlace {
-		err := it.msg.Later(ctx, min(waited/4, maxLaterDelay))
-		if err == nil {
-			return
-		}
-		w.logger.WarnContext(ctx, "handing command back for later; waiting in place", "charge_id", it.cmd.ChargeID, "error", err)
+	if waited := w.now().Sub(it.cmd.AcceptedAt); waited >= waitInPlace {
+		w.putBack(ctx, it, min(waited/4, maxLaterDelay))
+		return
 	}
 	if err := it.msg.NakWithDelay(waitDelay(it.msg.NumDelivered())); err != nil {
 		w.logger.WarnContext(ctx, "requeueing command", "charge_id", it.cmd.ChargeID, "error", err)

@@ -281,6 +281,32 @@ func TestEventWrittenAfterCrashBeforeIt(t *testing.T) {
 	}
 }
 
+// A retry 5 seconds or more away is handed back for later rather than nak'd, so that
+// charges the processor keeps failing transiently (pm_card_processingError, sent by the
+// thousand) hold the consumer's places only for the first seconds of their schedule.
+func TestLongRetriesAreHandedBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.proc.fail = errors.Join(processor.ErrTransient, errors.New("503"))
+	w := worker.New(worker.Config{RetrySchedule: []time.Duration{time.Second, 10 * time.Second}},
+		nil, b.store, b.conn, b.proc, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), time.Now)
+	_, data := command(t, "pm_card_visa", true)
+
+	first := &msg{data: data, delivered: 1}
+	w.Handle(context.Background(), []worker.Message{first})
+	require.Equal(t, int64(time.Second), first.nakDelay.Load(), "1 s: nak'd")
+	require.Zero(t, first.later.Load())
+
+	second := &msg{data: data, delivered: 2}
+	w.Handle(context.Background(), []worker.Message{second})
+	require.Zero(t, second.nakDelay.Load())
+	require.Equal(t, int64(10*time.Second), second.later.Load(), "10 s: handed back")
+
+	last := &msg{data: data, delivered: 3}
+	w.Handle(context.Background(), []worker.Message{last})
+	require.True(t, last.acked.Load(), "failed with processing_error after the last attempt")
+}
+
 // Transient errors are retried on the schedule; after the last attempt the charge fails
 // with processing_error, its event is written and the command is dead-lettered.
 func TestTransientErrorsThenProcessingError(t *testing.T) {
