@@ -62,6 +62,8 @@ func (s *Server) recoverPanics(c *gin.Context) {
 // data) and records its metrics.
 func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
+	s.metrics.inFlight.Inc()
+	defer s.metrics.inFlight.Dec()
 	c.Next()
 	route := c.FullPath()
 	if route == "" {

@@ -112,6 +112,7 @@ func (s *Server) Handler() http.Handler { return s.engine }
 
 type metrics struct {
 	requests   *prometheus.CounterVec
+	inFlight   prometheus.Gauge
 	duration   *prometheus.HistogramVec
 	accepted   prometheus.Counter
 	operations *prometheus.CounterVec
@@ -123,6 +124,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "billing_http_requests_total", Help: "API requests by method, route and status.",
 		}, []string{"method", "route", "status"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "billing_http_requests_in_flight", Help: "API requests being served, long polls included: what a drain waits for.",
+		}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "billing_http_request_duration_seconds", Help: "API request latency.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
@@ -137,6 +141,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "billing_idempotent_replays_total", Help: "Responses replayed for a repeated idempotency key.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.accepted, m.operations, m.replayed)
+	reg.MustRegister(m.requests, m.inFlight, m.duration, m.accepted, m.operations, m.replayed)
 	return m
 }

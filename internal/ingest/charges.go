@@ -60,6 +60,8 @@ type Charges struct {
 	NowFunc     charge.TimeNow
 	// EncodeFunc renders a charge as the API's response body.
 	EncodeFunc func(charge.Charge) ([]byte, error)
+	// Draining, once closed, ends every Wait: the server is shutting down. Nil: never.
+	Draining <-chan struct{}
 }
 
 // Create accepts a charge: a new id, the pending charge as 202 body, a create command on
@@ -105,7 +107,9 @@ func (s *Charges) Get(ctx context.Context, merchant, id string) (charge.Charge, 
 	}
 }
 
-// Wait returns the charge once it is no longer pending, or when wait has passed.
+// Wait returns the charge once it is no longer pending, when wait has passed, or when
+// Draining is closed: a poll in flight when the server stops is answered with the charge
+// as it is (the client polls again, elsewhere), not cut off.
 func (s *Charges) Wait(ctx context.Context, merchant, id string, wait time.Duration) (charge.Charge, error) {
 	if !charge.ValidID(charge.PrefixCharge, id) {
 		return charge.Charge{}, charge.ErrNotFound
@@ -124,6 +128,7 @@ func (s *Charges) Wait(ctx context.Context, merchant, id string, wait time.Durat
 	select {
 	case <-changed:
 	case <-timer.C:
+	case <-s.Draining:
 	case <-ctx.Done():
 		return charge.Charge{}, ctx.Err()
 	}

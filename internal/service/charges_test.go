@@ -2,7 +2,9 @@ package service_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -223,6 +225,54 @@ func TestWaitReturnsWhenSettled(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status)
 	require.Equal(t, "succeeded", r.json(t)["status"])
 	require.Less(t, time.Since(start), 20*time.Second)
+}
+
+// A long poll in flight when the ingest shuts down is answered at once with the charge
+// as it is, not held until the grace ends and cut off: a rolling restart costs a
+// merchant's poll one more round, not an error, and the shutdown is clean.
+func TestShutdownAnswersLongPolls(t *testing.T) {
+	t.Parallel()
+	s := startSystem(t, func(c *config.Config) {
+		// The charge stays pending: its processor call fails, and the next attempt is a
+		// minute away.
+		c.WorkerRetrySchedule = []time.Duration{time.Minute}
+		c.ShutdownTimeout = 20 * time.Second
+	})
+	tok := s.token("merchant_drain")
+	id := s.create(tok, chargeBody(900, "pm_card_processingError"))["id"].(string)
+
+	type answer struct {
+		status int
+		body   []byte
+		err    error
+	}
+	polled := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", s.base+"/v1/charges/"+id+"?wait=60s", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := s.client.Do(req)
+		if err != nil {
+			polled <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		polled <- answer{resp.StatusCode, body, err}
+	}()
+	waitFor(t, "the long poll to be in flight", 10*time.Second, func() bool {
+		_, metrics := s.adminGet("/metrics")
+		return strings.Contains(metrics, "billing_http_requests_in_flight 1\n")
+	})
+
+	start := time.Now()
+	require.Empty(t, s.stop(), "a clean shutdown: no request cut off")
+	require.Less(t, time.Since(start), 10*time.Second, "the poll did not hold the shutdown")
+	a := <-polled
+	require.NoError(t, a.err)
+	require.Equal(t, http.StatusOK, a.status, "%s", a.body)
+	var c map[string]any
+	require.NoError(t, json.Unmarshal(a.body, &c))
+	require.Equal(t, "pending", c["status"])
 }
 
 func TestIdempotency(t *testing.T) {

@@ -61,8 +61,11 @@ func RunIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 			webhook.ActionRedeliver: webhooks.ExecuteRedeliver,
 		},
 	}
+	// draining ends the long polls in flight once the server begins to shut down: they are
+	// answered at once rather than outlast the grace and be cut off.
+	draining := make(chan struct{})
 	charges := &ingest.Charges{
-		Idempotency: idem, Store: d.store, Commands: d.queue, Waiter: d.queue, NowFunc: time.Now,
+		Idempotency: idem, Store: d.store, Commands: d.queue, Waiter: d.queue, NowFunc: time.Now, Draining: draining,
 		EncodeFunc: func(c charge.Charge) ([]byte, error) { return json.Marshal(c) },
 	}
 	refunds := &ingest.Refunds{
@@ -96,6 +99,7 @@ func RunIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	httpSrv.RegisterOnShutdown(func() { close(draining) })
 	g.Go(func() error {
 		<-gctx.Done()
 		d.admin.MarkDraining()

@@ -36,6 +36,9 @@ type system struct {
 	cfg    config.Config
 	store  *store.Store
 	client *http.Client
+	// stop shuts the ingest and the worker down and returns what they returned; the
+	// test's cleanup calls it too, and requires no error.
+	stop func() []error
 }
 
 // startSystem starts NATS, an ingest and a worker for one test; edit adjusts the
@@ -75,14 +78,24 @@ func startSystem(t *testing.T, edit func(*config.Config)) *system {
 		defer wg.Done()
 		errs <- service.RunWorker(ctx, cfg, logger)
 	}()
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			require.NoError(t, err)
-		}
-	})
+	var (
+		stopOnce sync.Once
+		stopped  []error
+	)
+	stop := func() []error {
+		stopOnce.Do(func() {
+			cancel()
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					stopped = append(stopped, err)
+				}
+			}
+		})
+		return stopped
+	}
+	t.Cleanup(func() { require.Empty(t, stop()) })
 	var addrs service.Addrs
 	select {
 	case addrs = <-ready:
@@ -94,7 +107,8 @@ func startSystem(t *testing.T, edit func(*config.Config)) *system {
 	st, err := store.Open(context.Background(), cfg.MongoURI, cfg.MongoDatabase, logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	return &system{t: t, base: "http://" + addrs.API, admin: "http://" + addrs.Admin, key: key, cfg: cfg, store: st, client: &http.Client{Timeout: 90 * time.Second}}
+	return &system{t: t, base: "http://" + addrs.API, admin: "http://" + addrs.Admin, key: key, cfg: cfg, store: st,
+		client: &http.Client{Timeout: 90 * time.Second}, stop: stop}
 }
 
 var allScopes = []string{"charges:write", "charges:read", "events:read", "webhooks:manage"}
