@@ -15,6 +15,7 @@ import (
 
 	"github.com/billing/billing/internal/api"
 	"github.com/billing/billing/internal/auth"
+	"github.com/billing/billing/internal/certfile"
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/config"
 	"github.com/billing/billing/internal/ingest"
@@ -80,11 +81,12 @@ func RunIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 
 	var tlsCfg *tls.Config
 	if cfg.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		// Reloaded when the files change: a renewed certificate is served without a restart.
+		pair, err := certfile.Load(cfg.TLSCertFile, cfg.TLSKeyFile, time.Now, logger)
 		if err != nil {
 			return fmt.Errorf("BILLING_TLS_CERT_FILE: %w", err)
 		}
-		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: pair.GetCertificate}
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
