@@ -28,6 +28,9 @@ const (
 	stallTimeout = 20 * time.Second
 	// workerProfileFor is how long the worker is profiled while it drains (-cpuprofile).
 	workerProfileFor = 5 * time.Second
+	// refundsProfileFor is how long the worker and devstack are profiled while refunds
+	// settle (-cpuprofile): the phase lasts about 5 s.
+	refundsProfileFor = 3 * time.Second
 )
 
 // systemResults are the figures of the system under test.
@@ -163,6 +166,14 @@ func (s *system) run(ctx context.Context, progress func(string, ...any)) (system
 	if err != nil {
 		return r, err
 	}
+	var refundProfiles []*cpuProfile
+	if s.profiling() {
+		refundProfiles = []*cpuProfile{
+			startCPUProfile(ctx, "worker-refunds", s.st.pprofAddrs["worker"], s.profileDir, refundsProfileFor),
+			startCPUProfile(ctx, "devstack-refunds", s.st.pprofAddrs["devstack"], s.profileDir, refundsProfileFor),
+		}
+		r.profiles = append(r.profiles, refundProfiles...)
+	}
 	s.cpu.start()
 	start = time.Now()
 	r.refundSubmit = refunds.runCount(ctx, len(ids))
@@ -176,6 +187,11 @@ func (s *system) run(ctx context.Context, progress func(string, ...any)) (system
 	}
 	r.refunds.stored = int(ackedBefore)
 	r.refundsCPU = s.cpu.stop()
+	for _, p := range refundProfiles {
+		if err := p.wait(); err != nil {
+			return r, err
+		}
+	}
 
 	// 3. The ingest alone: the worker is paused.
 	progress("ingest alone (worker paused): %s + %s warm-up", s.opts.duration, s.opts.warmup)
