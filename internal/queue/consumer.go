@@ -183,28 +183,49 @@ func (k *Consumer) fetchNoWait(max int) ([]*Msg, error) {
 	return msgs, nil
 }
 
-// Pending returns how many messages wait for a worker or for their ack: the lag that
-// scaling and metrics follow, and that tests wait to see drop to zero.
+// Pending returns how many messages are not yet done: waiting for a worker, in a worker's
+// hands, or handed back to wait (Msg.Later). Tests wait for it to drop to zero.
 //
 // On a work queue it is the stream's message count, exact at any moment: a message is
 // stored before its publish is acknowledged and removed when its ack is processed. The
-// consumer's own NumPending is not: the server counts new messages into it
-// asynchronously, so just after a publish it can be short (seen: 1 of 3), and a caller
-// waiting for zero could stop before the work is done. EVENTS keeps its messages, so
-// there the consumer's count is used, which may briefly lag a publish.
+// consumer's own counts are not (see Lag). EVENTS keeps its messages, so there it is the
+// consumer's Lag.
 func (k *Consumer) Pending(ctx context.Context) (uint64, error) {
-	if k.workQueue != nil {
-		info, err := k.workQueue.Info(ctx)
-		if err != nil {
-			return 0, unavailable("reading stream info", err)
-		}
-		return info.State.Msgs, nil
+	if k.workQueue == nil {
+		return k.Lag(ctx)
 	}
+	info, err := k.workQueue.Info(ctx)
+	if err != nil {
+		return 0, unavailable("reading stream info", err)
+	}
+	return info.State.Msgs, nil
+}
+
+// Lag returns how many messages wait for a worker or are in a worker's hands (delivered,
+// not yet acknowledged, a delayed nak included): the work more workers could take on,
+// and what KEDA's nats-jetstream scaler reads. Messages handed back to wait are not in it.
+// It is the consumer's count, which the server updates asynchronously: just after a
+// publish it can be short (seen: 1 of 3), so wait on Pending, not on Lag.
+func (k *Consumer) Lag(ctx context.Context) (uint64, error) {
 	info, err := k.c.Info(ctx)
 	if err != nil {
 		return 0, unavailable("reading consumer info", err)
 	}
 	return info.NumPending + uint64(info.NumAckPending), nil
+}
+
+// Waiting returns about how many messages are handed back to wait (Msg.Later): Pending
+// less Lag, which, read one after the other and Lag being late, is an estimate.
+func (k *Consumer) Waiting(ctx context.Context) (uint64, error) {
+	lag, err := k.Lag(ctx)
+	if err != nil {
+		return 0, err
+	}
+	all, err := k.Pending(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return all - min(all, lag), nil
 }
 
 // Header returns the value of a header of the message, or "".

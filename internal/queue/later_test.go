@@ -80,8 +80,8 @@ func TestLaterCommand(t *testing.T) {
 	require.ErrorIs(t, err, charge.ErrNotFound, "the schedule is gone once it fired")
 }
 
-// A create command handed back for a later attempt is still found by its charge id: the
-// ingest serves an undecided charge from it.
+// A create command handed back for a later attempt is still found by its charge id (the
+// ingest serves an undecided charge from it), and counts as waiting, not as lag.
 func TestLaterCreateIsStillFound(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -94,6 +94,12 @@ func TestLaterCreateIsStillFound(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, cmd.ChargeID, got.ChargeID)
 	require.Zero(t, ackPending(t, b, cons))
+	lag, err := cons.Lag(b.ctx)
+	require.NoError(t, err)
+	require.Zero(t, lag, "waiting is not lag")
+	waiting, err := cons.Waiting(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), waiting)
 }
 
 // Tasks of one endpoint share a subject: each handed back for later comes back, none

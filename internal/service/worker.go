@@ -68,8 +68,11 @@ func chargesRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.L
 	}
 	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "billing_queue_pending_commands",
-		Help: "Commands waiting in CHARGES or delivered and not yet acknowledged: the lag to scale workers on.",
-	}, pending(consumer)))
+		Help: "Commands waiting for a worker or in a worker's hands: the lag to scale workers on.",
+	}, gauge(consumer.Lag)), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "billing_queue_waiting_commands",
+		Help: "Commands handed back to wait, not lag: refunds waiting for their charge's capture, retries 5 s or more away (about).",
+	}, gauge(consumer.Waiting)))
 	w := worker.New(worker.Config{
 		Batch: cfg.WorkerBatch, Concurrency: cfg.WorkerConcurrency,
 		RetrySchedule: cfg.WorkerRetrySchedule, StepTimeout: cfg.ShutdownTimeout, AckWait: cfg.WorkerAckWait,
@@ -104,8 +107,11 @@ func webhooksRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.
 	}
 	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "billing_webhook_pending_tasks",
-		Help: "Webhook deliveries waiting, in flight or in a delayed retry.",
-	}, pending(tasks)))
+		Help: "Webhook deliveries waiting for a worker or in flight.",
+	}, gauge(tasks.Lag)), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "billing_webhook_waiting_tasks",
+		Help: "Webhook deliveries waiting for their next attempt after a failed one (about).",
+	}, gauge(tasks.Waiting)))
 	guard := &webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}
 	fanout := &webhook.Fanout{Store: d.store, Tasks: d.queue, Source: source[webhook.Message]{events}, Logger: logger}
 	deliverer := webhook.NewDeliverer(webhook.DelivererConfig{
@@ -122,12 +128,13 @@ func webhooksRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.
 	}, nil
 }
 
-// pending reports a consumer's lag for a gauge; NaN when it cannot be read.
-func pending(c *queue.Consumer) func() float64 {
+// gauge reports a count of a consumer's (Lag, Waiting) for a gauge; NaN when it cannot
+// be read.
+func gauge(count func(context.Context) (uint64, error)) func() float64 {
 	return func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		n, err := c.Pending(ctx)
+		n, err := count(ctx)
 		if err != nil {
 			return math.NaN()
 		}
