@@ -160,3 +160,12 @@ func TestStreamsUpgradeInPlace(t *testing.T) {
 	require.NoError(t, m.Later(ctx, 100*time.Millisecond))
 	require.NoError(t, fetchOne(t, b, cons, 10*time.Second).Ack(ctx))
 }
+
+// A server that ignores allow_msg_schedules (older than 2.12) is refused at start rather
+// than left to store copies that nothing would ever republish.
+func TestSchedulesRequired(t *testing.T) {
+	t.Parallel()
+	require.ErrorContains(t, schedulesOn(&jetstream.StreamInfo{Config: jetstream.StreamConfig{Name: StreamCharges}}), "2.12")
+	require.Error(t, schedulesOn(nil))
+	require.NoError(t, schedulesOn(&jetstream.StreamInfo{Config: jetstream.StreamConfig{Name: StreamCharges, AllowMsgSchedules: true}}))
+}

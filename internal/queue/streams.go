@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,6 +41,9 @@ func (c *Conn) EnsureStreams(ctx context.Context) error {
 	if err != nil {
 		return unavailable("ensuring stream "+StreamCharges, err)
 	}
+	if err := schedulesOn(charges.CachedInfo()); err != nil {
+		return err
+	}
 	_, err = c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamEvents,
 		Description: "charge events, for webhooks fan-out and waiting readers",
@@ -53,7 +57,7 @@ func (c *Conn) EnsureStreams(ctx context.Context) error {
 	if err != nil {
 		return unavailable("ensuring stream "+StreamEvents, err)
 	}
-	_, err = c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	webhooks, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamWebhooks,
 		Description: "webhook delivery tasks, one per (event, endpoint), removed when delivered or given up",
 		Subjects:    []string{subjectWebhooks + ".>", subjectWebhooksLater + ".>"},
@@ -67,6 +71,9 @@ func (c *Conn) EnsureStreams(ctx context.Context) error {
 	if err != nil {
 		return unavailable("ensuring stream "+StreamWebhooks, err)
 	}
+	if err := schedulesOn(webhooks.CachedInfo()); err != nil {
+		return err
+	}
 	idem, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      BucketIdempotency,
 		Description: "idempotency records of the ingest API",
@@ -79,5 +86,19 @@ func (c *Conn) EnsureStreams(ctx context.Context) error {
 		return unavailable("ensuring bucket "+BucketIdempotency, err)
 	}
 	c.handles.Store(&handles{charges: charges, idempotency: idem})
+	return nil
+}
+
+// schedulesOn refuses a stream whose server did not take allow_msg_schedules: a server
+// older than 2.12 ignores the setting, and would then store the copies Msg.Later makes as
+// plain messages that no consumer takes and nothing ever republishes.
+func schedulesOn(info *jetstream.StreamInfo) error {
+	if info == nil || !info.Config.AllowMsgSchedules {
+		name := ""
+		if info != nil {
+			name = info.Config.Name
+		}
+		return fmt.Errorf("stream %s: the NATS server did not enable message schedules; nats-server 2.12 or newer is required", name)
+	}
 	return nil
 }
