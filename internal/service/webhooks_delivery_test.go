@@ -359,7 +359,9 @@ func TestSlowEndpointDoesNotHoldOthersBack(t *testing.T) {
 		sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 		return out
 	}
-	stats := func(d []time.Duration) (p50, p99 time.Duration) { return d[len(d)/2], d[len(d)*99/100] }
+	stats := func(d []time.Duration) (p50, p90, p99 time.Duration) {
+		return d[len(d)/2], d[len(d)*90/100], d[len(d)*99/100]
+	}
 
 	s.endpoint(s.token("merchant_hooks_fast_a"), fast.URL)
 	alone := delays("merchant_hooks_fast_a")
@@ -375,14 +377,18 @@ func TestSlowEndpointDoesNotHoldOthersBack(t *testing.T) {
 	beside := delays("merchant_hooks_fast_b")
 	elapsed := time.Since(start)
 
-	p50a, p99a := stats(alone)
-	p50b, p99b := stats(beside)
-	t.Logf("healthy endpoint, 1,000 events: alone p50 %s p99 %s; beside a hanging endpoint p50 %s p99 %s (it got %d attempts in %s)",
-		p50a.Round(time.Millisecond), p99a.Round(time.Millisecond), p50b.Round(time.Millisecond), p99b.Round(time.Millisecond),
-		len(slow.deliveries()), elapsed.Round(time.Millisecond))
+	p50a, p90a, p99a := stats(alone)
+	p50b, p90b, p99b := stats(beside)
+	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	t.Logf("healthy endpoint, 1,000 events: alone p50 %s p90 %s p99 %s; beside a hanging endpoint p50 %s p90 %s p99 %s (it got %d attempts in %s)",
+		ms(p50a), ms(p90a), ms(p99a), ms(p50b), ms(p90b), ms(p99b), len(slow.deliveries()), ms(elapsed))
 	// Held back, the healthy endpoint's deliveries would queue behind attempts that each
-	// take a whole timeout; its p99 may move with the machine's load, not by a timeout.
-	require.Less(t, p99b-p99a, timeout, "the healthy endpoint waited for the hanging one's timeouts")
+	// take a whole timeout: the 64 delivery slots freed once per timeout, 1,000 events
+	// would take minutes and most of them wait several timeouts. Its p90 may move with the
+	// machine's load, not by a timeout. (Not p99: on two cores under -race the last
+	// deliveries of a phase were seen 9 s to 27 s after their events, whatever the other
+	// endpoint did.)
+	require.Less(t, p90b-p90a, timeout, "the healthy endpoint waited for the hanging one's timeouts")
 	// The hanging endpoint gets no more than its concurrency per timeout window.
 	windows := int(elapsed/timeout) + 2
 	require.LessOrEqual(t, len(slow.deliveries()), s.cfg.WebhookEndpointConcurrency*windows)
