@@ -73,9 +73,10 @@ const deliveredHeader = "Billing-Delivered"
 // once the copy is stored and this delivery acknowledged. The copy keeps the payload and
 // the headers but those of NATS (Nats-*); its NumDelivered goes on from this one's.
 //
-// An error before the copy is stored leaves the delivery to be settled otherwise; after,
-// the message exists twice until AckWait redelivers this one and its Later replaces the
-// copy.
+// An error means the copy was not stored: settle the delivery otherwise (a delayed nak).
+// Once the copy is stored, a failed ack of this delivery is not reported: there is
+// nothing better to do than what follows anyway, AckWait redelivering this delivery,
+// whose Later then replaces the copy.
 func (m *Msg) Later(ctx context.Context, d time.Duration) error {
 	if m.later == nil {
 		return invalid("%s: this stream does not take messages back for later", m.m.Subject())
@@ -96,5 +97,6 @@ func (m *Msg) Later(ctx context.Context, d time.Duration) error {
 	if _, err := m.js.PublishMsg(ctx, copied); err != nil {
 		return unavailable("handing "+m.m.Subject()+" back for later", err)
 	}
-	return m.Ack(ctx)
+	_ = m.Ack(ctx)
+	return nil
 }
