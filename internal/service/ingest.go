@@ -31,6 +31,10 @@ const takeoverAfter = 30 * time.Second
 // listener stops taking requests and in-flight ones finish within the shutdown timeout.
 // ready, if not nil, receives the addresses once the API listens.
 func RunIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(Addrs)) error {
+	return stoppedEarly(ctx, runIngest(ctx, cfg, logger, ready))
+}
+
+func runIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(Addrs)) error {
 	g, gctx := errgroup.WithContext(ctx)
 	d, err := connect(gctx, cfg, "billing-ingest", logger, func(f func() error) { g.Go(f) })
 	if err != nil {

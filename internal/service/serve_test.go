@@ -3,12 +3,15 @@ package service
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/billing/billing/internal/config"
 )
 
 // serve runs serveUntil on a local listener with handler and grace; stop ends it and
@@ -80,4 +83,28 @@ func TestShutdownReportsRequestsCutOff(t *testing.T) {
 	<-started
 	err := stop()
 	require.ErrorContains(t, err, "1 requests cut off")
+}
+
+// A service told to stop while it is still connecting stops cleanly: no error, so a
+// process stopped during its start exits 0 and a test that ends early does not fail on it.
+// A start that fails on its own still reports why.
+func TestStopWhileStarting(t *testing.T) {
+	t.Parallel()
+	cfg := config.Defaults(config.Worker)
+	cfg.NATSURL = "nats://127.0.0.1:1" // nothing listens: the worker keeps retrying
+	cfg.AdminAddr = "127.0.0.1:0"
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- RunWorker(ctx, cfg, logger) }()
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker did not stop")
+	}
+
+	cfg.AdminAddr = "256.0.0.1:0"
+	require.ErrorContains(t, RunWorker(context.Background(), cfg, logger), "admin address")
 }

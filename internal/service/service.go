@@ -133,3 +133,13 @@ func retry[T any](ctx context.Context, logger *slog.Logger, what string, open fu
 		delay = min(delay*2, 5*time.Second)
 	}
 }
+
+// stoppedEarly turns the error of a service that was told to stop (ctx ended) before it
+// had finished starting (connecting, creating its consumers) into nil: a stop requested
+// during start is a clean stop, not a failure to report or exit non-zero for.
+func stoppedEarly(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

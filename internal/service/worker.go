@@ -25,6 +25,10 @@ const janitorInterval = time.Hour
 // RunWorker runs a worker with the roles cfg names until ctx ends, then drains: it stops
 // fetching, finishes and acknowledges what is in flight, and closes its connections.
 func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	return stoppedEarly(ctx, runWorker(ctx, cfg, logger))
+}
+
+func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	d, err := connect(gctx, cfg, "billing-worker", logger, func(f func() error) { g.Go(f) })
 	if err != nil {
