@@ -304,7 +304,14 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 			d.later(ctx, m, err)
 			return
 		}
-		settle = func() error { return m.Later(ctx, delay) }
+		settle = func() error {
+			if err := m.Later(ctx, delay); err != nil {
+				// Not handed back: wait in place rather than come again after the ack wait.
+				d.logger.WarnContext(ctx, "handing webhook task back for later; naking it", "endpoint", e.ID, "error", err)
+				return m.NakWithDelay(delay)
+			}
+			return nil
+		}
 	}
 	if err := d.store.InsertDelivery(ctx, rec); err != nil {
 		d.logger.WarnContext(ctx, "recording delivery attempt", "endpoint", e.ID, "error", err)
