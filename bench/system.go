@@ -166,14 +166,7 @@ func (s *system) run(ctx context.Context, progress func(string, ...any)) (system
 	if err != nil {
 		return r, err
 	}
-	var refundProfiles []*cpuProfile
-	if s.profiling() {
-		refundProfiles = []*cpuProfile{
-			startCPUProfile(ctx, "worker-refunds", s.st.pprofAddrs["worker"], s.profileDir, refundsProfileFor),
-			startCPUProfile(ctx, "devstack-refunds", s.st.pprofAddrs["devstack"], s.profileDir, refundsProfileFor),
-		}
-		r.profiles = append(r.profiles, refundProfiles...)
-	}
+	refundProfiles := s.profile(ctx, &r, refundsProfileFor, "worker-refunds", "devstack-refunds")
 	s.cpu.start()
 	start = time.Now()
 	r.refundSubmit = refunds.runCount(ctx, len(ids))
@@ -187,10 +180,8 @@ func (s *system) run(ctx context.Context, progress func(string, ...any)) (system
 	}
 	r.refunds.stored = int(ackedBefore)
 	r.refundsCPU = s.cpu.stop()
-	for _, p := range refundProfiles {
-		if err := p.wait(); err != nil {
-			return r, err
-		}
+	if err := waitAll(refundProfiles); err != nil {
+		return r, err
 	}
 
 	// 3. The ingest alone: the worker is paused.
@@ -198,12 +189,7 @@ func (s *system) run(ctx context.Context, progress func(string, ...any)) (system
 	if err := s.pauseWorker(ctx, cons); err != nil {
 		return r, err
 	}
-	if s.profiling() {
-		d := s.opts.warmup + s.opts.duration - time.Second
-		r.profiles = append(r.profiles,
-			startCPUProfile(ctx, "ingest", s.st.pprofAddrs["ingest"], s.profileDir, d),
-			startCPUProfile(ctx, "devstack-ingest", s.st.pprofAddrs["devstack"], s.profileDir, d))
-	}
+	s.profile(ctx, &r, s.opts.warmup+s.opts.duration-time.Second, "ingest", "devstack-ingest")
 	s.cpu.start()
 	r.ingest = load.runFor(ctx, s.opts.warmup, s.opts.duration)
 	r.ingestCPU = s.cpu.stop()
@@ -218,14 +204,7 @@ func (s *system) run(ctx context.Context, progress func(string, ...any)) (system
 		return r, err
 	}
 	progress("worker alone: the backlog of %d charges, for at most %s", backlog, drainFor)
-	var drainProfiles []*cpuProfile
-	if s.profiling() {
-		drainProfiles = []*cpuProfile{
-			startCPUProfile(ctx, "worker", s.st.pprofAddrs["worker"], s.profileDir, workerProfileFor),
-			startCPUProfile(ctx, "devstack-worker", s.st.pprofAddrs["devstack"], s.profileDir, workerProfileFor),
-		}
-		r.profiles = append(r.profiles, drainProfiles...)
-	}
+	drainProfiles := s.profile(ctx, &r, workerProfileFor, "worker", "devstack-worker")
 	s.cpu.start()
 	start = time.Now()
 	if err := s.st.worker.signal(syscall.SIGCONT); err != nil {
@@ -243,11 +222,9 @@ func (s *system) run(ctx context.Context, progress func(string, ...any)) (system
 		return r, err
 	}
 	r.drain.stored -= r.drain.settled // what the store held when the phase began
-	for _, p := range drainProfiles {
-		// What follows starts once the profiles are done, so that they see the worker alone.
-		if err := p.wait(); err != nil {
-			return r, err
-		}
+	// What follows starts once the profiles are done, so that they see the worker alone.
+	if err := waitAll(drainProfiles); err != nil {
+		return r, err
 	}
 
 	if r.worker, err = s.workerStats(ctx); err != nil {
@@ -384,4 +361,29 @@ func (s *system) waitSettled(ctx context.Context, from time.Time, target int, bu
 		case <-tick.C:
 		}
 	}
+}
+
+// profile starts, when profiling (-cpuprofile), a CPU profile of d of each named process
+// (the name's first part: "devstack-refunds" is of the devstack), records them in r and
+// returns them; nothing otherwise.
+func (s *system) profile(ctx context.Context, r *systemResults, d time.Duration, names ...string) []*cpuProfile {
+	if !s.profiling() {
+		return nil
+	}
+	var ps []*cpuProfile
+	for _, name := range names {
+		ps = append(ps, startCPUProfile(ctx, name, s.st.pprofAddrs[binaryOf(name)], s.profileDir, d))
+	}
+	r.profiles = append(r.profiles, ps...)
+	return ps
+}
+
+// waitAll waits until each profile is written.
+func waitAll(ps []*cpuProfile) error {
+	for _, p := range ps {
+		if err := p.wait(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
