@@ -2,6 +2,7 @@ package charge
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -218,4 +219,27 @@ type RefundListParams struct {
 	Limit         int
 	StartingAfter string
 	Charge        string
+}
+
+// Page returns the page of rs that p selects, and whether older refunds matching remain:
+// rs's refunds of p.Charge (all of them when it is empty), newest first (ids sort by
+// creation), strictly older than p.StartingAfter when it is set, at most p.Limit (10 when
+// it is not positive).
+func (p RefundListParams) Page(rs []Refund) (page []Refund, more bool) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 10
+	}
+	page = []Refund{}
+	newest := slices.SortedFunc(slices.Values(rs), func(a, b Refund) int { return strings.Compare(b.ID, a.ID) })
+	for _, r := range newest {
+		if (p.Charge != "" && r.Charge != p.Charge) || (p.StartingAfter != "" && r.ID >= p.StartingAfter) {
+			continue
+		}
+		if len(page) == limit {
+			return page, true
+		}
+		page = append(page, r)
+	}
+	return page, false
 }

@@ -328,3 +328,42 @@ func TestGetRefund(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, charge.RefundFailed, got.Status)
 }
+
+// The refunds of one charge are listed from the charge, pending ones included (a worker
+// has reserved them, the processor has not answered yet), newest first and by page; a
+// charge of another merchant, or none, has no refunds.
+func TestListRefundsOfACharge(t *testing.T) {
+	t.Parallel()
+	b := opsSetup(t)
+	c := stored(charge.StatusSucceeded, 1000, 1000, 300)
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	var ids []string
+	for i, status := range []charge.RefundStatus{charge.RefundSucceeded, charge.RefundFailed, charge.RefundPending} {
+		r := charge.Refund{ID: charge.NewID(charge.PrefixRefund), Merchant: "m", Charge: c.ID, Amount: int64(100 * (i + 1)),
+			Currency: "eur", Status: status, CreatedAt: at, UpdatedAt: at}
+		c.Refunds = append(c.Refunds, r)
+		ids = append(ids, r.ID)
+	}
+	b.store.putCharge(c)
+
+	page, more, err := b.refunds.List(b.ctx, "m", charge.RefundListParams{Charge: c.ID, Limit: 2})
+	require.NoError(t, err)
+	require.True(t, more)
+	require.Len(t, page, 2)
+	require.Equal(t, ids[2], page[0].ID, "newest first")
+	require.Equal(t, charge.RefundPending, page[0].Status, "a pending refund is listed")
+	require.Equal(t, ids[1], page[1].ID)
+	page, more, err = b.refunds.List(b.ctx, "m", charge.RefundListParams{Charge: c.ID, Limit: 2, StartingAfter: ids[1]})
+	require.NoError(t, err)
+	require.False(t, more)
+	require.Len(t, page, 1)
+	require.Equal(t, ids[0], page[0].ID)
+
+	for _, tc := range []struct{ merchant, charge string }{{"other", c.ID}, {"m", charge.NewID(charge.PrefixCharge)}} {
+		page, more, err = b.refunds.List(b.ctx, tc.merchant, charge.RefundListParams{Charge: tc.charge, Limit: 10})
+		require.NoError(t, err)
+		require.NotNil(t, page)
+		require.Empty(t, page)
+		require.False(t, more)
+	}
+}

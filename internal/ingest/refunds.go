@@ -121,7 +121,22 @@ func (s *Refunds) Get(ctx context.Context, merchant, id string) (charge.Refund, 
 	}
 }
 
-// List returns a page of a merchant's refunds, newest first.
+// List returns a page of a merchant's refunds, newest first. The refunds of one charge
+// are read from the charge, which holds every refund a worker has taken up, pending ones
+// included: one read by id, where the refunds collection holds settled refunds only and
+// is searched by a filter (which FerretDB answers by decoding every document). A charge
+// the merchant does not have has no refunds.
 func (s *Refunds) List(ctx context.Context, merchant string, p charge.RefundListParams) ([]charge.Refund, bool, error) {
-	return s.Store.ListRefunds(ctx, merchant, p)
+	if p.Charge == "" {
+		return s.Store.ListRefunds(ctx, merchant, p)
+	}
+	c, err := s.Charges.Get(ctx, merchant, p.Charge)
+	if errors.Is(err, charge.ErrNotFound) {
+		return []charge.Refund{}, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	page, more := p.Page(c.Refunds)
+	return page, more, nil
 }
