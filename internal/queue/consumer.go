@@ -98,7 +98,7 @@ func (c *Conn) consumer(ctx context.Context, stream, description string, cfg Con
 		return nil, unavailable("ensuring consumer "+cfg.Durable, err)
 	}
 	k := &Consumer{c: cons, js: c.js, later: later}
-	if stream != StreamEvents {
+	if later != nil { // the work queues: CHARGES, WEBHOOKS
 		if k.workQueue, err = c.js.Stream(ctx, stream); err != nil {
 			return nil, unavailable("reading stream "+stream, err)
 		}

@@ -211,7 +211,7 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 		// attempts were made.
 		made, err := d.store.Run(ctx, t.Key)
 		if err != nil {
-			d.later(ctx, m, err)
+			d.requeue(ctx, m, err)
 			return
 		}
 		attempt = made + 1
@@ -222,7 +222,7 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 		return
 	}
 	if err != nil {
-		d.later(ctx, m, err)
+		d.requeue(ctx, m, err)
 		return
 	}
 	if e.Status != StatusEnabled {
@@ -231,7 +231,7 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 	}
 	keys, err := d.keys(e)
 	if err != nil {
-		d.later(ctx, m, err)
+		d.requeue(ctx, m, err)
 		return
 	}
 
@@ -271,7 +271,7 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 		d.metrics.outcomes.WithLabelValues("gone").Inc()
 		d.logger.InfoContext(ctx, "endpoint answered 410 Gone; disabled", "endpoint", e.ID)
 		if err := d.store.SetEndpointHealth(ctx, e.ID, e.FailingSince, "gone"); err != nil {
-			d.later(ctx, m, err)
+			d.requeue(ctx, m, err)
 			return
 		}
 		settle = func() error { return m.Ack(ctx) }
@@ -287,7 +287,7 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 		}
 		if e.FailingSince == nil || reason != "" {
 			if err := d.store.SetEndpointHealth(ctx, e.ID, since, reason); err != nil {
-				d.later(ctx, m, err)
+				d.requeue(ctx, m, err)
 				return
 			}
 		}
@@ -301,7 +301,7 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 		next := now.Add(delay).UTC().Truncate(time.Millisecond)
 		rec.NextAttemptAt = &next
 		if err := d.store.SaveRun(ctx, t.Key, attempt); err != nil {
-			d.later(ctx, m, err)
+			d.requeue(ctx, m, err)
 			return
 		}
 		settle = func() error {
@@ -321,9 +321,9 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 	}
 }
 
-// later puts the task back after a failure of ours (not the endpoint's); if the endpoint
+// requeue puts the task back after a failure of ours (not the endpoint's); if the endpoint
 // was deleted meanwhile, there is nothing left to do.
-func (d *Deliverer) later(ctx context.Context, m Message, err error) {
+func (d *Deliverer) requeue(ctx context.Context, m Message, err error) {
 	if errors.Is(err, charge.ErrNotFound) {
 		_ = m.Ack(ctx)
 		return
