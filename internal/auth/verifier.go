@@ -6,6 +6,7 @@
 package auth
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/ecdsa"
@@ -13,6 +14,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,7 +64,7 @@ type Config struct {
 	// HS256Secret enables HS256 tokens when non-empty; it must then be at
 	// least MinHS256SecretLen bytes.
 	HS256Secret []byte
-	// Leeway is the clock skew allowed on exp and nbf. Defaults to 30s.
+	// Leeway is the clock skew allowed on exp, nbf and iat. Defaults to 30s.
 	Leeway time.Duration
 	// HTTPClient fetches JWKSURL. Defaults to a client with a 10s timeout.
 	HTTPClient *http.Client
@@ -131,6 +133,7 @@ func NewVerifier(ctx context.Context, cfg Config, logger *slog.Logger) (*Verifie
 		jwt.WithIssuer(cfg.Issuer),
 		jwt.WithAudience(cfg.Audience),
 		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
 		jwt.WithLeeway(cfg.Leeway),
 		jwt.WithTimeFunc(cfg.NowFunc),
 		jwt.WithStrictDecoding(),
@@ -157,10 +160,54 @@ func (c Config) validate() error {
 }
 
 // claims are the claims Verify reads. Claims of the wrong JSON type (a
-// numeric sub, an array scope) make the token malformed.
+// numeric sub, an array scope, a quoted exp) make the token malformed.
 type claims struct {
 	jwt.RegisteredClaims
 	Scope string `json:"scope,omitempty"`
+}
+
+// claimTypes holds the raw values of the claims whose JSON type decoding
+// claims does not check by itself: jwt.NumericDate takes a number in a string
+// ("1999999999") and a null leaves it unset, as a null does a string. Its
+// tags are those of claims, so encoding/json gives each field exactly the
+// value it gives the field of claims (the last of the keys matching the name
+// case-insensitively). aud needs no check: jwt.ClaimStrings takes a string or
+// an array of strings and rejects anything else, and a null aud is missing.
+type claimTypes struct {
+	Exp   json.RawMessage `json:"exp"`
+	Nbf   json.RawMessage `json:"nbf"`
+	Iat   json.RawMessage `json:"iat"`
+	Sub   json.RawMessage `json:"sub"`
+	Scope json.RawMessage `json:"scope"`
+}
+
+// UnmarshalJSON decodes claims, requiring exp, nbf and iat to be JSON
+// numbers and sub and scope to be strings when present.
+func (c *claims) UnmarshalJSON(data []byte) error {
+	var raw claimTypes
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	for _, v := range []json.RawMessage{raw.Exp, raw.Nbf, raw.Iat} {
+		if v != nil && !isJSONType(v, "-0123456789") {
+			return jwt.ErrInvalidType
+		}
+	}
+	for _, v := range []json.RawMessage{raw.Sub, raw.Scope} {
+		if v != nil && !isJSONType(v, `"`) {
+			return jwt.ErrInvalidType
+		}
+	}
+	type plain claims // without this method
+	return json.Unmarshal(data, (*plain)(c))
+}
+
+// isJSONType reports whether the JSON value v (valid, as encoding/json
+// delivered it) starts with one of the bytes in first: "-0123456789" for a
+// number, `"` for a string.
+func isJSONType(v json.RawMessage, first string) bool {
+	v = bytes.TrimLeft(v, " \t\r\n")
+	return len(v) > 0 && strings.IndexByte(first, v[0]) >= 0
 }
 
 // Verify checks token and returns the principal it speaks for. Every failure
@@ -325,6 +372,7 @@ var reasons = []struct {
 	{jwt.ErrTokenRequiredClaimMissing, "required claim missing (exp, iss or aud)"},
 	{jwt.ErrTokenExpired, "expired"},
 	{jwt.ErrTokenNotValidYet, "not valid yet"},
+	{jwt.ErrTokenUsedBeforeIssued, "issued in the future"},
 	{jwt.ErrTokenInvalidIssuer, "wrong issuer"},
 	{jwt.ErrTokenInvalidAudience, "wrong audience"},
 	{jwt.ErrInvalidType, "claim of the wrong type"},

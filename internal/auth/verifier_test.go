@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +176,54 @@ func TestVerify(t *testing.T) {
 			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "exp", nil)) }},
 		{name: "exp not a number", v: jwksOnly, reason: "malformed",
 			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "exp", "soon")) }},
+		{name: "exp a number in a string", v: jwksOnly, reason: "malformed",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "exp", strconv.FormatInt(now.Add(5*time.Minute).Unix(), 10)))
+			}},
+		{name: "exp a number in a string, key in another case", v: jwksOnly, reason: "malformed",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "exp", nil, "EXP", "1999999999"))
+			}},
+		{name: "exp with a fraction", v: jwksOnly, want: wantDefault,
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "exp", float64(now.Add(5*time.Minute).Unix())+0.25))
+			}},
+		{name: "exp null", v: jwksOnly, reason: "malformed",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "exp", jsonNull))
+			}},
+		{name: "exp a bool", v: jwksOnly, reason: "malformed",
+			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "exp", true)) }},
+		{name: "nbf a number in a string", v: jwksOnly, reason: "malformed",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "nbf", strconv.FormatInt(now.Unix(), 10)))
+			}},
+		{name: "nbf null", v: jwksOnly, reason: "malformed",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "nbf", jsonNull))
+			}},
+		{name: "nbf 10 minutes in the future", v: jwksOnly, reason: "not valid yet",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "nbf", now.Add(10*time.Minute).Unix()))
+			}},
+		{name: "iat a number in a string", v: jwksOnly, reason: "malformed",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "iat", strconv.FormatInt(now.Unix(), 10)))
+			}},
+		{name: "iat null", v: jwksOnly, reason: "malformed",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "iat", jsonNull))
+			}},
+		{name: "iat 10 minutes in the future", v: jwksOnly, reason: "issued in the future",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "iat", now.Add(10*time.Minute).Unix()))
+			}},
+		{name: "iat 10 s in the future, within leeway", v: jwksOnly, want: wantDefault,
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "iat", now.Add(10*time.Second).Unix()))
+			}},
+		{name: "no iat", v: jwksOnly, want: wantDefault,
+			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "iat", nil)) }},
 
 		// Issuer and audience.
 		{name: "wrong iss", v: jwksOnly, reason: "wrong issuer",
@@ -187,14 +236,36 @@ func TestVerify(t *testing.T) {
 			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "aud", "other")) }},
 		{name: "missing aud", v: jwksOnly, reason: "required claim missing",
 			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "aud", nil)) }},
+		{name: "aud null", v: jwksOnly, reason: "required claim missing",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "aud", jsonNull))
+			}},
+		{name: "aud a number", v: jwksOnly, reason: "malformed",
+			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "aud", 7)) }},
+		{name: "aud array with a number", v: jwksOnly, reason: "malformed",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "aud", []any{testAudience, 7}))
+			}},
+		{name: "aud an object", v: jwksOnly, reason: "malformed",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "aud", map[string]string{"aud": testAudience}))
+			}},
 
 		// Subject.
 		{name: "missing sub", v: jwksOnly, reason: "sub claim",
 			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "sub", nil)) }},
 		{name: "empty sub", v: jwksOnly, reason: "sub claim",
 			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "sub", "")) }},
-		{name: "sub not a string", v: jwksOnly, reason: "malformed",
+		{name: "sub a number", v: jwksOnly, reason: "malformed",
 			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "sub", 42)) }},
+		{name: "sub an array", v: jwksOnly, reason: "malformed",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "sub", []string{testMerchant}))
+			}},
+		{name: "sub null", v: jwksOnly, reason: "malformed",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "sub", jsonNull))
+			}},
 		{name: "sub too long", v: jwksOnly, reason: "sub claim",
 			token: func(t *testing.T) string {
 				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "sub", strings.Repeat("m", 256)))
@@ -217,9 +288,15 @@ func TestVerify(t *testing.T) {
 			}},
 
 		// Scope.
-		{name: "scope not a string", v: jwksOnly, reason: "malformed",
+		{name: "scope an array", v: jwksOnly, reason: "malformed",
 			token: func(t *testing.T) string {
 				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "scope", []string{"charges:read"}))
+			}},
+		{name: "scope a number", v: jwksOnly, reason: "malformed",
+			token: func(t *testing.T) string { return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "scope", 1)) }},
+		{name: "scope null", v: jwksOnly, reason: "malformed",
+			token: func(t *testing.T) string {
+				return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", with(c, "scope", jsonNull))
 			}},
 
 		// Garbage.
@@ -354,6 +431,9 @@ func TestNewVerifierConfig(t *testing.T) {
 		})
 	}
 }
+
+// jsonNull is a claim value that marshals to JSON null (with deletes a nil one).
+var jsonNull = json.RawMessage("null")
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
