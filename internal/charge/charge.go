@@ -60,26 +60,30 @@ func FailureMessage(code string) string {
 	return "The payment failed."
 }
 
+// Metadata is a charge's set of key-value pairs (API.md, "Charges"). Its keys are any
+// printable text: a store that cannot take them as field names stores it otherwise.
+type Metadata map[string]string
+
 // Charge is the charge object of API.md. The JSON form is the public one; fields tagged
 // json:"-" are internal. Merchant scopes every read.
 type Charge struct {
-	ID             string            `json:"id" bson:"_id"`
-	Object         string            `json:"object" bson:"-"`
-	Merchant       string            `json:"-" bson:"merchant"`
-	Amount         int64             `json:"amount" bson:"amount"`
-	Currency       string            `json:"currency" bson:"currency"`
-	PaymentMethod  string            `json:"payment_method" bson:"payment_method"`
-	Capture        bool              `json:"capture" bson:"capture"`
-	Status         Status            `json:"status" bson:"status"`
-	AmountCaptured int64             `json:"amount_captured" bson:"amount_captured"`
-	AmountRefunded int64             `json:"amount_refunded" bson:"amount_refunded"`
-	FailureCode    *string           `json:"failure_code" bson:"failure_code"`
-	FailureMessage *string           `json:"failure_message" bson:"failure_message"`
-	Description    *string           `json:"description" bson:"description"`
-	Customer       *string           `json:"customer" bson:"customer"`
-	Metadata       map[string]string `json:"metadata" bson:"metadata"`
-	CreatedAt      time.Time         `json:"created_at" bson:"created_at"`
-	UpdatedAt      time.Time         `json:"updated_at" bson:"updated_at"`
+	ID             string    `json:"id" bson:"_id"`
+	Object         string    `json:"object" bson:"-"`
+	Merchant       string    `json:"-" bson:"merchant"`
+	Amount         int64     `json:"amount" bson:"amount"`
+	Currency       string    `json:"currency" bson:"currency"`
+	PaymentMethod  string    `json:"payment_method" bson:"payment_method"`
+	Capture        bool      `json:"capture" bson:"capture"`
+	Status         Status    `json:"status" bson:"status"`
+	AmountCaptured int64     `json:"amount_captured" bson:"amount_captured"`
+	AmountRefunded int64     `json:"amount_refunded" bson:"amount_refunded"`
+	FailureCode    *string   `json:"failure_code" bson:"failure_code"`
+	FailureMessage *string   `json:"failure_message" bson:"failure_message"`
+	Description    *string   `json:"description" bson:"description"`
+	Customer       *string   `json:"customer" bson:"customer"`
+	Metadata       Metadata  `json:"metadata" bson:"metadata"`
+	CreatedAt      time.Time `json:"created_at" bson:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at" bson:"updated_at"`
 
 	// AuthorizationID is the processor's reference for the authorization.
 	AuthorizationID string `json:"-" bson:"authorization_id,omitempty"`

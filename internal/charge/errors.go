@@ -14,6 +14,10 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	// ErrConflict: a conditional write lost to a concurrent one.
 	ErrConflict = errors.New("conflict")
+	// ErrRejected: the store or the queue refused a document or message for good (it
+	// would refuse it again on every retry): a command that causes it is dead-lettered,
+	// not retried for ever.
+	ErrRejected = errors.New("rejected by the store")
 )
 
 // The error codes of API.md, "Errors", that the domain produces.

@@ -54,7 +54,7 @@ func (c *Conn) publishAll(ctx context.Context, what string, msgs []*nats.Msg) er
 	for _, m := range msgs {
 		f, err := c.js.PublishMsgAsync(m)
 		if err != nil {
-			return unavailable(what, fmt.Errorf("%s: %w", m.Header.Get(jetstream.MsgIDHeader), err))
+			return publishAllError(what, m, err)
 		}
 		futures = append(futures, f)
 	}
@@ -62,12 +62,24 @@ func (c *Conn) publishAll(ctx context.Context, what string, msgs []*nats.Msg) er
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return unavailable(what, fmt.Errorf("%s: %w", msgs[i].Header.Get(jetstream.MsgIDHeader), err))
+			return publishAllError(what, msgs[i], err)
 		case <-ctx.Done():
 			return unavailable(what, ctx.Err())
 		}
 	}
 	return nil
+}
+
+// publishAllError is the error of publishAll when m's publish failed with err: the
+// message refused for good if it is too large for the server or the stream (retrying
+// would not help), unavailable otherwise.
+func publishAllError(what string, m *nats.Msg, err error) error {
+	err = fmt.Errorf("%s: %w", m.Header.Get(jetstream.MsgIDHeader), err)
+	var apiErr *jetstream.APIError
+	if errors.Is(err, nats.ErrMaxPayload) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum {
+		return fmt.Errorf("%s: %w: %w", what, charge.ErrRejected, err)
+	}
+	return unavailable(what, err)
 }
 
 // HeaderMerchant carries the merchant of an event, which its public JSON does not show.

@@ -8,10 +8,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/billing/billing/internal/charge"
@@ -19,6 +21,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
 )
 
 // The collections of the store.
@@ -81,6 +84,7 @@ func Open(ctx context.Context, uri, database string, logger *slog.Logger) (*Stor
 		SetRetryWrites(true).
 		SetRetryReads(true).
 		SetWriteConcern(writeconcern.Majority()).
+		SetRegistry(registry).
 		ApplyURI(uri)
 	client, err := mongo.Connect(opts)
 	if err != nil {
@@ -206,8 +210,53 @@ func translate(err error) error {
 		return charge.ErrNotFound
 	case unavailable(err):
 		return fmt.Errorf("%w: %w", charge.ErrUnavailable, err)
+	case rejected(err):
+		return fmt.Errorf("%w: %w", charge.ErrRejected, err)
 	}
 	return err
+}
+
+// rejectedCodes are write error codes that mean the server refuses the document itself
+// (its field names, its shape, its size): the same write would fail again.
+var rejectedCodes = []int{
+	2,     // BadValue: FerretDB's code for every document it will not store
+	22,    // InvalidBSON
+	52,    // DollarPrefixedFieldName
+	55,    // InvalidDBRef
+	56,    // EmptyFieldName
+	57,    // DottedFieldName
+	121,   // DocumentValidationFailure
+	10334, // BSONObjectTooLarge
+	17419, // the document grew too large in an update
+	17420, // the document is too large to be stored
+}
+
+// rejected reports whether err refuses a document for good: a write error (of one
+// document, not of the command) with one of rejectedCodes, or a document too large for
+// the driver to send at all.
+func rejected(err error) bool {
+	if errors.Is(err, driver.ErrDocumentTooLarge) {
+		return true
+	}
+	var we mongo.WriteException
+	var bwe mongo.BulkWriteException
+	var codes []int
+	switch {
+	case errors.As(err, &bwe):
+		for _, e := range bwe.WriteErrors {
+			codes = append(codes, e.Code)
+		}
+	case errors.As(err, &we):
+		for _, e := range we.WriteErrors {
+			codes = append(codes, e.Code)
+		}
+	}
+	for _, c := range codes {
+		if slices.Contains(rejectedCodes, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // transientCodes are server error codes that mean the server could not take the request
@@ -276,10 +325,13 @@ func withoutDuplicates(err error) error {
 // document has that _id and changes nothing otherwise. _id is left out of $setOnInsert:
 // the upsert takes it from the filter.
 func setOnInsert(doc any) (mongo.WriteModel, error) {
-	raw, err := bson.Marshal(doc)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := bson.NewEncoder(bson.NewDocumentWriter(&buf))
+	enc.SetRegistry(registry)
+	if err := enc.Encode(doc); err != nil {
 		return nil, err
 	}
+	raw := buf.Bytes()
 	elems, err := bson.Raw(raw).Elements()
 	if err != nil {
 		return nil, err

@@ -69,12 +69,12 @@ func (w *Worker) operateWave(ctx context.Context, items []*item) error {
 			active = append(active, &op{it: it, base: c, view: c})
 		case w.now().Sub(it.cmd.AcceptedAt) < refundWaitLimit:
 			// Its create command has not been handled yet (only a refund gets here).
-			it.wait = true
+			it.outcome = outcomeWait
 		default:
 			// Not for ever for a charge that never comes.
 			w.logger.ErrorContext(ctx, "command for a charge that was never stored", "type", it.cmd.Type, "charge_id", it.cmd.ChargeID)
-			it.refused = true
-			dead = append(dead, deadLetter(it.msg, "no such charge after "+refundWaitLimit.String(), w.now()))
+			it.outcome = outcomeRefused
+			dead = append(dead, deadLetterOf(it.msg, "no such charge after "+refundWaitLimit.String(), w.now()))
 		}
 	}
 	if err := w.store.InsertDeadLetters(ctx, dead); err != nil {
@@ -94,7 +94,7 @@ func (w *Worker) operateWave(ctx context.Context, items []*item) error {
 		)
 		for _, o := range active {
 			switch {
-			case o.it.retry || o.it.wait || o.it.refused:
+			case o.it.outcome != outcomeAck:
 				// Settled later, or never: nothing more to write now.
 			case o.next == nil:
 				finished = append(finished, o)
@@ -160,7 +160,7 @@ func (w *Worker) decide(ctx context.Context, ops []*op) {
 			switch {
 			case err != nil:
 				w.logger.WarnContext(ctx, "applying command", "type", o.it.cmd.Type, "charge_id", o.it.cmd.ChargeID, "error", err)
-				o.it.retry = true
+				o.it.outcome = outcomeRetry
 			case done:
 				o.next = nil
 			default:
@@ -190,7 +190,7 @@ func (w *Worker) nextStep(ctx context.Context, it *item, view charge.Charge, ans
 		case view.Operation == nil && settledBy(view, cmd.Type):
 			return nil, true, nil
 		case view.Status == charge.StatusPending:
-			it.wait = true
+			it.outcome = outcomeWait
 			return nil, false, nil
 		default:
 			var refusal *charge.InvalidRequestError
@@ -203,7 +203,7 @@ func (w *Worker) nextStep(ctx context.Context, it *item, view charge.Charge, ans
 			}
 			if refusal != nil {
 				w.logger.InfoContext(ctx, "command refused", "type", cmd.Type, "charge_id", cmd.ChargeID, "reason", refusal.Detail)
-				it.refused = true
+				it.outcome = outcomeRefused
 				return nil, false, nil
 			}
 			return &t, false, nil
@@ -245,7 +245,7 @@ func (w *Worker) nextStep(ctx context.Context, it *item, view charge.Charge, ans
 			t := view.ReserveRefund(now, r, it.msg.NumDelivered())
 			return &t, false, nil
 		case decision == charge.RefundWait && now.Sub(cmd.AcceptedAt) < refundWaitLimit:
-			it.wait = true
+			it.outcome = outcomeWait
 			return nil, false, nil
 		default:
 			code := charge.CodeAmountTooLarge
@@ -289,11 +289,11 @@ func (w *Worker) call(ctx context.Context, it *item, claimedAt uint64, f func(co
 	case errors.Is(err, processor.ErrTransient) || errors.Is(err, context.DeadlineExceeded):
 		w.metrics.processor.WithLabelValues("transient").Inc()
 		if attempts <= uint64(len(w.cfg.RetrySchedule)) {
-			it.retry = true
+			it.outcome = outcomeRetry
 			return nil, nil
 		}
 		w.logger.WarnContext(ctx, "giving up on command after its last attempt", "type", it.cmd.Type, "charge_id", it.cmd.ChargeID, "attempts", attempts, "error", err)
-		if err := w.store.InsertDeadLetters(ctx, []charge.DeadLetter{deadLetter(it.msg, err.Error(), w.now())}); err != nil {
+		if err := w.store.InsertDeadLetters(ctx, []charge.DeadLetter{deadLetterOf(it.msg, err.Error(), w.now())}); err != nil {
 			return nil, err
 		}
 		*ans = &answer{code: charge.FailureProcessingError}

@@ -176,10 +176,31 @@ func (w *Worker) handleDetached(ctx context.Context, msgs []Message) (timedOut b
 type item struct {
 	msg     Message
 	cmd     charge.Command
-	retry   bool // a transient error: redeliver later, an attempt used
-	wait    bool // the charge is not ready for the command: redeliver later, no attempt used
-	refused bool // the charge's history refuses the command (a capture after a cancel)
+	outcome outcome
+	reason  string // why, for outcomeDeadLetter
 }
+
+// outcome is what becomes of a command's message once its batch is handled; Handle
+// settles every message from it, in one place.
+type outcome int
+
+const (
+	// outcomeAck: everything the command causes is durable.
+	outcomeAck outcome = iota
+	// outcomeRetry: a transient error; delivered again after the retry schedule's delay,
+	// an attempt used.
+	outcomeRetry
+	// outcomeWait: the charge is not ready for the command; delivered again later, no
+	// attempt used.
+	outcomeWait
+	// outcomeRefused: the charge's history refuses the command (a capture after a
+	// cancel); acknowledged and counted.
+	outcomeRefused
+	// outcomeDeadLetter: the store refuses the command's documents for good; recorded as
+	// a dead letter and terminated, so that it neither comes back for ever nor holds
+	// back the commands behind it.
+	outcomeDeadLetter
+)
 
 // Handle runs a batch of messages through every step and settles each message: ack once
 // everything it causes is durable, a delayed nak on a transient error, term for a message
@@ -205,23 +226,25 @@ func (w *Worker) Handle(ctx context.Context, msgs []Message) {
 	var wg sync.WaitGroup
 	wg.Go(func() { w.operateAll(ctx, operations) })
 	if len(creates) > 0 {
-		if err := w.settleCharges(ctx, creates); err != nil {
-			w.logger.WarnContext(ctx, "handling batch", "error", err, "commands", len(creates))
-			for _, it := range creates {
-				it.retry = true
-			}
-		}
+		w.isolate(ctx, "handling batch", creates, w.settleCharges)
 	}
 	wg.Wait()
+	w.deadLetter(ctx, items)
 	for _, it := range items {
-		switch {
-		case it.retry:
+		switch it.outcome {
+		case outcomeRetry:
 			w.retry(ctx, it)
-		case it.wait:
+		case outcomeWait:
 			w.wait(ctx, it)
 			w.metrics.commands.WithLabelValues("waiting").Inc()
+		case outcomeDeadLetter:
+			if err := it.msg.Term(); err != nil {
+				// Redelivered, it is refused again and terminated then.
+				w.logger.WarnContext(ctx, "terminating dead-lettered command", "charge_id", it.cmd.ChargeID, "error", err)
+			}
+			w.metrics.commands.WithLabelValues("dead_lettered").Inc()
 		default:
-			if it.refused {
+			if it.outcome == outcomeRefused {
 				w.metrics.commands.WithLabelValues("refused").Inc()
 			}
 			if err := it.msg.Ack(ctx); err != nil {
@@ -229,6 +252,56 @@ func (w *Worker) Handle(ctx context.Context, msgs []Message) {
 				w.logger.WarnContext(ctx, "acknowledging command", "charge_id", it.cmd.ChargeID, "error", err)
 			}
 			w.metrics.commands.WithLabelValues("acked").Inc()
+		}
+	}
+}
+
+// isolate runs step on items. An error leaves them all to be retried, except that when
+// the store refuses one of their documents for good (charge.ErrRejected), step runs again
+// on each half until the command at fault is alone, and that one is dead-lettered: one
+// poison message costs a few more rounds of its batch, and the commands beside it settle.
+// Re-running a step is safe: every step is idempotent.
+func (w *Worker) isolate(ctx context.Context, what string, items []*item, step func(context.Context, []*item) error) {
+	err := step(ctx, items)
+	switch {
+	case err == nil:
+	case errors.Is(err, charge.ErrRejected) && len(items) > 1:
+		for _, it := range items {
+			it.outcome = outcomeAck
+		}
+		half := len(items) / 2
+		w.isolate(ctx, what, items[:half], step)
+		w.isolate(ctx, what, items[half:], step)
+	case errors.Is(err, charge.ErrRejected):
+		w.logger.ErrorContext(ctx, what+": refused for good by the store or the queue; dead-lettering the command",
+			"type", items[0].cmd.Type, "charge_id", items[0].cmd.ChargeID, "error", err)
+		items[0].outcome, items[0].reason = outcomeDeadLetter, "refused for good: "+err.Error()
+	default:
+		w.logger.WarnContext(ctx, what, "error", err, "commands", len(items))
+		for _, it := range items {
+			it.outcome = outcomeRetry
+		}
+	}
+}
+
+// deadLetter records the dead letters of items whose outcome is outcomeDeadLetter. If
+// that fails, they are retried instead: a dead letter is terminated only once recorded.
+func (w *Worker) deadLetter(ctx context.Context, items []*item) {
+	var dead []charge.DeadLetter
+	for _, it := range items {
+		if it.outcome == outcomeDeadLetter {
+			dead = append(dead, deadLetterOf(it.msg, it.reason, w.now()))
+		}
+	}
+	if len(dead) == 0 {
+		return
+	}
+	if err := w.store.InsertDeadLetters(ctx, dead); err != nil {
+		w.logger.WarnContext(ctx, "recording dead letters", "error", err)
+		for _, it := range items {
+			if it.outcome == outcomeDeadLetter {
+				it.outcome = outcomeRetry
+			}
 		}
 	}
 }
@@ -247,7 +320,7 @@ func (w *Worker) decode(ctx context.Context, msgs []Message) []*item {
 		}
 		if err != nil {
 			w.logger.ErrorContext(ctx, "undecodable command", "subject", m.Subject(), "error", err)
-			dead = append(dead, deadLetter(m, err.Error(), w.now()))
+			dead = append(dead, deadLetterOf(m, err.Error(), w.now()))
 			deadMsgs = append(deadMsgs, m)
 			continue
 		}
@@ -350,7 +423,7 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 		entries []charge.LedgerEntry
 	)
 	for _, it := range items {
-		if it.retry {
+		if it.outcome == outcomeRetry {
 			continue
 		}
 		// The create command owes the event and entries of the charge's first transition.
@@ -359,7 +432,7 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 			entries = append(entries, charge.Entries(bases[it.cmd.ChargeID], ts[0])...)
 		} else {
 			// Another worker holds it and has not decided yet: come back to it.
-			it.retry = true
+			it.outcome = outcomeRetry
 		}
 	}
 	if err := w.store.InsertEvents(ctx, events); err != nil {
@@ -501,12 +574,12 @@ func (w *Worker) authorizeOne(ctx context.Context, it *item, c charge.Charge) (c
 	case errors.Is(err, processor.ErrTransient) || errors.Is(err, context.DeadlineExceeded):
 		w.metrics.processor.WithLabelValues("transient").Inc()
 		if it.msg.NumDelivered() <= uint64(len(w.cfg.RetrySchedule)) {
-			it.retry = true
+			it.outcome = outcomeRetry
 			return charge.Transition{}, nil, false
 		}
 		w.logger.WarnContext(ctx, "giving up on charge after its last attempt", "charge_id", c.ID, "attempts", it.msg.NumDelivered(), "error", err)
 		return charge.NewTransition(c, charge.StatusFailed, now, 0, charge.FailureProcessingError, ""),
-			new(deadLetter(it.msg, err.Error(), now)), true
+			new(deadLetterOf(it.msg, err.Error(), now)), true
 	case err != nil:
 		w.metrics.processor.WithLabelValues("permanent").Inc()
 		w.logger.WarnContext(ctx, "processor refused charge", "charge_id", c.ID, "error", err)
@@ -523,8 +596,8 @@ func (w *Worker) authorizeOne(ctx context.Context, it *item, c charge.Charge) (c
 	}
 }
 
-// deadLetter records m as given up on at at, for reason.
-func deadLetter(m Message, reason string, at time.Time) charge.DeadLetter {
+// deadLetterOf records m as given up on at at, for reason.
+func deadLetterOf(m Message, reason string, at time.Time) charge.DeadLetter {
 	return charge.DeadLetter{
 		ID: m.Subject(), Subject: m.Subject(), Data: m.Data(), Reason: reason, Attempts: m.NumDelivered(), At: at,
 	}
@@ -570,12 +643,7 @@ func (w *Worker) operateAll(ctx context.Context, items []*item) {
 			wave = append(wave, it)
 		}
 		unlock := w.charges.lockAll(slices.Sorted(maps.Keys(seen)))
-		if err := w.operateWave(ctx, wave); err != nil {
-			w.logger.WarnContext(ctx, "applying commands", "commands", len(wave), "error", err)
-			for _, it := range wave {
-				it.retry = true
-			}
-		}
+		w.isolate(ctx, "applying commands", wave, w.operateWave)
 		unlock()
 		queue = later
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,11 +149,35 @@ type bundle struct {
 	proc     *countingProcessor
 	worker   *worker.Worker
 	schedule []time.Duration
+	reg      *prometheus.Registry
+}
+
+// counter returns the value of the counter name with the label given, 0 if none.
+func (b *bundle) counter(t *testing.T, name, label, value string) float64 {
+	t.Helper()
+	families, err := b.reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("WORKER_TEST_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
 	ctx := context.Background()
 	conn, err := queue.Connect(ctx, queue.Config{URL: natstest.New(t)}, logger)
 	require.NoError(t, err)
@@ -160,9 +185,10 @@ func setup(t *testing.T) *bundle {
 	st, err := store.Open(ctx, storetest.New(t), storetest.Database(t), logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	b := &bundle{conn: conn, store: st, proc: &countingProcessor{}, schedule: []time.Duration{time.Second, 2 * time.Second}}
+	b := &bundle{conn: conn, store: st, proc: &countingProcessor{}, schedule: []time.Duration{time.Second, 2 * time.Second},
+		reg: prometheus.NewRegistry()}
 	b.worker = worker.New(worker.Config{RetrySchedule: b.schedule, FetchWait: 100 * time.Millisecond},
-		nil, st, conn, b.proc, logger, prometheus.NewRegistry(), time.Now)
+		nil, st, conn, b.proc, logger, b.reg, time.Now)
 	return b
 }
 
@@ -428,4 +454,48 @@ func TestSlowBatchesShrink(t *testing.T) {
 	for _, id := range ids {
 		require.Equal(t, charge.StatusSucceeded, b.charge(t, id).Status)
 	}
+}
+
+// A command whose document the store refuses for good (here a charge of 17 MiB, over the
+// 16 MiB any MongoDB server or FerretDB stores) is dead-lettered on its first delivery,
+// counted, and the commands fetched beside it settle: it neither comes back for ever nor
+// holds the others back.
+func TestPoisonCommandIsDeadLetteredAlone(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var msgs []*msg
+	var cmds []charge.Command
+	for i := range 5 {
+		cmd, data := command(t, "pm_card_visa", true)
+		if i == 2 {
+			huge := strings.Repeat("x", 17<<20)
+			cmd.Charge.Description = &huge
+			var err error
+			data, err = json.Marshal(cmd)
+			require.NoError(t, err)
+		}
+		cmds = append(cmds, cmd)
+		msgs = append(msgs, &msg{data: data, delivered: 1})
+	}
+	batch := make([]worker.Message, len(msgs))
+	for i, m := range msgs {
+		batch[i] = m
+	}
+	b.worker.Handle(context.Background(), batch)
+
+	for i, m := range msgs {
+		if i == 2 {
+			require.True(t, m.termed.Load(), "the poison command is terminated")
+			require.False(t, m.acked.Load())
+			require.Zero(t, m.nakDelay.Load(), "and not retried")
+			continue
+		}
+		require.True(t, m.acked.Load(), "command %d settles beside the poison one", i)
+		require.Equal(t, charge.StatusSucceeded, b.charge(t, cmds[i].ChargeID).Status)
+	}
+	dead, err := b.store.DeadLetters(context.Background())
+	require.NoError(t, err)
+	require.Len(t, dead, 1)
+	require.Contains(t, dead[0].Reason, "refused for good")
+	require.Equal(t, 1.0, b.counter(t, "billing_worker_commands_total", "result", "dead_lettered"))
 }
