@@ -13,10 +13,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -99,36 +102,144 @@ func infra(args []string) error {
 }
 
 func up(args []string) error {
+	ctx, stop := signalContext()
+	defer stop()
+	return runUp(ctx, args, os.Environ(), os.Stdout)
+}
+
+// The admin addresses of the services `devstack up` runs: one each (both taking
+// BILLING_ADMIN_ADDR, the second could not bind it), on loopback (a devstack serves
+// /metrics to no one else). The services' own defaults, :9090 and :9091 on every
+// interface, are those deploy/ relies on and stay.
+const (
+	upIngestAdmin = "127.0.0.1:9090"
+	upWorkerAdmin = "127.0.0.1:9091"
+	// workerAdminVar sets the worker's admin address under `devstack up`;
+	// BILLING_ADMIN_ADDR, if set, is the ingest's only.
+	workerAdminVar = "BILLING_DEV_WORKER_ADMIN_ADDR"
+)
+
+// upSetup is what `devstack up` gives its services on top of the user's configuration.
+type upSetup struct {
+	ingestAdmin, workerAdmin string
+	// notes are said at start, with the API's URL and token.
+	notes []string
+}
+
+// planUp decides the services' admin addresses from the environment and cfg (the
+// devstack's configuration: the config file and the environment).
+func planUp(environ []string, cfg config.Config) (upSetup, error) {
+	vars := envMap(environ)
+	s := upSetup{ingestAdmin: upIngestAdmin, workerAdmin: upWorkerAdmin}
+	if v := vars["BILLING_ADMIN_ADDR"]; v != "" {
+		s.ingestAdmin = v
+	} else if cfg.AdminAddr != config.Defaults(config.Devstack).AdminAddr {
+		s.ingestAdmin = cfg.AdminAddr // admin_addr of the config file
+	}
+	if v := vars[workerAdminVar]; v != "" {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return s, fmt.Errorf("%s: must be host:port, got %q", workerAdminVar, v)
+		}
+		s.workerAdmin = v
+	}
+	if s.ingestAdmin != upIngestAdmin {
+		s.notes = append(s.notes, fmt.Sprintf("BILLING_ADMIN_ADDR (%s) is the ingest's admin address only; the worker's is %s (%s)",
+			s.ingestAdmin, s.workerAdmin, workerAdminVar))
+	}
+	if sameListener(s.ingestAdmin, s.workerAdmin) {
+		return s, fmt.Errorf("the ingest and the worker would both listen on %s for their admin endpoints: "+
+			"set BILLING_ADMIN_ADDR (the ingest's) and %s (the worker's) apart", s.ingestAdmin, workerAdminVar)
+	}
+	return s, nil
+}
+
+// sameListener reports whether listeners on a and b would take the same port.
+func sameListener(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wildcard(ha) || wildcard(hb)
+}
+
+// infraEnv is what the services need to know of the devstack's infrastructure.
+type infraEnv struct{ JWKSFile, WebhookSecretKey, NATSURL, MongoURI string }
+
+// environ returns the environments of the ingest and the worker: the devstack's key and
+// BILLING_WEBHOOK_ALLOW_PRIVATE=true as defaults, then every variable of environ (the
+// user's: BILLING_WEBHOOK_ALLOW_PRIVATE=false is respected), then the servers and the
+// admin addresses of planUp.
+func (s upSetup) environ(environ []string, infra infraEnv) (ingest, worker []string) {
+	base := append([]string{
+		"BILLING_AUTH_JWKS_FILE=" + infra.JWKSFile,
+		"BILLING_WEBHOOK_SECRET_KEY=" + infra.WebhookSecretKey,
+		"BILLING_WEBHOOK_ALLOW_PRIVATE=true",
+	}, environ...)
+	base = append(base, "BILLING_NATS_URL="+infra.NATSURL, "BILLING_MONGO_URI="+infra.MongoURI)
+	ingest = append(slices.Clip(base), "BILLING_ADMIN_ADDR="+s.ingestAdmin)
+	worker = append(slices.Clip(base), "BILLING_ADMIN_ADDR="+s.workerAdmin)
+	return ingest, worker
+}
+
+// webhookNote says whether webhook URLs may be private or loopback, and how to change it.
+func webhookNote(allowPrivate bool) string {
+	if allowPrivate {
+		return "webhook URLs on private and loopback addresses are allowed (development); " +
+			"set BILLING_WEBHOOK_ALLOW_PRIVATE=false to refuse them"
+	}
+	return "webhook URLs on private and loopback addresses are refused (BILLING_WEBHOOK_ALLOW_PRIVATE=false); " +
+		"devstack listen needs them allowed"
+}
+
+// banner is what `devstack up` prints once the API listens.
+func banner(apiURL, tok, ingestAdmin, workerAdmin string, notes []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nbilling devstack is up\n\n  API:    %s\n  token:  %s\n", apiURL, tok)
+	fmt.Fprintf(&b, "  admin:  http://%s (ingest), http://%s (worker): /metrics, /readyz, /livez\n\n",
+		localAddr(ingestAdmin), localAddr(workerAdmin))
+	for _, n := range notes {
+		fmt.Fprintf(&b, "  %s\n", n)
+	}
+	if len(notes) > 0 {
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "  export BILLING_API=%s\n  export TOKEN=%s\n\n", apiURL, tok)
+	return b.String()
+}
+
+// runUp is `devstack up`: it runs until ctx ends.
+func runUp(ctx context.Context, args, environ []string, out io.Writer) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	configPath := fs.String("config", "", "YAML configuration file (default $BILLING_CONFIG)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(config.Devstack, *configPath, os.Environ())
+	cfg, err := config.Load(config.Devstack, *configPath, environ)
+	if err != nil {
+		return err
+	}
+	setup, err := planUp(environ, cfg)
 	if err != nil {
 		return err
 	}
 	logger := service.NewLogger(cfg)
-	ctx, stop := signalContext()
-	defer stop()
 	stack, err := devstack.StartInfra(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer stack.Close()
 
-	// The services see the devstack's servers and key, then every BILLING_* variable.
-	environ := append([]string{
-		"BILLING_AUTH_JWKS_FILE=" + stack.Key.JWKSPath(),
-		"BILLING_WEBHOOK_SECRET_KEY=" + stack.WebhookSecretKey,
-		"BILLING_WEBHOOK_ALLOW_PRIVATE=true",
-	}, os.Environ()...)
-	environ = append(environ, "BILLING_NATS_URL="+stack.NATSURL, "BILLING_MONGO_URI="+stack.MongoURI)
-	ingestCfg, err := config.Load(config.Ingest, *configPath, environ)
+	ingestEnv, workerEnv := setup.environ(environ, infraEnv{
+		JWKSFile: stack.Key.JWKSPath(), WebhookSecretKey: stack.WebhookSecretKey,
+		NATSURL: stack.NATSURL, MongoURI: stack.MongoURI,
+	})
+	ingestCfg, err := config.Load(config.Ingest, *configPath, ingestEnv)
 	if err != nil {
 		return err
 	}
-	workerCfg, err := config.Load(config.Worker, *configPath, environ)
+	workerCfg, err := config.Load(config.Worker, *configPath, workerEnv)
 	if err != nil {
 		return err
 	}
@@ -140,7 +251,6 @@ func up(args []string) error {
 	g.Go(func() error { return service.RunWorker(gctx, workerCfg, logger.With("service", "worker")) })
 	select {
 	case addrs := <-ready:
-		addr := addrs.API
 		tok, err := stack.Key.Sign(cfg.AuthIssuer, cfg.AuthAudience, devstack.DefaultMerchant, devstack.AllScopes, 24*time.Hour, time.Now())
 		if err != nil {
 			return err
@@ -149,11 +259,22 @@ func up(args []string) error {
 		if ingestCfg.TLSCertFile != "" {
 			scheme = "https"
 		}
-		fmt.Printf("\nbilling devstack is up\n\n  API:    %s://%s\n  token:  %s\n\n  export BILLING_API=%s://%s\n  export TOKEN=%s\n\n",
-			scheme, localAddr(addr), tok, scheme, localAddr(addr), tok)
+		notes := append(slices.Clip(setup.notes), webhookNote(ingestCfg.WebhookAllowPrivate))
+		fmt.Fprint(out, banner(scheme+"://"+localAddr(addrs.API), tok, addrs.Admin, workerCfg.AdminAddr, notes))
 	case <-gctx.Done():
 	}
 	return g.Wait()
+}
+
+// envMap returns the variables of environ (os.Environ() form); the last of a name wins.
+func envMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 // localAddr turns a listener address such as [::]:8080 into one a user can paste.

@@ -33,6 +33,13 @@ var AllScopes = []string{"charges:write", "charges:read", "events:read", "webhoo
 // KeyDir is where, under the data directory, the signing key and JWKS live.
 const KeyDir = "keys"
 
+// NATSDir and StoreDir are where, under the data directory, NATS and the store keep
+// their data.
+const (
+	NATSDir  = "nats"
+	StoreDir = "store"
+)
+
 // WebhookKeyFile is the file, under KeyDir, of the key that seals webhook secrets.
 const WebhookKeyFile = "webhook-secret.key"
 
@@ -59,6 +66,13 @@ func StartInfra(ctx context.Context, cfg config.Config, logger *slog.Logger) (*I
 	if err != nil {
 		return nil, fmt.Errorf("BILLING_DEV_NATS_ADDR: %w", err)
 	}
+	// The data are the user's only: the data directory and those under it 0700 (also
+	// when they exist, from an older devstack); the store makes its database files 0600.
+	for _, dir := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, KeyDir), filepath.Join(cfg.DataDir, NATSDir)} {
+		if err := privateDir(dir); err != nil {
+			return nil, fmt.Errorf("BILLING_DATA_DIR: %w", err)
+		}
+	}
 	key, err := auth.LoadOrCreateDevKey(filepath.Join(cfg.DataDir, KeyDir))
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
@@ -68,12 +82,12 @@ func StartInfra(ctx context.Context, cfg config.Config, logger *slog.Logger) (*I
 		return nil, fmt.Errorf("webhook secret key: %w", err)
 	}
 	ns, err := natstest.StartServer(natstest.ServerOptions{
-		Host: host, Port: port, StoreDir: filepath.Join(cfg.DataDir, "nats"), ServerName: "devstack",
+		Host: host, Port: port, StoreDir: filepath.Join(cfg.DataDir, NATSDir), ServerName: "devstack",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting NATS on %s: %w", cfg.DevNATSAddr, err)
 	}
-	st, err := storetest.Start(ctx, filepath.Join(cfg.DataDir, "store"), cfg.DevMongoAddr, logger)
+	st, err := storetest.Start(ctx, filepath.Join(cfg.DataDir, StoreDir), cfg.DevMongoAddr, logger)
 	if err != nil {
 		ns.Shutdown()
 		ns.WaitForShutdown()
@@ -81,6 +95,14 @@ func StartInfra(ctx context.Context, cfg config.Config, logger *slog.Logger) (*I
 	}
 	logger.Info("devstack infrastructure up", "nats", ns.ClientURL(), "mongodb", st.URI(), "data_dir", cfg.DataDir)
 	return &Infra{NATSURL: ns.ClientURL(), MongoURI: st.URI(), Key: key, WebhookSecretKey: webhookKey, nats: ns, store: st}, nil
+}
+
+// privateDir creates dir and its missing parents 0700, and makes dir 0700 if it existed.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
 }
 
 // loadOrCreateWebhookKey reads the key at path, creating it (0600) if it is missing.
@@ -97,6 +119,9 @@ func loadOrCreateWebhookKey(path string) (string, error) {
 		return key, nil
 	}
 	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(path, 0o600); err != nil { // written more open by hand, perhaps
 		return "", err
 	}
 	key := strings.TrimSpace(string(raw))

@@ -181,7 +181,7 @@ func (l *Listener) register(ctx context.Context, client *http.Client, api, local
 		_ = json.Unmarshal(raw, &p)
 		if p.Code == "url_forbidden" {
 			return ep, fmt.Errorf("the API refused the loopback URL %s (400 url_forbidden): "+
-				"start the API with BILLING_WEBHOOK_ALLOW_PRIVATE=true (devstack up sets it)", localURL)
+				"start the API with BILLING_WEBHOOK_ALLOW_PRIVATE=true (devstack up sets it unless you set it to false)", localURL)
 		}
 		return ep, fmt.Errorf("registering the webhook endpoint: %s%s", resp.Status, p.describe())
 	}

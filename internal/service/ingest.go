@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -90,7 +91,7 @@ func runIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 		if err != nil {
 			return fmt.Errorf("BILLING_TLS_CERT_FILE: %w", err)
 		}
-		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: pair.GetCertificate}
+		tlsCfg = apiTLSConfig(pair.GetCertificate)
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -118,6 +119,30 @@ func runIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 		ready(Addrs{API: ln.Addr().String(), Admin: d.adminAddr})
 	}
 	return g.Wait()
+}
+
+// apiCipherSuites are the TLS 1.2 cipher suites the API accepts: those of Mozilla's
+// "intermediate" configuration that Go implements, ECDHE key exchange with an AEAD cipher
+// only. CBC suites (ECDHE-RSA-AES128-SHA and the like, which Go would otherwise offer),
+// RSA key exchange and 3DES are refused. TLS 1.3 suites are not configurable in Go: all
+// three are AEAD, and Go's defaults are used.
+var apiCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// apiTLSConfig is the API's TLS configuration (Mozilla "intermediate"): TLS 1.2 with
+// apiCipherSuites, or TLS 1.3; the certificate from getCert.
+func apiTLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   slices.Clone(apiCipherSuites),
+		GetCertificate: getCert,
+	}
 }
 
 // publisher adapts the queue's publish errors to the ingest's: a publish whose outcome is

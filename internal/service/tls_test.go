@@ -48,7 +48,8 @@ func writeCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	return certFile, keyFile, pool
 }
 
-// With both certificate variables set the API serves HTTPS only, TLS 1.2 or newer.
+// With both certificate variables set the API serves HTTPS only, TLS 1.2 or newer, with
+// TLS 1.2 limited to ECDHE AEAD suites.
 func TestHTTPSOnly(t *testing.T) {
 	t.Parallel()
 	certFile, keyFile, pool := writeCert(t)
@@ -72,6 +73,32 @@ func TestHTTPSOnly(t *testing.T) {
 
 	_, err = client(tls.VersionTLS11).Do(req)
 	require.Error(t, err, "TLS 1.1 is refused")
+
+	// TLS 1.2 with CBC suites is refused (Mozilla "intermediate"): the certificate is
+	// ECDSA, so these are the CBC suites a client could otherwise negotiate with it.
+	suiteClient := func(suite uint16) *http.Client {
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{suite}},
+		}}
+	}
+	for _, suite := range []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA} {
+		_, err = suiteClient(suite).Do(req)
+		require.Error(t, err, "%s is refused", tls.CipherSuiteName(suite))
+	}
+	for _, suite := range []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	} {
+		resp, err := suiteClient(suite).Do(req)
+		require.NoError(t, err, tls.CipherSuiteName(suite))
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, suite, resp.TLS.CipherSuite)
+	}
+	resp, err = client(tls.VersionTLS13).Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, uint16(tls.VersionTLS13), resp.TLS.Version)
 
 	r := s.do("GET", "/v1/charges", tok, "") // plain HTTP
 	require.NotEqual(t, http.StatusOK, r.status)

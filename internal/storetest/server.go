@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -37,15 +38,19 @@ type Server struct {
 //
 // FerretDB is noisy: only its warnings and errors reach logger, and nothing at all when
 // logger is nil.
+//
+// The data are the owner's only: dir is made 0700 (also when it exists), and the database
+// files 0600, those already there as well as those FerretDB creates (see sqliteURL).
 func Start(ctx context.Context, dir, addr string, logger *slog.Logger) (*Server, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating FerretDB data directory: %w", err)
+	sqliteURL, err := prepareDir(dir)
+	if err != nil {
+		return nil, err
 	}
 	newMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: addr},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/",
+		SQLiteURL: sqliteURL,
 		Logger:    quiet(logger),
 	})
 	newMu.Unlock()
@@ -73,6 +78,54 @@ func Start(ctx context.Context, dir, addr string, logger *slog.Logger) (*Server,
 		return nil, err
 	}
 	return s, nil
+}
+
+// modeFile is the file, in the data directory, whose mode SQLite gives the database files
+// it creates (its "modeof" URI parameter): 0600. Its name does not end in .sqlite, so
+// FerretDB does not take it for a database.
+const modeFile = ".db-mode"
+
+// dbFilePatterns are FerretDB's SQLite files: databases, write-ahead logs, shared memory
+// and rollback journals.
+var dbFilePatterns = []string{"*.sqlite", "*.sqlite-wal", "*.sqlite-shm", "*.sqlite-journal"}
+
+// prepareDir creates dir (0700) or makes it 0700, makes the database files already in it
+// 0600, and returns the SQLite URL FerretDB opens dir with.
+//
+// FerretDB creates a database's file when the database is first written to; SQLite would
+// create it 0644 (less the umask), and its -wal and -shm files with the mode of the
+// database file. The URL's modeof parameter, which FerretDB passes on to every database it
+// opens, makes SQLite create the database file with the mode of modeFile instead: 0600
+// from the start, no window in which it is readable by others, and its -wal and -shm
+// files after it.
+func prepareDir(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating FerretDB data directory: %w", err)
+	}
+	// MkdirAll leaves an existing directory as it is (and the umask applies to a new one).
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return "", fmt.Errorf("FerretDB data directory: %w", err)
+	}
+	for _, pattern := range dbFilePatterns {
+		files, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, f := range files {
+			if err := os.Chmod(f, 0o600); err != nil {
+				return "", fmt.Errorf("FerretDB data file: %w", err)
+			}
+		}
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("FerretDB data directory: %w", err)
+	}
+	ref := filepath.Join(abs, modeFile)
+	if err := os.WriteFile(ref, []byte("SQLite creates the database files of this directory with this file's mode.\n"), 0o600); err != nil {
+		return "", fmt.Errorf("FerretDB data directory: %w", err)
+	}
+	if err := os.Chmod(ref, 0o600); err != nil { // it may have existed
+		return "", fmt.Errorf("FerretDB data directory: %w", err)
+	}
+	return "file:" + dir + "/?" + url.Values{"modeof": {ref}}.Encode(), nil
 }
 
 // URI returns the MongoDB connection string of the server.

@@ -4,15 +4,21 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -251,7 +257,15 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 	if !ok {
 		why := fmt.Sprintf("endpoint answered %d", status)
 		if sendErr != nil {
-			why = sendErr.Error()
+			// The merchant sees why, on the delivery; the operator's log has the whole
+			// error, addresses included.
+			why = deliveryError(sendErr, d.cfg.Timeout)
+			if errors.Is(sendErr, ErrURLForbidden) {
+				d.logger.WarnContext(ctx, "webhook endpoint resolves to a forbidden address; not delivered",
+					"endpoint", e.ID, "error", sendErr)
+			} else {
+				d.logger.DebugContext(ctx, "webhook delivery failed", "endpoint", e.ID, "error", sendErr)
+			}
 		}
 		rec.Error = &why
 	}
@@ -371,6 +385,79 @@ func (d *Deliverer) send(ctx context.Context, url string, t Task, keys [][]byte,
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
 	return resp.StatusCode, resp, nil
+}
+
+// deliveryError is what a merchant is shown of a failed attempt's transport error (the
+// delivery's error): what went wrong, never an address. The error itself names the
+// addresses the endpoint's host resolved to (the dialer's "dial tcp 10.1.2.3:443: …") and
+// a DNS error names our resolver; a refused address is only "forbidden address".
+func deliveryError(err error, timeout time.Duration) string {
+	var (
+		dnsErr  *net.DNSError
+		certErr *tls.CertificateVerificationError
+		alert   tls.AlertError
+		record  tls.RecordHeaderError
+		netErr  net.Error
+		urlErr  *url.Error
+		opErr   *net.OpError
+	)
+	switch {
+	case errors.Is(err, ErrURLForbidden):
+		return "connection refused: forbidden address"
+	case errors.As(err, &dnsErr):
+		switch {
+		case dnsErr.IsNotFound:
+			return "host not found"
+		case dnsErr.IsTimeout:
+			return "host name lookup timed out"
+		}
+		return "host name lookup failed"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Sprintf("timed out (no answer within %s)", timeout)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "host unreachable"
+	case errors.As(err, &certErr):
+		return "TLS certificate verification failed: " + withoutAddresses(certErr.Err.Error(), "invalid certificate")
+	case errors.As(err, &alert):
+		return "TLS handshake failed: " + strings.TrimPrefix(alert.Error(), "tls: ")
+	case errors.As(err, &record):
+		return "TLS handshake failed: the endpoint did not answer in TLS"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed without a response"
+	case errors.As(err, &opErr):
+		// Its text is "<op> <net> <addresses>: <cause>": keep the operation only.
+		return "connection failed (" + opErr.Op + ")"
+	case errors.As(err, &urlErr):
+		// "Post \"<url>\": <cause>": the cause, an HTTP-level one here (a malformed
+		// response, a protocol error), not the URL.
+		return withoutAddresses(urlErr.Err.Error(), "request failed")
+	}
+	return withoutAddresses(err.Error(), "request failed")
+}
+
+// withoutAddresses returns text, at most 200 bytes of it, or instead if any word of it
+// is an IP address (with or without a port).
+func withoutAddresses(text, instead string) string {
+	for _, w := range strings.FieldsFunc(text, func(r rune) bool {
+		return r == ' ' || r == ',' || r == '"' || r == '(' || r == ')' || r == '\''
+	}) {
+		for _, c := range []string{w, strings.TrimRight(w, ".:;"), strings.Trim(w, "[]:.;")} {
+			if _, err := netip.ParseAddr(c); err == nil {
+				return instead
+			}
+			if _, err := netip.ParseAddrPort(c); err == nil {
+				return instead
+			}
+		}
+	}
+	if len(text) > 200 {
+		text = strings.ToValidUTF8(text[:200], "") + "…"
+	}
+	return text
 }
 
 type delivererMetrics struct {

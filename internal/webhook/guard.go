@@ -129,13 +129,14 @@ func (g *Guard) CheckURL(ctx context.Context, raw string) error {
 // Control is a net.Dialer Control function that refuses forbidden addresses. It runs
 // after name resolution, on the very address being connected to, for every connection the
 // client makes (first request, retries, any redirect): DNS rebinding cannot slip past it.
+//
+// Its error does not name the address: the dialer's error around it does (for the
+// operator's log), and what a merchant is shown of it (deliveryError) is "forbidden
+// address", never where their host resolved to.
 func (g *Guard) Control(network, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("%w: %s", ErrURLForbidden, address)
-	}
-	if !g.allowed(ap) {
-		return fmt.Errorf("%w: %s", ErrURLForbidden, ap.Addr())
+	if err != nil || !g.allowed(ap) {
+		return ErrURLForbidden
 	}
 	return nil
 }
