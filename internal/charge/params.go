@@ -3,9 +3,8 @@ package charge
 import (
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
-
-	"golang.org/x/text/currency"
 )
 
 // Limits of API.md, "Charges".
@@ -32,7 +31,8 @@ type CreateParams struct {
 }
 
 // Validate checks p against the limits of API.md and returns the first problem found, in
-// field order, or nil.
+// field order, or nil. Control characters are allowed in the description and metadata
+// values only (currency and payment_method cannot hold them by their formats).
 func (p *CreateParams) Validate() *InvalidRequestError {
 	switch {
 	case p.Amount == nil:
@@ -42,7 +42,7 @@ func (p *CreateParams) Validate() *InvalidRequestError {
 	case p.Currency == nil:
 		return Invalid(CodeParameterMissing, "currency", "currency is required")
 	case !validCurrency(*p.Currency):
-		return Invalid(CodeParameterInvalid, "currency", "currency must be a three-letter ISO 4217 code")
+		return Invalid(CodeParameterInvalid, "currency", "currency must be an active ISO 4217 code")
 	case p.PaymentMethod == nil:
 		return Invalid(CodeParameterMissing, "payment_method", "payment_method is required")
 	case !ValidPaymentMethod(*p.PaymentMethod):
@@ -51,11 +51,14 @@ func (p *CreateParams) Validate() *InvalidRequestError {
 		return Invalid(CodeParameterInvalid, "description", "description must be at most %d characters", MaxDescriptionLen)
 	case p.Customer != nil && utf8.RuneCountInString(*p.Customer) > MaxCustomerLen:
 		return Invalid(CodeParameterInvalid, "customer", "customer must be at most %d characters", MaxCustomerLen)
+	case p.Customer != nil && ContainsControl(*p.Customer):
+		return Invalid(CodeParameterInvalid, "customer", "customer must not hold control characters")
 	}
 	return ValidateMetadata(p.Metadata)
 }
 
-// ValidateMetadata checks the metadata limits of API.md.
+// ValidateMetadata checks the metadata limits of API.md. Keys are any printable text;
+// values may hold anything, control characters included.
 func ValidateMetadata(m map[string]string) *InvalidRequestError {
 	if len(m) > MaxMetadataKeys {
 		return Invalid(CodeParameterInvalid, "metadata", "metadata may have at most %d keys", MaxMetadataKeys)
@@ -63,6 +66,9 @@ func ValidateMetadata(m map[string]string) *InvalidRequestError {
 	for k, v := range m {
 		if k == "" || utf8.RuneCountInString(k) > MaxMetadataKeyLen {
 			return Invalid(CodeParameterInvalid, "metadata", "metadata keys must be 1 to %d characters", MaxMetadataKeyLen)
+		}
+		if ContainsControl(k) {
+			return Invalid(CodeParameterInvalid, "metadata", "metadata keys must not hold control characters")
 		}
 		if utf8.RuneCountInString(v) > MaxMetadataValueLen {
 			return Invalid(CodeParameterInvalid, "metadata", "metadata values must be at most %d characters", MaxMetadataValueLen)
@@ -96,13 +102,9 @@ func (p *CreateParams) Charge(id, merchant string, now TimeNow) Charge {
 	return c
 }
 
-func validCurrency(s string) bool {
-	if len(s) != 3 {
-		return false
-	}
-	_, err := currency.ParseISO(s)
-	return err == nil
-}
+// ContainsControl reports whether s holds a control character (Unicode Cc: U+0000-001F,
+// U+007F-009F), which API.md allows only in descriptions and metadata values.
+func ContainsControl(s string) bool { return strings.ContainsFunc(s, unicode.IsControl) }
 
 // ValidPaymentMethod reports whether s is a payment method token: "pm_" and then letters,
 // digits and underscores.
