@@ -12,18 +12,22 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-const requestIDKey = "request_id"
+const (
+	requestIDKey       = "request_id"
+	clientRequestIDKey = "client_request_id"
+)
 
-// withRequestID gives every request an id, echoed in X-Request-Id: the caller's own if it
-// is a sane token, otherwise a new one.
+// withRequestID gives every request the server's own id, answered in X-Request-Id. A
+// caller's X-Request-Id is only logged beside it (when it is a sane token): used in its
+// place, it would let a client forge or mix up the log lines of other requests.
 func withRequestID(c *gin.Context) {
-	id := c.GetHeader("X-Request-Id")
-	if !validRequestID(id) {
-		var b [12]byte
-		_, _ = rand.Read(b[:])
-		id = "req_" + hex.EncodeToString(b[:])
-	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	id := "req_" + hex.EncodeToString(b[:])
 	c.Set(requestIDKey, id)
+	if client := c.GetHeader("X-Request-Id"); validRequestID(client) {
+		c.Set(clientRequestIDKey, client)
+	}
 	c.Header("X-Request-Id", id)
 	c.Next()
 }
@@ -43,12 +47,22 @@ func validRequestID(id string) bool {
 
 func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
 
+// requestAttrs are the log attributes that identify a request: its id and, when the
+// caller sent one, the caller's own.
+func requestAttrs(c *gin.Context) []any {
+	attrs := []any{"request_id", requestID(c)}
+	if client := c.GetString(clientRequestIDKey); client != "" {
+		attrs = append(attrs, "client_request_id", client)
+	}
+	return attrs
+}
+
 // recoverPanics turns a panic into a 500 problem; the panic and stack go to the log only.
 func (s *Server) recoverPanics(c *gin.Context) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.logger.ErrorContext(c.Request.Context(), "panic serving request",
-				"request_id", requestID(c), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				append(requestAttrs(c), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))...)
 			if !c.Writer.Written() {
 				abortProblem(c, http.StatusInternalServerError, "internal_error", "",
 					"An internal error occurred. Quote the X-Request-Id when you report it.")
@@ -75,7 +89,7 @@ func (s *Server) observe(c *gin.Context) {
 	s.metrics.duration.WithLabelValues(c.Request.Method, route).Observe(elapsed.Seconds())
 	if status >= 500 || s.logger.Enabled(c.Request.Context(), -4) {
 		s.logger.InfoContext(c.Request.Context(), "request",
-			"request_id", requestID(c), "method", c.Request.Method, "route", route,
-			"status", status, "duration_ms", elapsed.Milliseconds(), "merchant", c.GetString(merchantKey))
+			append(requestAttrs(c), "method", c.Request.Method, "route", route,
+				"status", status, "duration_ms", elapsed.Milliseconds(), "merchant", c.GetString(merchantKey))...)
 	}
 }

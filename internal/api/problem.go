@@ -58,13 +58,13 @@ func (s *Server) abortError(c *gin.Context, err error) {
 			"A request with this idempotency key is still being executed; retry later.")
 	case errors.Is(err, charge.ErrUnavailable):
 		s.logger.WarnContext(c.Request.Context(), "request not accepted: dependency unavailable",
-			"request_id", requestID(c), "error", err)
+			append(requestAttrs(c), "error", err)...)
 		c.Header("Retry-After", strconv.Itoa(1))
 		abortProblem(c, http.StatusServiceUnavailable, charge.CodeUnavailable, "",
 			"The service cannot take the request right now; nothing was accepted. Retry later.")
 	default:
 		s.logger.ErrorContext(c.Request.Context(), "request failed",
-			"request_id", requestID(c), "error", err)
+			append(requestAttrs(c), "error", err)...)
 		abortProblem(c, http.StatusInternalServerError, "internal_error", "",
 			"An internal error occurred. Quote the X-Request-Id when you report it.")
 	}

@@ -5,11 +5,13 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/billing/billing/internal/charge"
@@ -62,7 +64,17 @@ type Charges struct {
 	EncodeFunc func(charge.Charge) ([]byte, error)
 	// Draining, once closed, ends every Wait: the server is shutting down. Nil: never.
 	Draining <-chan struct{}
+	// MaxWaits is how many Waits one merchant may hold at once in this process; beyond
+	// it a Wait answers at once, so that no merchant can hold goroutines and
+	// subscriptions without bound. Defaults to DefaultMaxWaits.
+	MaxWaits int
+
+	waitsMu sync.Mutex
+	waits   map[string]int // held Waits by merchant
 }
+
+// DefaultMaxWaits is the number of held Waits per merchant of API.md.
+const DefaultMaxWaits = 20
 
 // Create accepts a charge: a new id, the pending charge as 202 body, a create command on
 // the queue, all under req's idempotency key. p must be valid.
@@ -114,6 +126,10 @@ func (s *Charges) Wait(ctx context.Context, merchant, id string, wait time.Durat
 	if !charge.ValidID(charge.PrefixCharge, id) {
 		return charge.Charge{}, charge.ErrNotFound
 	}
+	if !s.holdWait(merchant) {
+		return s.Get(ctx, merchant, id)
+	}
+	defer s.releaseWait(merchant)
 	changed, stop, err := s.Waiter.WaitForCharge(ctx, id)
 	if err != nil {
 		return charge.Charge{}, err
@@ -133,6 +149,28 @@ func (s *Charges) Wait(ctx context.Context, merchant, id string, wait time.Durat
 		return charge.Charge{}, ctx.Err()
 	}
 	return s.Get(ctx, merchant, id)
+}
+
+// holdWait takes one of merchant's places for a held Wait, if one is free.
+func (s *Charges) holdWait(merchant string) bool {
+	s.waitsMu.Lock()
+	defer s.waitsMu.Unlock()
+	if s.waits[merchant] >= cmp.Or(s.MaxWaits, DefaultMaxWaits) {
+		return false
+	}
+	if s.waits == nil {
+		s.waits = map[string]int{}
+	}
+	s.waits[merchant]++
+	return true
+}
+
+func (s *Charges) releaseWait(merchant string) {
+	s.waitsMu.Lock()
+	defer s.waitsMu.Unlock()
+	if s.waits[merchant]--; s.waits[merchant] <= 0 {
+		delete(s.waits, merchant)
+	}
 }
 
 // List returns a page of a merchant's charges, newest first.
