@@ -56,6 +56,10 @@ func (s *Server) abortError(c *gin.Context, err error) {
 	case errors.Is(err, ingest.ErrKeyInUse):
 		abortProblem(c, http.StatusConflict, charge.CodeIdempotencyInUse, "",
 			"A request with this idempotency key is still being executed; retry later.")
+	case errors.Is(err, charge.ErrOperationInProgress):
+		c.Header("Retry-After", strconv.Itoa(1))
+		abortProblem(c, http.StatusConflict, charge.CodeOperationInProgress, "",
+			"Another capture or cancel of this charge is in progress; retry once it has settled.")
 	case errors.Is(err, charge.ErrUnavailable):
 		s.logger.WarnContext(c.Request.Context(), "request not accepted: dependency unavailable",
 			append(requestAttrs(c), "error", err)...)

@@ -17,6 +17,9 @@ const (
 // Command is what the ingest API puts on the queue for a worker: the durable record of an
 // accepted request. ChargeID keys every step that handles it.
 type Command struct {
+	// ID names one accepted capture or cancel (PrefixOperation), so that its own
+	// message tells itself apart from another operation's on the same charge.
+	ID         string      `json:"id,omitempty"`
 	Type       CommandType `json:"type"`
 	Merchant   string      `json:"merchant"`
 	ChargeID   string      `json:"charge_id"`

@@ -18,6 +18,9 @@ var (
 	// would refuse it again on every retry): a command that causes it is dead-lettered,
 	// not retried for ever.
 	ErrRejected = errors.New("rejected by the store")
+	// ErrOperationInProgress: a capture or cancel of the charge is accepted and not
+	// settled yet; one at a time per charge (API.md, "Charges").
+	ErrOperationInProgress = errors.New("an operation on the charge is in progress")
 )
 
 // The error codes of API.md, "Errors", that the domain produces.
@@ -34,6 +37,7 @@ const (
 	CodeChargeNotCapturable  = "charge_not_capturable"
 	CodeChargeNotCancelable  = "charge_not_cancelable"
 	CodeAmountTooLarge       = "amount_too_large"
+	CodeOperationInProgress  = "operation_in_progress"
 	CodeResourceMissing      = "resource_missing"
 	CodeUnauthenticated      = "unauthenticated"
 	CodeInsufficientScope    = "insufficient_scope"

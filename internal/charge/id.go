@@ -18,6 +18,8 @@ const (
 	PrefixEvent           = "evt"
 	PrefixWebhookEndpoint = "we"
 	PrefixWebhookDelivery = "wd"
+	// PrefixOperation names an accepted capture or cancel; it is internal, never shown.
+	PrefixOperation = "op"
 )
 
 // NewID returns a new id with the given type prefix: a TypeID (prefix, "_", a UUIDv7 in

@@ -11,7 +11,11 @@ import (
 
 // Capture accepts the capture of amount of a merchant's requires_capture charge id, all
 // that was authorized when p.Amount is nil: a capture command on the queue and, as 202
-// body, the charge as it was read. p must be valid. The check against the charge is made
+// body, the charge as it was read. p must be valid. One capture or cancel of a charge at a
+// time: while one is accepted and not settled, another fails with
+// charge.ErrOperationInProgress (seen in the charge's operation, or by the queue, which
+// stores the command only while no other operation of the charge is stored), and nothing
+// is stored under its key. The check against the charge is made
 // for a new idempotency key only: a repeat of an accepted capture replays its answer
 // whatever the charge has become since.
 func (s *Charges) Capture(ctx context.Context, req Request, id string, p *charge.CaptureParams) (Response, error) {
@@ -19,6 +23,9 @@ func (s *Charges) Capture(ctx context.Context, req Request, id string, p *charge
 		c, err := s.Get(ctx, req.Merchant, id)
 		if err != nil {
 			return Response{}, Action{}, err
+		}
+		if c.Operation != nil {
+			return Response{}, Action{}, charge.ErrOperationInProgress
 		}
 		amount := c.Amount
 		if p.Amount != nil {
@@ -39,6 +46,9 @@ func (s *Charges) Cancel(ctx context.Context, req Request, id string) (Response,
 		if err != nil {
 			return Response{}, Action{}, err
 		}
+		if c.Operation != nil {
+			return Response{}, Action{}, charge.ErrOperationInProgress
+		}
 		if invalid := c.CheckCancel(); invalid != nil {
 			return Response{}, Action{}, invalid
 		}
@@ -53,6 +63,7 @@ func (s *Charges) accept(c charge.Charge, cmd charge.Command) (Response, Action,
 	if err != nil {
 		return Response{}, Action{}, fmt.Errorf("encoding charge: %w", err)
 	}
+	cmd.ID = charge.NewID(charge.PrefixOperation)
 	cmd.Merchant = c.Merchant
 	cmd.ChargeID = c.ID
 	cmd.AcceptedAt = s.NowFunc().UTC().Truncate(time.Millisecond)

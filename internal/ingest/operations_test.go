@@ -132,6 +132,7 @@ func TestCapture(t *testing.T) {
 	require.Equal(t, authorized.ID, cmd.ChargeID)
 	require.Equal(t, int64(1000), cmd.Amount, "all that was authorized")
 	require.False(t, cmd.AcceptedAt.IsZero())
+	require.True(t, charge.ValidID(charge.PrefixOperation, cmd.ID), "an operation id of its own: %q", cmd.ID)
 
 	partial := stored(charge.StatusRequiresCapture, 1000, 0, 0)
 	b.store.putCharge(partial)
@@ -152,7 +153,9 @@ func TestCapture(t *testing.T) {
 	being.Operation = &charge.Operation{Kind: charge.KindCancelRequested}
 	b.store.putCharge(being)
 	_, err = b.charges.Capture(b.ctx, opRequest("/capture", `{}`), being.ID, &charge.CaptureParams{})
-	requireInvalid(t, err, charge.CodeChargeNotCapturable, "")
+	require.ErrorIs(t, err, charge.ErrOperationInProgress, "one operation at a time: 409, not 400")
+	_, err = b.charges.Cancel(b.ctx, opRequest("/cancel", ``), being.ID)
+	require.ErrorIs(t, err, charge.ErrOperationInProgress)
 
 	for _, id := range []string{charge.NewID(charge.PrefixCharge), "nope", charge.NewID(charge.PrefixRefund)} {
 		_, err = b.charges.Capture(b.ctx, opRequest("/capture", `{}`), id, &charge.CaptureParams{})

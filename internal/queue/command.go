@@ -15,9 +15,11 @@ import (
 // The subject and message id are commandAddress's: a republish of the same command within
 // the duplicate window (2 minutes) is stored once.
 //
-// A failure matches charge.ErrUnavailable and one of ErrNotAccepted (certainly not
-// stored) or ErrPublishUncertain (maybe stored; see PublishOutcomeUnknown). An invalid
-// command matches ErrInvalid.
+// A capture or cancel is stored only while no other operation of its charge is (see
+// operationLock); otherwise it fails with charge.ErrOperationInProgress, certainly not
+// stored. Any other failure matches charge.ErrUnavailable and one of ErrNotAccepted
+// (certainly not stored) or ErrPublishUncertain (maybe stored; see
+// PublishOutcomeUnknown). An invalid command matches ErrInvalid.
 func (c *Conn) PublishCommand(ctx context.Context, cmd charge.Command) error {
 	subject, msgID, err := commandAddress(cmd)
 	if err != nil {
@@ -36,11 +38,47 @@ func (c *Conn) PublishCommand(ctx context.Context, cmd charge.Command) error {
 	if c.nc.IsClosed() {
 		return unavailable(what, errors.New("connection closed"), ErrNotAccepted)
 	}
-	_, err = c.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID))
-	if err != nil {
-		return publishError(what, err)
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(msgID)}
+	lock := operationLock(cmd)
+	if lock != "" {
+		opts = append(opts, jetstream.WithExpectLastSequenceForSubject(0, lock))
 	}
-	return nil
+	_, err = c.js.Publish(ctx, subject, data, opts...)
+	switch {
+	case err == nil:
+		return nil
+	case lock != "" && wrongLastSequence(err):
+		return c.lockHeld(ctx, lock, cmd, what)
+	}
+	return publishError(what, err)
+}
+
+// lockHeld answers a capture or cancel whose publish found its charge's operation lock
+// held: nil when what holds it is cmd itself, stored by an earlier publish of the same
+// request (whose answer was lost, or whose ingest died), charge.ErrOperationInProgress
+// otherwise. The stream checks the lock before it looks for duplicates, so a republish of
+// a stored command lands here rather than being acknowledged as a duplicate.
+func (c *Conn) lockHeld(ctx context.Context, lock string, cmd charge.Command, what string) error {
+	held, err := c.lastCommand(ctx, lock, cmd.ChargeID)
+	switch {
+	case errors.Is(err, charge.ErrNotFound):
+		// Released since: the operation that held it has just settled. The caller
+		// retries and is answered by the charge as it is now.
+		return fmt.Errorf("%s: %w", what, charge.ErrOperationInProgress)
+	case err != nil:
+		return unavailable(what, err, ErrNotAccepted)
+	case cmd.ID != "" && held.ID == cmd.ID:
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, charge.ErrOperationInProgress)
+}
+
+// wrongLastSequence reports whether a publish was refused for its expected last
+// sequence (the code differs on replicated streams).
+func wrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // LookupCommand returns the create command of a charge while it is still in CHARGES, that

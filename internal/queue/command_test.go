@@ -146,16 +146,18 @@ func TestCommandSubjects(t *testing.T) {
 	b := setup(t)
 	create := newCommand("acct_1")
 	id := create.ChargeID
-	capture := charge.Command{Type: charge.CommandCapture, Merchant: "acct_1", ChargeID: id, AcceptedAt: create.AcceptedAt, Amount: 600}
-	cancel := charge.Command{Type: charge.CommandCancel, Merchant: "acct_1", ChargeID: id, AcceptedAt: create.AcceptedAt}
+	// A capture and a cancel each on a charge of its own: one operation at a time per
+	// charge, and none while its create command is stored (TestOperationLock).
+	capture := operation(charge.CommandCapture, charge.NewID(charge.PrefixCharge), 600)
+	cancel := operation(charge.CommandCancel, charge.NewID(charge.PrefixCharge), 0)
 	refund := newRefundCommand("acct_1", id, 300)
 	for _, tc := range []struct {
 		cmd            charge.Command
 		subject, msgID string
 	}{
 		{create, "charges." + id + ".create", id + ":create"},
-		{capture, "charges." + id + ".capture", id + ":capture"},
-		{cancel, "charges." + id + ".cancel", id + ":cancel"},
+		{capture, "charges." + capture.ChargeID + ".capture", capture.ChargeID + ":capture:" + capture.ID},
+		{cancel, "charges." + cancel.ChargeID + ".cancel", cancel.ChargeID + ":cancel:" + cancel.ID},
 		{refund, "charges." + id + ".refund." + refund.Refund.ID, refund.Refund.ID},
 	} {
 		t.Run(string(tc.cmd.Type), func(t *testing.T) {
@@ -169,13 +171,65 @@ func TestCommandSubjects(t *testing.T) {
 	}
 	require.Equal(t, uint64(4), streamMsgs(t, b, StreamCharges), "each republish was dropped")
 
-	// A second capture of the same charge within the duplicate window is the same message,
-	// whatever its amount; a second refund is a command of its own.
-	again := capture
-	again.Amount = 700
-	require.NoError(t, b.conn.PublishCommand(b.ctx, again))
+	// A second refund is a command of its own.
 	require.NoError(t, b.conn.PublishCommand(b.ctx, newRefundCommand("acct_1", id, 100)))
 	require.Equal(t, uint64(5), streamMsgs(t, b, StreamCharges))
+}
+
+// operation returns a capture or cancel command of merchant acct_1 with an operation id.
+func operation(typ charge.CommandType, chargeID string, amount int64) charge.Command {
+	return charge.Command{ID: charge.NewID(charge.PrefixOperation), Type: typ, Merchant: "acct_1", ChargeID: chargeID,
+		AcceptedAt: time.Now().UTC().Truncate(time.Millisecond), Amount: amount}
+}
+
+// One capture or cancel of a charge is stored at a time: another is refused with
+// charge.ErrOperationInProgress until the first is acknowledged, while it waits handed
+// back for later too, and while the charge's create command is stored; a republish of the
+// stored one is no error and stores nothing; refunds are not held back.
+func TestOperationLock(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cons, err := b.conn.CommandConsumer(b.ctx, ConsumerConfig{})
+	require.NoError(t, err)
+	id := charge.NewID(charge.PrefixCharge)
+	capture := operation(charge.CommandCapture, id, 600)
+	require.NoError(t, b.conn.PublishCommand(b.ctx, capture))
+
+	require.ErrorIs(t, b.conn.PublishCommand(b.ctx, operation(charge.CommandCancel, id, 0)), charge.ErrOperationInProgress)
+	other := operation(charge.CommandCapture, id, 600)
+	err = b.conn.PublishCommand(b.ctx, other)
+	require.ErrorIs(t, err, charge.ErrOperationInProgress, "a second capture is another operation, not a republish")
+	require.False(t, PublishOutcomeUnknown(err), "certainly not stored: the key is released")
+	require.NoError(t, b.conn.PublishCommand(b.ctx, capture), "a republish of the stored one")
+	require.NoError(t, b.conn.PublishCommand(b.ctx, newRefundCommand("acct_1", id, 100)), "refunds are not held back")
+	require.Equal(t, uint64(2), streamMsgs(t, b, StreamCharges))
+
+	// Handed back for later, the capture still holds the lock; its republish is still
+	// itself.
+	var held *Msg
+	for _, m := range []*Msg{fetchOne(t, b, cons, 5*time.Second), fetchOne(t, b, cons, 5*time.Second)} {
+		if m.Subject() == commandSubject(id, "capture") {
+			held = m
+		} else {
+			require.NoError(t, m.Ack(b.ctx))
+		}
+	}
+	require.NotNil(t, held)
+	require.NoError(t, held.Later(b.ctx, 500*time.Millisecond))
+	require.ErrorIs(t, b.conn.PublishCommand(b.ctx, operation(charge.CommandCancel, id, 0)), charge.ErrOperationInProgress)
+	require.NoError(t, b.conn.PublishCommand(b.ctx, capture))
+
+	// Acknowledged once it comes back, it releases the lock.
+	back := fetchOne(t, b, cons, 10*time.Second)
+	require.Equal(t, held.Subject(), back.Subject())
+	require.NoError(t, back.Ack(b.ctx))
+	require.Eventually(t, func() bool { return streamMsgs(t, b, StreamCharges) == 0 }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, b.conn.PublishCommand(b.ctx, operation(charge.CommandCancel, id, 0)))
+
+	// No operation while the charge's create command waits to be handled.
+	create := newCommand("acct_1")
+	require.NoError(t, b.conn.PublishCommand(b.ctx, create))
+	require.ErrorIs(t, b.conn.PublishCommand(b.ctx, operation(charge.CommandCapture, create.ChargeID, 0)), charge.ErrOperationInProgress)
 }
 
 func TestInvalidCommandAddress(t *testing.T) {

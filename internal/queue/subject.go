@@ -74,12 +74,13 @@ func refundSubject(chargeID, refundID string) string {
 // stores a republish of the same command once:
 //
 //	charge.create   charges.<charge id>.create               <charge id>:create
-//	charge.capture  charges.<charge id>.capture              <charge id>:capture
-//	charge.cancel   charges.<charge id>.cancel               <charge id>:cancel
+//	charge.capture  charges.<charge id>.capture              <charge id>:capture:<operation id>
+//	charge.cancel   charges.<charge id>.cancel               <charge id>:cancel:<operation id>
 //	refund.create   charges.<charge id>.refund.<refund id>   <refund id>
 //
-// A charge is captured or canceled at most once, so the charge id names those commands;
-// a refund is named by its own id.
+// A charge is created once, so its id names the create command; a capture or cancel is
+// named by its operation id too (commands accepted before it had one: the charge id
+// alone), a refund by its own id.
 func commandAddress(cmd charge.Command) (subject, msgID string, err error) {
 	token, err := commandToken(cmd.Type)
 	if err != nil {
@@ -89,12 +90,32 @@ func commandAddress(cmd charge.Command) (subject, msgID string, err error) {
 		return "", "", invalid("command charge id %q", cmd.ChargeID)
 	}
 	if cmd.Type != charge.CommandRefund {
-		return commandSubject(cmd.ChargeID, token), cmd.ChargeID + ":" + token, nil
+		msgID = cmd.ChargeID + ":" + token
+		if cmd.ID != "" {
+			// Two operations of one charge are two messages: the second must meet the
+			// first's lock (operationLock), not be taken for a republish of it.
+			msgID += ":" + cmd.ID
+		}
+		return commandSubject(cmd.ChargeID, token), msgID, nil
 	}
 	if cmd.Refund == nil || !validToken(cmd.Refund.ID) {
 		return "", "", invalid("refund command for %s without a valid refund id", cmd.ChargeID)
 	}
 	return refundSubject(cmd.ChargeID, cmd.Refund.ID), cmd.Refund.ID, nil
+}
+
+// operationLock returns the subject filter that holds a charge's operations in progress,
+// for a capture or cancel command, and "" for any other: *.<charge id>.* matches the
+// charge's create, capture and cancel commands and their later copies (not its refunds,
+// which have a token more). Such a command is stored only while no message matches it
+// (a publish expecting last sequence 0 on it): one operation at a time per charge, and
+// none before its create command is handled. A worker acknowledges (so removes) a
+// command once its settlement is stored, which releases the lock.
+func operationLock(cmd charge.Command) string {
+	if cmd.Type != charge.CommandCapture && cmd.Type != charge.CommandCancel {
+		return ""
+	}
+	return "*." + cmd.ChargeID + ".*"
 }
 
 // eventSubject is events.<charge id>.<event type>; the type holds dots of its own.
