@@ -28,6 +28,9 @@ type Command struct {
 	Charge *Charge `json:"charge,omitempty"`
 	// Amount is the amount to capture, for CommandCapture (0: all that was authorized).
 	Amount int64 `json:"amount,omitempty"`
+	// Version is the version of the charge a capture or cancel was checked against when
+	// it was accepted.
+	Version int64 `json:"version,omitempty"`
 	// Refund is the refund as accepted (status pending), for CommandRefund.
 	Refund *Refund `json:"refund,omitempty"`
 }

@@ -43,6 +43,9 @@ type Transition struct {
 	// Delivery is, for an intent, the delivery number of the command that claimed it:
 	// the attempts at the processor call are counted from there.
 	Delivery uint64 `bson:"delivery,omitempty"`
+	// Operation is, for the intent of a capture or cancel, the id of the command that
+	// claimed it (Command.ID): its ingest tells its own from another's by it.
+	Operation string `bson:"operation,omitempty"`
 	// Event is the event the transition writes; its ID is empty for an intent.
 	Event EventRef `bson:"event"`
 }

@@ -25,6 +25,8 @@ type publisher struct {
 	failNext  error
 	published []string
 	commands  []charge.Command
+	withdrawn []uint64
+	onPublish func(charge.Command) // called once an operation is stored, when set
 }
 
 func (p *publisher) PublishCommand(ctx context.Context, cmd charge.Command) error {
@@ -43,6 +45,29 @@ func (p *publisher) PublishCommand(ctx context.Context, cmd charge.Command) erro
 	p.commands = append(p.commands, cmd)
 	p.mu.Unlock()
 	return nil
+}
+
+func (p *publisher) PublishOperation(ctx context.Context, cmd charge.Command) (uint64, error) {
+	seq, err := p.q.PublishOperation(ctx, cmd)
+	if err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	p.published = append(p.published, cmd.ChargeID)
+	p.commands = append(p.commands, cmd)
+	onPublish := p.onPublish
+	p.mu.Unlock()
+	if onPublish != nil {
+		onPublish(cmd)
+	}
+	return seq, nil
+}
+
+func (p *publisher) WithdrawCommand(ctx context.Context, seq uint64) error {
+	p.mu.Lock()
+	p.withdrawn = append(p.withdrawn, seq)
+	p.mu.Unlock()
+	return p.q.WithdrawCommand(ctx, seq)
 }
 
 type clock struct {

@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -66,6 +68,65 @@ func (s *Charges) accept(c charge.Charge, cmd charge.Command) (Response, Action,
 	cmd.ID = charge.NewID(charge.PrefixOperation)
 	cmd.Merchant = c.Merchant
 	cmd.ChargeID = c.ID
+	cmd.Version = c.Version
 	cmd.AcceptedAt = s.NowFunc().UTC().Truncate(time.Millisecond)
-	return Response{Status: http.StatusAccepted, Body: body}, NewAction(KindCommand, cmd), nil
+	return Response{Status: http.StatusAccepted, Body: body}, NewAction(KindOperation, cmd), nil
+}
+
+// KindOperation is the action that puts a capture or cancel on the queue.
+const KindOperation = "operation"
+
+// OperationPublisher stores capture and cancel commands, one per charge at a time.
+type OperationPublisher interface {
+	// PublishOperation stores cmd unless another operation of its charge is stored
+	// (charge.ErrOperationInProgress), and returns the stream sequence this call stored
+	// it under, 0 if an earlier call had. Errors are as Publisher's.
+	PublishOperation(ctx context.Context, cmd charge.Command) (uint64, error)
+	// WithdrawCommand removes the command stored under seq.
+	WithdrawCommand(ctx context.Context, seq uint64) error
+}
+
+// OperationLog reads a charge's transitions, from sequence number from on.
+type OperationLog interface {
+	TransitionsFrom(ctx context.Context, from map[string]int) (map[string][]charge.Transition, error)
+}
+
+// OperationAction is the executor of KindOperation. The queue stores a capture or
+// cancel only while no other operation of its charge is stored, and a worker removes one
+// only once it has settled: so no other operation moves the charge between the publish
+// and the settlement. One can between the check (against the charge as read, at
+// cmd.Version) and the publish: a whole capture may settle in between, after which this
+// cancel would be refused by the worker, a 202 come to nothing. So once the command is
+// stored, the charge's transition after cmd.Version is read: none, or the intent this
+// command claimed (a worker may be that quick), and the 202 stands; another's, and the
+// command is withdrawn and the request answered charge.ErrOperationInProgress, its retry
+// meeting the charge as it is now. A republish (a takeover of a stalled request) that
+// found its own command stored is not checked again.
+func OperationAction(p OperationPublisher, log OperationLog, logger *slog.Logger) func(ctx context.Context, payload json.RawMessage) error {
+	return func(ctx context.Context, payload json.RawMessage) error {
+		var cmd charge.Command
+		if err := json.Unmarshal(payload, &cmd); err != nil {
+			return fmt.Errorf("decoding command: %w", err)
+		}
+		seq, err := p.PublishOperation(ctx, cmd)
+		if err != nil || seq == 0 {
+			return err
+		}
+		logs, err := log.TransitionsFrom(ctx, map[string]int{cmd.ChargeID: int(cmd.Version) + 1})
+		if err != nil {
+			// The command is stored and most likely right: the 202 stands.
+			logger.WarnContext(ctx, "reading the charge's log after accepting an operation", "charge_id", cmd.ChargeID, "error", err)
+			return nil
+		}
+		next := logs[cmd.ChargeID]
+		if len(next) == 0 || next[0].Operation == cmd.ID {
+			return nil
+		}
+		if err := p.WithdrawCommand(context.WithoutCancel(ctx), seq); err != nil {
+			// The worker refuses it, as the charge has moved: no effect either way.
+			logger.WarnContext(ctx, "withdrawing an operation that came too late", "charge_id", cmd.ChargeID, "error", err)
+		}
+		return fmt.Errorf("charge %s moved (%s) after %s was checked: %w",
+			cmd.ChargeID, next[0].Kind, cmd.Type, charge.ErrOperationInProgress)
+	}
 }

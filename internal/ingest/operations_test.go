@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"sync"
 	"testing"
@@ -14,11 +15,33 @@ import (
 	"github.com/billing/billing/internal/ingest"
 )
 
-// store is a double of our own ChargeStore and RefundStore: what a worker has written.
+// store is a double of our own ChargeStore, RefundStore and OperationLog: what a worker
+// has written.
 type store struct {
-	mu      sync.Mutex
-	charges map[string]charge.Charge
-	refunds map[string]charge.Refund
+	mu          sync.Mutex
+	charges     map[string]charge.Charge
+	refunds     map[string]charge.Refund
+	transitions map[string][]charge.Transition
+}
+
+func (s *store) TransitionsFrom(_ context.Context, from map[string]int) (map[string][]charge.Transition, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string][]charge.Transition{}
+	for id, seq := range from {
+		for _, t := range s.transitions[id] {
+			if t.Sequence >= seq {
+				out[id] = append(out[id], t)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s *store) putTransition(t charge.Transition) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.transitions[t.ChargeID] = append(s.transitions[t.ChargeID], t)
 }
 
 func (s *store) GetCharge(_ context.Context, merchant, id string) (charge.Charge, error) {
@@ -72,7 +95,8 @@ type opsBundle struct {
 func opsSetup(t *testing.T) *opsBundle {
 	t.Helper()
 	idem, pub, clk := setup(t)
-	st := &store{charges: map[string]charge.Charge{}, refunds: map[string]charge.Refund{}}
+	st := &store{charges: map[string]charge.Charge{}, refunds: map[string]charge.Refund{}, transitions: map[string][]charge.Transition{}}
+	idem.Executor.(ingest.Actions)[ingest.KindOperation] = ingest.OperationAction(pub, st, slog.New(slog.DiscardHandler))
 	charges := &ingest.Charges{
 		Idempotency: idem, Store: st, Commands: pub.q, Waiter: pub.q, NowFunc: clk.Now,
 		EncodeFunc: func(c charge.Charge) ([]byte, error) { return json.Marshal(c) },
@@ -167,6 +191,52 @@ func TestCapture(t *testing.T) {
 	_, err = b.charges.Capture(b.ctx, opRequest("/capture", `{}`), theirs.ID, &charge.CaptureParams{})
 	require.ErrorIs(t, err, charge.ErrNotFound)
 	require.Len(t, b.pub.commands, 2, "nothing refused was published")
+}
+
+// A capture whose charge moved after it was checked and before it was stored (a whole
+// cancel settled in between, then released the charge's lock) would come to nothing: it
+// is withdrawn from the queue and answered ErrOperationInProgress, its key left free. A
+// charge moved by the operation's own intent (a quick worker) keeps its 202.
+func TestOperationOvertakenBetweenCheckAndPublish(t *testing.T) {
+	t.Parallel()
+	b := opsSetup(t)
+	c := stored(charge.StatusRequiresCapture, 1000, 0, 0)
+	b.store.putCharge(c)
+	// What a cancel that settled meanwhile left in the log, the view not read again.
+	b.store.putTransition(charge.Transition{ChargeID: c.ID, Sequence: 2, Kind: charge.KindCancelRequested, Operation: charge.NewID(charge.PrefixOperation)})
+
+	req := opRequest("/v1/charges/"+c.ID+"/capture", `{}`)
+	_, err := b.charges.Capture(b.ctx, req, c.ID, &charge.CaptureParams{})
+	require.ErrorIs(t, err, charge.ErrOperationInProgress)
+	require.Len(t, b.pub.withdrawn, 1, "the command is withdrawn")
+	seq, err := b.pub.q.PublishOperation(b.ctx, charge.Command{ID: charge.NewID(charge.PrefixOperation),
+		Type: charge.CommandCancel, Merchant: "m", ChargeID: c.ID, AcceptedAt: time.Now()})
+	require.NoError(t, err, "and no longer holds the charge's lock")
+	require.NoError(t, b.pub.q.WithdrawCommand(b.ctx, seq))
+
+	// The retry with the same key is checked anew (the key was left free) against the
+	// charge as the cancel left it.
+	c.Status, c.Version = charge.StatusCanceled, 3
+	b.store.putCharge(c)
+	_, err = b.charges.Capture(b.ctx, req, c.ID, &charge.CaptureParams{})
+	requireInvalid(t, err, charge.CodeChargeNotCapturable, "")
+}
+
+// A charge moved by the operation's own intent before its ingest reads the log keeps
+// its 202.
+func TestOperationMovedByItsOwnIntent(t *testing.T) {
+	t.Parallel()
+	b := opsSetup(t)
+	c := stored(charge.StatusRequiresCapture, 1000, 0, 0)
+	b.store.putCharge(c)
+	// A worker double that claims the intent the moment the command is stored.
+	b.pub.onPublish = func(cmd charge.Command) {
+		b.store.putTransition(charge.Transition{ChargeID: cmd.ChargeID, Sequence: int(cmd.Version) + 1, Kind: charge.KindCaptureRequested, Operation: cmd.ID})
+	}
+	resp, err := b.charges.Capture(b.ctx, opRequest("/v1/charges/"+c.ID+"/capture", `{}`), c.ID, &charge.CaptureParams{})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusAccepted, resp.Status)
+	require.Empty(t, b.pub.withdrawn)
 }
 
 // A capture repeated after the charge was captured replays the first answer.

@@ -21,36 +21,66 @@ import (
 // (certainly not stored) or ErrPublishUncertain (maybe stored; see
 // PublishOutcomeUnknown). An invalid command matches ErrInvalid.
 func (c *Conn) PublishCommand(ctx context.Context, cmd charge.Command) error {
+	_, err := c.publishCommand(ctx, cmd)
+	return err
+}
+
+// PublishOperation is PublishCommand for a capture or cancel, which also returns the
+// stream sequence this publish stored it under, or 0 when an earlier publish of the same
+// command had (a republish): see WithdrawCommand.
+func (c *Conn) PublishOperation(ctx context.Context, cmd charge.Command) (uint64, error) {
+	if operationLock(cmd) == "" {
+		return 0, invalid("%s is not an operation", cmd.Type)
+	}
+	return c.publishCommand(ctx, cmd)
+}
+
+// WithdrawCommand removes the command stored under stream sequence seq, which its
+// publisher has found will come to nothing. A worker that has fetched it already handles
+// it as it would have anyway. Removing a message already gone is no error.
+func (c *Conn) WithdrawCommand(ctx context.Context, seq uint64) error {
+	err := c.streams().charges.DeleteMsg(ctx, seq)
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return unavailable(fmt.Sprintf("withdrawing command %d", seq), err)
+	}
+	return nil
+}
+
+// publishCommand publishes cmd and returns the stream sequence it stored it under, 0 for
+// a republish of a command stored before.
+func (c *Conn) publishCommand(ctx context.Context, cmd charge.Command) (uint64, error) {
 	subject, msgID, err := commandAddress(cmd)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	data, err := json.Marshal(cmd)
 	if err != nil {
-		return fmt.Errorf("encoding command %s: %w", cmd.ChargeID, err)
+		return 0, fmt.Errorf("encoding command %s: %w", cmd.ChargeID, err)
 	}
 	what := "publishing command " + string(cmd.Type) + " for " + cmd.ChargeID
 	// nats.go answers ErrConnectionClosed and context errors both before and after
 	// sending; checked here first, they are known to be before.
 	if err := ctx.Err(); err != nil {
-		return unavailable(what, err, ErrNotAccepted)
+		return 0, unavailable(what, err, ErrNotAccepted)
 	}
 	if c.nc.IsClosed() {
-		return unavailable(what, errors.New("connection closed"), ErrNotAccepted)
+		return 0, unavailable(what, errors.New("connection closed"), ErrNotAccepted)
 	}
 	opts := []jetstream.PublishOpt{jetstream.WithMsgID(msgID)}
 	lock := operationLock(cmd)
 	if lock != "" {
 		opts = append(opts, jetstream.WithExpectLastSequenceForSubject(0, lock))
 	}
-	_, err = c.js.Publish(ctx, subject, data, opts...)
+	ack, err := c.js.Publish(ctx, subject, data, opts...)
 	switch {
+	case err == nil && ack.Duplicate:
+		return 0, nil
 	case err == nil:
-		return nil
+		return ack.Sequence, nil
 	case lock != "" && wrongLastSequence(err):
-		return c.lockHeld(ctx, lock, cmd, what)
+		return 0, c.lockHeld(ctx, lock, cmd, what)
 	}
-	return publishError(what, err)
+	return 0, publishError(what, err)
 }
 
 // lockHeld answers a capture or cancel whose publish found its charge's operation lock

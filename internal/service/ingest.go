@@ -62,6 +62,7 @@ func runIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 		KV: d.queue.Idempotency(), Sealer: box, Logger: logger, NowFunc: time.Now, TakeoverAfter: takeoverAfter,
 		Executor: ingest.Actions{
 			ingest.KindCommand:      ingest.PublishAction(publisher{d.queue}),
+			ingest.KindOperation:    ingest.OperationAction(publisher{d.queue}, d.store, logger),
 			webhook.ActionCreate:    webhooks.ExecuteCreate,
 			webhook.ActionRotate:    webhooks.ExecuteRotate,
 			webhook.ActionRedeliver: webhooks.ExecuteRedeliver,
@@ -150,7 +151,20 @@ func apiTLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) 
 type publisher struct{ q *queue.Conn }
 
 func (p publisher) PublishCommand(ctx context.Context, cmd charge.Command) error {
-	err := p.q.PublishCommand(ctx, cmd)
+	return outcome(p.q.PublishCommand(ctx, cmd))
+}
+
+func (p publisher) PublishOperation(ctx context.Context, cmd charge.Command) (uint64, error) {
+	seq, err := p.q.PublishOperation(ctx, cmd)
+	return seq, outcome(err)
+}
+
+func (p publisher) WithdrawCommand(ctx context.Context, seq uint64) error {
+	return p.q.WithdrawCommand(ctx, seq)
+}
+
+// outcome marks a publish error after which the command may be stored.
+func outcome(err error) error {
 	if err != nil && queue.PublishOutcomeUnknown(err) {
 		return fmt.Errorf("%w: %w", ingest.ErrOutcomeUnknown, err)
 	}

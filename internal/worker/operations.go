@@ -206,6 +206,7 @@ func (w *Worker) nextStep(ctx context.Context, it *item, view charge.Charge, ans
 				it.outcome = outcomeRefused
 				return nil, false, nil
 			}
+			t.Operation = cmd.ID
 			return &t, false, nil
 		}
 		a, err := w.call(ctx, it, view.Operation.Delivery, func(ctx context.Context) (processor.Result, error) {
