@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -87,7 +88,9 @@ func (s *Server) observe(c *gin.Context) {
 	elapsed := time.Since(start)
 	s.metrics.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(status)).Inc()
 	s.metrics.duration.WithLabelValues(c.Request.Method, route).Observe(elapsed.Seconds())
-	if status >= 500 || s.logger.Enabled(c.Request.Context(), -4) {
+	// Every request at debug; at info, failures, and requests whose caller sent an
+	// X-Request-Id to find them by (API.md: logged beside the server's).
+	if status >= 500 || c.GetString(clientRequestIDKey) != "" || s.logger.Enabled(c.Request.Context(), slog.LevelDebug) {
 		s.logger.InfoContext(c.Request.Context(), "request",
 			append(requestAttrs(c), "method", c.Request.Method, "route", route,
 				"status", status, "duration_ms", elapsed.Milliseconds(), "merchant", c.GetString(merchantKey))...)

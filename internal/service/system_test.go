@@ -45,6 +45,42 @@ type system struct {
 // configuration first.
 func startSystem(t *testing.T, edit func(*config.Config)) *system {
 	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return startSystemLogging(t, edit, logger)
+}
+
+// syncBuffer is a bytes.Buffer that the goroutines of a system may write at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startSystemWithLogs is startSystem with the ingest's and the worker's logs captured, from
+// level Debug up, as slog text lines.
+func startSystemWithLogs(t *testing.T, edit func(*config.Config)) (*system, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return startSystemLogging(t, edit, logger), logs
+}
+
+func startSystemLogging(t *testing.T, edit func(*config.Config), logger *slog.Logger) *system {
+	t.Helper()
 	key, err := auth.LoadOrCreateDevKey(t.TempDir())
 	require.NoError(t, err)
 	cfg := config.Defaults(config.Ingest)
@@ -59,10 +95,6 @@ func startSystem(t *testing.T, edit func(*config.Config)) *system {
 	cfg.ShutdownTimeout = 5 * time.Second
 	if edit != nil {
 		edit(&cfg)
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())

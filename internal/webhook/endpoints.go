@@ -70,6 +70,11 @@ func (s *Endpoints) validate(ctx context.Context, p *EndpointParams, create bool
 		return charge.Invalid(charge.CodeParameterUnknown, "status", "status cannot be set on creation")
 	}
 	if p.URL != nil {
+		// Checked before the guard: it finds a URL with C0 controls unparsable (url_invalid,
+		// not naming the cause) and lets C1 controls (U+0080-U+009F) through.
+		if charge.ContainsControl(*p.URL) {
+			return charge.Invalid(charge.CodeParameterInvalid, "url", "url must not hold control characters")
+		}
 		err := s.Guard.CheckURL(ctx, *p.URL)
 		switch {
 		case errors.Is(err, ErrURLForbidden):
