@@ -91,11 +91,11 @@ func infra(args []string) error {
 		return err
 	}
 	defer stack.Close()
-	fmt.Printf("NATS:    %s\nMongoDB: %s\nJWKS:    %s\ndata:    %s\n\n"+
-		"Services started separately need:\n  export BILLING_NATS_URL=%s BILLING_MONGO_URI=%s\n"+
+	fmt.Printf("NATS:    %s\nstore:   %s\nJWKS:    %s\ndata:    %s\n\n"+
+		"Services started separately need:\n  export BILLING_NATS_URL=%s %s\n"+
 		"  export BILLING_AUTH_JWKS_FILE=%s\n  export BILLING_WEBHOOK_SECRET_KEY=$(cat %s)\n",
-		stack.NATSURL, stack.MongoURI, stack.Key.JWKSPath(), cfg.DataDir,
-		stack.NATSURL, stack.MongoURI, stack.Key.JWKSPath(),
+		stack.NATSURL, strings.Join(stack.Env(), " "), stack.Key.JWKSPath(), cfg.DataDir,
+		stack.NATSURL, strings.Join(stack.Env(), " "), stack.Key.JWKSPath(),
 		filepath.Join(cfg.DataDir, devstack.KeyDir, devstack.WebhookKeyFile))
 	<-ctx.Done()
 	return nil
@@ -165,7 +165,11 @@ func sameListener(a, b string) bool {
 }
 
 // infraEnv is what the services need to know of the devstack's infrastructure.
-type infraEnv struct{ JWKSFile, WebhookSecretKey, NATSURL, MongoURI string }
+type infraEnv struct {
+	JWKSFile, WebhookSecretKey, NATSURL string
+	// Store is where the store is, as BILLING_* variables (Infra.Env).
+	Store []string
+}
 
 // environ returns the environments of the ingest and the worker: the devstack's key and
 // BILLING_WEBHOOK_ALLOW_PRIVATE=true as defaults, then every variable of environ (the
@@ -177,7 +181,8 @@ func (s upSetup) environ(environ []string, infra infraEnv) (ingest, worker []str
 		"BILLING_WEBHOOK_SECRET_KEY=" + infra.WebhookSecretKey,
 		"BILLING_WEBHOOK_ALLOW_PRIVATE=true",
 	}, environ...)
-	base = append(base, "BILLING_NATS_URL="+infra.NATSURL, "BILLING_MONGO_URI="+infra.MongoURI)
+	base = append(base, "BILLING_NATS_URL="+infra.NATSURL)
+	base = append(base, infra.Store...)
 	ingest = append(slices.Clip(base), "BILLING_ADMIN_ADDR="+s.ingestAdmin)
 	worker = append(slices.Clip(base), "BILLING_ADMIN_ADDR="+s.workerAdmin)
 	return ingest, worker
@@ -233,7 +238,7 @@ func runUp(ctx context.Context, args, environ []string, out io.Writer) error {
 
 	ingestEnv, workerEnv := setup.environ(environ, infraEnv{
 		JWKSFile: stack.Key.JWKSPath(), WebhookSecretKey: stack.WebhookSecretKey,
-		NATSURL: stack.NATSURL, MongoURI: stack.MongoURI,
+		NATSURL: stack.NATSURL, Store: stack.Env(),
 	})
 	ingestCfg, err := config.Load(config.Ingest, *configPath, ingestEnv)
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 
 var testInfra = infraEnv{
 	JWKSFile: "/dev/null/jwks.json", WebhookSecretKey: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-	NATSURL: "nats://127.0.0.1:1", MongoURI: "mongodb://127.0.0.1:2",
+	NATSURL: "nats://127.0.0.1:1", Store: []string{"BILLING_STORE=mongodb", "BILLING_MONGO_URI=mongodb://127.0.0.1:2"},
 }
 
 // servicesConfig returns the configurations `devstack up` gives the ingest and the worker

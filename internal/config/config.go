@@ -59,6 +59,13 @@ type Config struct {
 	// StreamReplicas for the streams and buckets the services create. Defaults to 1.
 	StreamReplicas int `env:"BILLING_STREAM_REPLICAS" yaml:"stream_replicas"`
 
+	// Store is the store engine: "sqlite", one database file on one machine, shared by
+	// the ingest and any number of workers there; or "mongodb", a MongoDB replica set or
+	// sharded cluster, for more than one machine. Defaults to "sqlite".
+	Store string `env:"BILLING_STORE" yaml:"store"`
+	// SQLitePath is the database file of the sqlite store. Defaults to
+	// "./data/store/billing.db".
+	SQLitePath string `env:"BILLING_SQLITE_PATH" yaml:"sqlite_path"`
 	// MongoURI defaults to "mongodb://127.0.0.1:27017".
 	MongoURI string `env:"BILLING_MONGO_URI" yaml:"mongo_uri"`
 	// MongoDatabase defaults to "billing".
@@ -148,6 +155,8 @@ func Defaults(service Service) Config {
 		AdminAddr:                  admin,
 		NATSURL:                    "nats://127.0.0.1:4222",
 		StreamReplicas:             1,
+		Store:                      "mongodb",
+		SQLitePath:                 "./data/store/billing.db",
 		MongoURI:                   "mongodb://127.0.0.1:27017",
 		MongoDatabase:              "billing",
 		AuthIssuer:                 "billing-dev",
@@ -259,6 +268,15 @@ func (c *Config) Validate(service Service) error {
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		bad("BILLING_STREAM_REPLICAS", "must be 1 to 5, got %d", c.StreamReplicas)
+	}
+	switch c.Store {
+	case "sqlite":
+		if c.SQLitePath == "" {
+			bad("BILLING_SQLITE_PATH", "must not be empty with BILLING_STORE=sqlite")
+		}
+	case "mongodb":
+	default:
+		bad("BILLING_STORE", "must be sqlite or mongodb, got %q", c.Store)
 	}
 	if !strings.HasPrefix(c.MongoURI, "mongodb://") && !strings.HasPrefix(c.MongoURI, "mongodb+srv://") {
 		bad("BILLING_MONGO_URI", "must be a mongodb:// or mongodb+srv:// URI")

@@ -19,9 +19,10 @@ import (
 
 	"github.com/billing/billing/internal/auth"
 	"github.com/billing/billing/internal/config"
+	"github.com/billing/billing/internal/ferret"
 	"github.com/billing/billing/internal/natstest"
 	"github.com/billing/billing/internal/secret"
-	"github.com/billing/billing/internal/storetest"
+	"github.com/billing/billing/internal/store"
 )
 
 // DefaultMerchant is the merchant of the devstack's ready token.
@@ -45,14 +46,18 @@ const WebhookKeyFile = "webhook-secret.key"
 
 // Infra is the running embedded infrastructure.
 type Infra struct {
-	NATSURL  string
-	MongoURI string
-	Key      *auth.DevKey
+	NATSURL string
+	// Store is the store engine (BILLING_STORE); SQLitePath its database file, for
+	// sqlite; MongoURI the embedded MongoDB-compatible server, for mongodb.
+	Store      string
+	SQLitePath string
+	MongoURI   string
+	Key        *auth.DevKey
 	// WebhookSecretKey is the BILLING_WEBHOOK_SECRET_KEY of the devstack's services.
 	WebhookSecretKey string
 
 	nats  *server.Server
-	store *storetest.Server
+	store *ferret.Server
 }
 
 // StartInfra starts NATS on cfg.DevNATSAddr and the store on cfg.DevMongoAddr, storing
@@ -68,7 +73,7 @@ func StartInfra(ctx context.Context, cfg config.Config, logger *slog.Logger) (*I
 	}
 	// The data are the user's only: the data directory and those under it 0700 (also
 	// when they exist, from an older devstack); the store makes its database files 0600.
-	for _, dir := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, KeyDir), filepath.Join(cfg.DataDir, NATSDir)} {
+	for _, dir := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, KeyDir), filepath.Join(cfg.DataDir, NATSDir), filepath.Join(cfg.DataDir, StoreDir)} {
 		if err := privateDir(dir); err != nil {
 			return nil, fmt.Errorf("BILLING_DATA_DIR: %w", err)
 		}
@@ -87,14 +92,49 @@ func StartInfra(ctx context.Context, cfg config.Config, logger *slog.Logger) (*I
 	if err != nil {
 		return nil, fmt.Errorf("starting NATS on %s: %w", cfg.DevNATSAddr, err)
 	}
-	st, err := storetest.Start(ctx, filepath.Join(cfg.DataDir, StoreDir), cfg.DevMongoAddr, logger)
-	if err != nil {
+	in := &Infra{NATSURL: ns.ClientURL(), Store: cfg.Store, Key: key, WebhookSecretKey: webhookKey, nats: ns}
+	if err := in.startStore(ctx, cfg, logger); err != nil {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		return nil, fmt.Errorf("starting the store on %s: %w", cfg.DevMongoAddr, err)
+		return nil, err
 	}
-	logger.Info("devstack infrastructure up", "nats", ns.ClientURL(), "mongodb", st.URI(), "data_dir", cfg.DataDir)
-	return &Infra{NATSURL: ns.ClientURL(), MongoURI: st.URI(), Key: key, WebhookSecretKey: webhookKey, nats: ns, store: st}, nil
+	logger.Info("devstack infrastructure up", "nats", in.NATSURL, "store", in.Store, "sqlite_path", in.SQLitePath,
+		"mongodb", in.MongoURI, "data_dir", cfg.DataDir)
+	return in, nil
+}
+
+// SQLiteFile is the database file of the sqlite store, under StoreDir.
+const SQLiteFile = "billing.db"
+
+// startStore makes the store ready for the services: for sqlite, the database file
+// (BILLING_SQLITE_PATH if set, else under the data directory) with its schema; for
+// mongodb, the embedded MongoDB-compatible server on cfg.DevMongoAddr.
+func (in *Infra) startStore(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	if cfg.Store == store.EngineMongoDB {
+		st, err := ferret.Start(ctx, filepath.Join(cfg.DataDir, StoreDir), cfg.DevMongoAddr, logger)
+		if err != nil {
+			return fmt.Errorf("starting the store on %s: %w", cfg.DevMongoAddr, err)
+		}
+		in.MongoURI, in.store = st.URI(), st
+		return nil
+	}
+	in.SQLitePath = cfg.SQLitePath
+	if in.SQLitePath == config.Defaults(config.Devstack).SQLitePath {
+		in.SQLitePath = filepath.Join(cfg.DataDir, StoreDir, SQLiteFile)
+	}
+	st, err := store.Open(ctx, store.Config{Engine: store.EngineSQLite, SQLitePath: in.SQLitePath}, logger)
+	if err != nil {
+		return fmt.Errorf("preparing the store at %s: %w", in.SQLitePath, err)
+	}
+	return st.Close(ctx)
+}
+
+// Env is what the services need to find the store, as BILLING_* variables.
+func (in *Infra) Env() []string {
+	if in.Store == store.EngineMongoDB {
+		return []string{"BILLING_STORE=" + in.Store, "BILLING_MONGO_URI=" + in.MongoURI}
+	}
+	return []string{"BILLING_STORE=" + in.Store, "BILLING_SQLITE_PATH=" + in.SQLitePath}
 }
 
 // privateDir creates dir and its missing parents 0700, and makes dir 0700 if it existed.
@@ -133,7 +173,9 @@ func loadOrCreateWebhookKey(path string) (string, error) {
 
 // Close stops the store and NATS.
 func (i *Infra) Close() {
-	i.store.Close()
+	if i.store != nil {
+		i.store.Close()
+	}
 	i.nats.Shutdown()
 	i.nats.WaitForShutdown()
 }

@@ -8,9 +8,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/processor"
@@ -32,7 +29,7 @@ func (h *history) step(f func(charge.Charge) charge.Transition) {
 	h.ts = append(h.ts, f(charge.Fold(h.base, h.ts)))
 }
 
-func (h *history) write(t *testing.T, st *store.Store) {
+func (h *history) write(t *testing.T, st store.Store) {
 	t.Helper()
 	ctx := context.Background()
 	_, err := st.ClaimTransitions(ctx, h.ts)
@@ -61,25 +58,19 @@ func newHistory() *history {
 	return h
 }
 
-// open opens a store on a database of its own, and the same database with the driver, to
-// damage what the store wrote.
-func open(t *testing.T) (*store.Store, *mongo.Database) {
+// open opens a store of its own, and returns its configuration, to damage what the store
+// wrote.
+func open(t *testing.T) (store.Store, store.Config) {
 	t.Helper()
-	uri, database := storetest.New(t), storetest.Database(t)
-	st, err := store.Open(context.Background(), uri, database, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	return st, client.Database(database)
+	cfg := storetest.Config(t)
+	return storetest.Open(t, cfg), cfg
 }
 
 // A consistent history reconciles with nothing to report, the processor agreeing; every
 // kind of disagreement is reported against its charge.
 func TestReconcile(t *testing.T) {
 	t.Parallel()
-	st, db := open(t)
+	st, cfg := open(t)
 	ctx := context.Background()
 	good := newHistory()
 	good.write(t, st)
@@ -102,8 +93,7 @@ func TestReconcile(t *testing.T) {
 	ledger := newHistory()
 	entries := charge.Ledger(ledger.base, ledger.ts)
 	ledger.write(t, st)
-	_, err = db.Collection("ledger_entries").DeleteOne(ctx, bson.D{{Key: "_id", Value: entries[0].ID}})
-	require.NoError(t, err)
+	storetest.DeleteRecord(t, cfg, "ledger_entries", entries[0].ID)
 	extra := entries[1]
 	extra.ID, extra.Transaction = ledger.ts[1].ID+"/a", ledger.ts[1].ID
 	require.NoError(t, st.InsertLedgerEntries(ctx, []charge.LedgerEntry{extra}))

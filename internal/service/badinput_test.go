@@ -18,14 +18,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/billing/billing/internal/api"
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/config"
 	"github.com/billing/billing/internal/queue"
+	"github.com/billing/billing/internal/storetest"
 )
 
 // testCards are the processors' published test numbers of every brand the API must
@@ -475,7 +473,7 @@ func TestBadInputsAreRefusedAtTheEdge(t *testing.T) {
 			sources[fmt.Sprintf("GET %s [%d]", path, i)] = body
 		}
 	}
-	maps("store", storeDocuments(t, s.cfg.MongoURI, s.cfg.MongoDatabase))
+	maps("store", storeDocuments(t, s.cfg))
 
 	// The searches see what they search: the request log lines are there, and so are the
 	// passing requests' texts in the idempotency records, the events and the store.
@@ -639,31 +637,16 @@ func readJetStream(t *testing.T, natsURL string) (msgs, records map[string]strin
 	return msgs, records
 }
 
-// storeDocuments returns every document of every collection of the store's database as
-// relaxed extended JSON, by collection and position.
-func storeDocuments(t *testing.T, uri, database string) map[string]string {
+// storeDocuments returns every record of the store, past the store, by line.
+func storeDocuments(t *testing.T, cfg config.Config) map[string]string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	require.NoError(t, err)
-	defer func() { _ = client.Disconnect(context.Background()) }()
-	db := client.Database(database)
-	names, err := db.ListCollectionNames(ctx, bson.D{})
-	require.NoError(t, err)
-	require.NotEmpty(t, names)
 	docs := map[string]string{}
-	for _, name := range names {
-		cur, err := db.Collection(name).Find(ctx, bson.D{})
-		require.NoError(t, err)
-		for i := 0; cur.Next(ctx); i++ {
-			ext, err := bson.MarshalExtJSON(cur.Current, false, false)
-			require.NoError(t, err)
-			docs[fmt.Sprintf("%s[%d]", name, i)] = string(ext)
+	for i, line := range strings.Split(storetest.Dump(t, storeConfig(cfg)), "\n") {
+		if line != "" {
+			docs[fmt.Sprintf("%d", i)] = line
 		}
-		require.NoError(t, cur.Err())
-		require.NoError(t, cur.Close(ctx))
 	}
+	require.NotEmpty(t, docs)
 	return docs
 }
 

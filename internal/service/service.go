@@ -46,7 +46,7 @@ func newBox(cfg config.Config) (*secret.Box, error) {
 // deps are the connections both services need.
 type deps struct {
 	queue *queue.Conn
-	store *store.Store
+	store store.Store
 	reg   *prometheus.Registry
 	admin *admin.Handler
 	// adminAddr is where the admin server listens.
@@ -71,7 +71,7 @@ func connect(ctx context.Context, cfg config.Config, name string, logger *slog.L
 			}
 			return nil
 		},
-		"mongodb": func(ctx context.Context) error {
+		"store": func(ctx context.Context) error {
 			if d.store == nil {
 				return errors.New("not connected")
 			}
@@ -98,14 +98,19 @@ func connect(ctx context.Context, cfg config.Config, name string, logger *slog.L
 	if err != nil {
 		return nil, err
 	}
-	d.store, err = retry(ctx, logger, "mongodb", func() (*store.Store, error) {
-		return store.Open(ctx, cfg.MongoURI, cfg.MongoDatabase, logger)
+	d.store, err = retry(ctx, logger, "the store", func() (store.Store, error) {
+		return store.Open(ctx, storeConfig(cfg), logger)
 	})
 	if err != nil {
 		d.queue.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// storeConfig is the part of cfg that chooses and locates the store.
+func storeConfig(cfg config.Config) store.Config {
+	return store.Config{Engine: cfg.Store, SQLitePath: cfg.SQLitePath, MongoURI: cfg.MongoURI, MongoDatabase: cfg.MongoDatabase}
 }
 
 func (d *deps) close() {

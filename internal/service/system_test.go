@@ -27,6 +27,11 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
 
+// storeConfig is the part of cfg that locates the store.
+func storeConfig(cfg config.Config) store.Config {
+	return store.Config{Engine: cfg.Store, SQLitePath: cfg.SQLitePath, MongoURI: cfg.MongoURI, MongoDatabase: cfg.MongoDatabase}
+}
+
 // system is a running ingest API and worker on real embedded NATS and FerretDB.
 type system struct {
 	t      *testing.T
@@ -34,7 +39,7 @@ type system struct {
 	admin  string
 	key    *auth.DevKey
 	cfg    config.Config
-	store  *store.Store
+	store  store.Store
 	client *http.Client
 	// stop shuts the ingest and the worker down and returns what they returned; the
 	// test's cleanup calls it too, and requires no error.
@@ -87,8 +92,8 @@ func startSystemLogging(t *testing.T, edit func(*config.Config), logger *slog.Lo
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.NATSURL = natstest.New(t)
-	cfg.MongoURI = storetest.New(t)
-	cfg.MongoDatabase = storetest.Database(t)
+	sc := storetest.Config(t)
+	cfg.Store, cfg.SQLitePath, cfg.MongoURI, cfg.MongoDatabase = sc.Engine, sc.SQLitePath, sc.MongoURI, sc.MongoDatabase
 	cfg.AuthJWKSFile = key.JWKSPath()
 	cfg.WebhookSecretKey = secret.NewKey()
 	cfg.WorkerRetrySchedule = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond}
@@ -136,9 +141,7 @@ func startSystemLogging(t *testing.T, edit func(*config.Config), logger *slog.Lo
 	case <-time.After(60 * time.Second):
 		t.Fatal("ingest did not start in 60s")
 	}
-	st, err := store.Open(context.Background(), cfg.MongoURI, cfg.MongoDatabase, logger)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	st := storetest.Open(t, storeConfig(cfg))
 	return &system{t: t, base: "http://" + addrs.API, admin: "http://" + addrs.Admin, key: key, cfg: cfg, store: st,
 		client: &http.Client{Timeout: 90 * time.Second}, stop: stop}
 }

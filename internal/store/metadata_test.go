@@ -15,9 +15,9 @@ var metadataKeys = []string{
 	"_id", "\u00e9t\u00e9", "\u65e5\u672c", "\U0001F600", `"`, `\`, "{}", "[0]", "a$b", "x.$y",
 }
 
-func TestMetadataKeysOfEveryShape(t *testing.T) {
+func testMetadataKeysOfEveryShape(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	c := pendingCharge("merchant_meta")
 	c.Metadata = map[string]string{}
 	for i, k := range metadataKeys {

@@ -11,8 +11,8 @@ import (
 // A charge authorized, partly captured and partly refunded: the ledger the domain derives
 // from its history is stored once however often it is written, sums to zero, and the
 // balance the store computes from it is captured less refunded, nothing pending.
-func TestLedgerAndBalance(t *testing.T) {
-	b := setup(t)
+func testLedgerAndBalance(t *testing.T, eng engine) {
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	c := pendingCharge(b.merchant)
@@ -69,8 +69,8 @@ func TestLedgerAndBalance(t *testing.T) {
 
 // Settled refunds are inserted once, read back by id and by charge, scoped to their
 // merchant.
-func TestRefunds(t *testing.T) {
-	b := setup(t)
+func testRefunds(t *testing.T, eng engine) {
+	b := eng.setup(t)
 	ctx := t.Context()
 	c := pendingCharge(b.merchant)
 	code := charge.CodeAmountTooLarge

@@ -1,10 +1,6 @@
 package store_test
 
 import (
-	"context"
-	"fmt"
-	"net"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -12,45 +8,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/billing/billing/internal/charge"
-	"github.com/billing/billing/internal/store"
-	"github.com/billing/billing/internal/storetest"
 )
-
-func TestMain(m *testing.M) {
-	code := storetest.Run(m)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-type testBundle struct {
-	store    *store.Store
-	uri      string
-	database string
-	merchant string
-}
-
-// setup opens a store on a database of its own and drops it when the test ends.
-func setup(t *testing.T) *testBundle {
-	t.Helper()
-	uri, database := storetest.New(t), storetest.Database(t)
-	s, err := store.Open(t.Context(), uri, database, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, s.DropDatabase(ctx))
-		require.NoError(t, s.Close(ctx))
-	})
-	return &testBundle{store: s, uri: uri, database: database, merchant: "acct_" + charge.NewID("m")}
-}
 
 // now returns the current time as the store gives it back: UTC, to the millisecond.
 func now() time.Time {
@@ -87,47 +47,9 @@ func ids[T any](xs []T, id func(T) string) []string {
 func chargeID(c charge.Charge) string { return c.ID }
 func eventID(e charge.Event) string   { return e.ID }
 
-func TestOpenTwice(t *testing.T) {
+func testInsertCharges(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
-
-	// setup opened the database already: creating its indexes again must be a no-op.
-	s, err := store.Open(t.Context(), b.uri, b.database, nil)
-	require.NoError(t, err)
-	require.NoError(t, s.Ping(t.Context()))
-	require.NoError(t, s.Close(t.Context()))
-}
-
-func TestUnavailable(t *testing.T) {
-	t.Parallel()
-
-	t.Run("NoServer", func(t *testing.T) {
-		t.Parallel()
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := l.Addr().String()
-		require.NoError(t, l.Close())
-
-		_, err = store.Open(t.Context(), "mongodb://"+addr+"/?serverSelectionTimeoutMS=200", "x", nil)
-		require.ErrorIs(t, err, charge.ErrUnavailable)
-	})
-
-	t.Run("Closed", func(t *testing.T) {
-		t.Parallel()
-		s, err := store.Open(t.Context(), storetest.New(t), storetest.Database(t), nil)
-		require.NoError(t, err)
-		require.NoError(t, s.DropDatabase(t.Context()))
-		require.NoError(t, s.Close(t.Context()))
-
-		_, err = s.GetCharge(t.Context(), "acct_1", "ch_x")
-		require.ErrorIs(t, err, charge.ErrUnavailable)
-		require.ErrorIs(t, s.Ping(t.Context()), charge.ErrUnavailable)
-	})
-}
-
-func TestInsertCharges(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	c1, c2 := pendingCharge(b.merchant), pendingCharge(b.merchant)
@@ -157,9 +79,9 @@ func TestInsertCharges(t *testing.T) {
 }
 
 // Workers racing on one redelivered batch: every write succeeds, one copy of each stays.
-func TestConcurrentInserts(t *testing.T) {
+func testConcurrentInserts(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	var cs []charge.Charge
@@ -189,9 +111,9 @@ func TestConcurrentInserts(t *testing.T) {
 	require.Len(t, events, len(es))
 }
 
-func TestGetChargeNotFound(t *testing.T) {
+func testGetChargeNotFound(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	c := pendingCharge(b.merchant)
@@ -205,9 +127,9 @@ func TestGetChargeNotFound(t *testing.T) {
 	require.ErrorIs(t, err, charge.ErrNotFound, "unknown id")
 }
 
-func TestChargesByID(t *testing.T) {
+func testChargesByID(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	c1, c2 := pendingCharge(b.merchant), pendingCharge("acct_other")
@@ -224,9 +146,9 @@ func TestChargesByID(t *testing.T) {
 	require.Empty(t, got)
 }
 
-func TestListCharges(t *testing.T) {
+func testListCharges(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	// 25 charges, oldest first; every third one succeeded. Another merchant's charge
@@ -295,9 +217,9 @@ func TestListCharges(t *testing.T) {
 
 // The transition log arbitrates: of two claims of the same step of a charge, the first
 // wins and the second is not an error; the log reads back in sequence order.
-func TestClaimTransitions(t *testing.T) {
+func testClaimTransitions(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	a, other := pendingCharge(b.merchant), pendingCharge(b.merchant)
@@ -335,9 +257,9 @@ func TestClaimTransitions(t *testing.T) {
 }
 
 // SaveCharges writes a folded view only over an older one.
-func TestSaveCharges(t *testing.T) {
+func testSaveCharges(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	c := pendingCharge(b.merchant)
@@ -353,7 +275,7 @@ func TestSaveCharges(t *testing.T) {
 	require.NoError(t, b.store.SaveCharges(ctx, []charge.Charge{v1}), "an older view is not an error")
 	got, err := b.store.GetCharge(ctx, b.merchant, c.ID)
 	require.NoError(t, err)
-	if b.store.AtomicConditions() {
+	if b.atomic {
 		require.Equal(t, v2, got, "and does not overwrite a newer one")
 	} else {
 		// FerretDB writes by id alone: the older view lands, and the worker's read-back
@@ -380,9 +302,9 @@ func TestSaveCharges(t *testing.T) {
 	require.Equal(t, charge.FailureMessage(charge.FailureCardDeclined), *got.FailureMessage)
 }
 
-func TestEvents(t *testing.T) {
+func testEvents(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	// One event per charge, types alternating, oldest first.
@@ -447,9 +369,9 @@ func TestEvents(t *testing.T) {
 	require.Empty(t, list)
 }
 
-func TestDeadLetters(t *testing.T) {
+func testDeadLetters(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	got, err := b.store.DeadLetters(ctx)

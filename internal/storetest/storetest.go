@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/billing/billing/internal/ferret"
 	"os"
 	"strings"
 	"sync"
@@ -19,7 +20,7 @@ const EnvMongoURI = "BILLING_TEST_MONGO_URI"
 var shared struct {
 	once   sync.Once
 	dir    string
-	server *Server
+	server *ferret.Server
 	err    error
 }
 
@@ -40,7 +41,7 @@ func New(t testing.TB) string {
 		if shared.err != nil {
 			return
 		}
-		shared.server, shared.err = Start(context.Background(), shared.dir, "127.0.0.1:0", nil)
+		shared.server, shared.err = ferret.Start(context.Background(), shared.dir, "127.0.0.1:0", nil)
 	})
 	if shared.err != nil {
 		t.Fatalf("starting FerretDB: %v", shared.err)

@@ -145,7 +145,7 @@ func (m *msg) InProgress() error { return nil }
 
 type bundle struct {
 	conn     *queue.Conn
-	store    *store.Store
+	store    store.Store
 	proc     *countingProcessor
 	worker   *worker.Worker
 	schedule []time.Duration
@@ -182,9 +182,7 @@ func setup(t *testing.T) *bundle {
 	conn, err := queue.Connect(ctx, queue.Config{URL: natstest.New(t)}, logger)
 	require.NoError(t, err)
 	t.Cleanup(conn.Close)
-	st, err := store.Open(ctx, storetest.New(t), storetest.Database(t), logger)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	st := storetest.Open(t, storetest.Config(t))
 	b := &bundle{conn: conn, store: st, proc: &countingProcessor{}, schedule: []time.Duration{time.Second, 2 * time.Second},
 		reg: prometheus.NewRegistry()}
 	b.worker = worker.New(worker.Config{RetrySchedule: b.schedule, FetchWait: 100 * time.Millisecond},

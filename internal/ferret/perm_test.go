@@ -1,4 +1,4 @@
-package storetest_test
+package ferret_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/billing/billing/internal/storetest"
+	"github.com/billing/billing/internal/ferret"
 )
 
 // write inserts a document into database db of the server at uri, so that FerretDB
@@ -55,7 +55,7 @@ func TestStartPermissions(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
 
-	s, err := storetest.Start(t.Context(), dir, "127.0.0.1:0", nil)
+	s, err := ferret.Start(t.Context(), dir, "127.0.0.1:0", nil)
 	require.NoError(t, err)
 	write(t, s.URI(), "perm_one")
 	files := requireModes(t, dir)
@@ -71,7 +71,7 @@ func TestStartPermissions(t *testing.T) {
 			require.NoError(t, os.Chmod(f, 0o644))
 		}
 	}
-	s, err = storetest.Start(t.Context(), dir, "127.0.0.1:0", nil)
+	s, err = ferret.Start(t.Context(), dir, "127.0.0.1:0", nil)
 	require.NoError(t, err)
 	defer s.Close()
 	requireModes(t, dir)

@@ -1,6 +1,6 @@
-// Package storetest starts real MongoDB-compatible servers for tests and for the devstack:
-// an embedded FerretDB on SQLite. Nothing here fakes the store.
-package storetest
+// Package ferret runs an embedded FerretDB on SQLite: the MongoDB-compatible server that
+// the mongodb engine of the store runs on in the devstack and in tests.
+package ferret
 
 import (
 	"context"
