@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/billing/billing/internal/store"
 )
 
 // Issues 2, 3 and 4: 1,000 charges through an ingest and two workers, one of which is
@@ -21,14 +23,23 @@ import (
 // merchant's webhook endpoint with a valid signature. Then captures, cancels and refunds
 // of those charges run while the other worker is killed (see moveMoney), the
 // reconciliation finds nothing, and the survivors must drain and exit 0.
+//
+// It runs on every store engine, one after the other: sqlite, the embedded default, and
+// mongodb on the embedded FerretDB, the production path.
 func TestChargesSurviveWorkerCrash(t *testing.T) {
+	for _, engine := range store.Engines {
+		t.Run(engine, func(t *testing.T) { chargesSurviveWorkerCrash(t, engine) })
+	}
+}
+
+func chargesSurviveWorkerCrash(t *testing.T, engine string) {
 	const (
 		total   = 1000
 		clients = 16
 		killAt  = 300 // accepted charges before worker-1 is killed
 		startAt = 600 // accepted charges before its replacement starts
 	)
-	s := setup(t)
+	s := setup(t, engine)
 	orders := newOrders(total)
 	hooks := startHookReceiver(t)
 	hooks.register(t, s)

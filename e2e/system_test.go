@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/billing/billing/internal/store"
 )
 
 // startTimeout bounds how long a process may take to listen or become ready.
@@ -28,6 +30,9 @@ type system struct {
 	webhookKey string
 	natsAddr   string
 	mongoAddr  string
+	// engine is the store's (BILLING_STORE); sqlitePath its file, for sqlite.
+	engine     string
+	sqlitePath string
 
 	infra     *process
 	processor *processor
@@ -47,10 +52,11 @@ type service struct {
 
 // setup starts the devstack's infrastructure, the processor, one ingest and two workers,
 // and waits until all are ready.
-func setup(t *testing.T) *system {
+func setup(t *testing.T, engine string) *system {
 	t.Helper()
 	addrs := freeAddrs(t, 3)
-	s := &system{logDir: logDir(t), dataDir: t.TempDir(), natsAddr: addrs[0], mongoAddr: addrs[1]}
+	s := &system{logDir: logDir(t), dataDir: t.TempDir(), natsAddr: addrs[0], mongoAddr: addrs[1], engine: engine}
+	s.sqlitePath = filepath.Join(s.dataDir, "store", "billing.db")
 	s.startInfra(t)
 	s.token = s.mintToken(t)
 	key, err := os.ReadFile(filepath.Join(s.dataDir, "keys", "webhook-secret.key"))
@@ -78,6 +84,7 @@ func (s *system) infraEnv() []string {
 		"BILLING_DEV_NATS_ADDR="+s.natsAddr,
 		"BILLING_DEV_MONGO_ADDR="+s.mongoAddr,
 		"BILLING_LOG_FORMAT=text",
+		"BILLING_STORE="+s.engine,
 	)
 }
 
@@ -86,7 +93,9 @@ func (s *system) startInfra(t *testing.T) {
 	t.Helper()
 	s.infra = startProcess(t, s.logDir, "devstack", s.infraEnv(), "devstack", "infra")
 	s.infra.waitTCP(t, s.natsAddr, startTimeout)
-	s.infra.waitTCP(t, s.mongoAddr, startTimeout)
+	if s.engine == store.EngineMongoDB {
+		s.infra.waitTCP(t, s.mongoAddr, startTimeout)
+	}
 }
 
 // mintToken runs `devstack token` for the test's merchant.
@@ -111,6 +120,8 @@ func (s *system) serviceEnv(adminAddr string) []string {
 	return append(baseEnv(),
 		"BILLING_ADMIN_ADDR="+adminAddr,
 		"BILLING_NATS_URL=nats://"+s.natsAddr,
+		"BILLING_STORE="+s.engine,
+		"BILLING_SQLITE_PATH="+s.sqlitePath,
 		"BILLING_MONGO_URI=mongodb://"+s.mongoAddr,
 		"BILLING_LOG_FORMAT=text",
 		"BILLING_SHUTDOWN_TIMEOUT=15s",
