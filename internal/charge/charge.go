@@ -67,42 +67,42 @@ type Metadata map[string]string
 // Charge is the charge object of API.md. The JSON form is the public one; fields tagged
 // json:"-" are internal. Merchant scopes every read.
 type Charge struct {
-	ID             string    `json:"id" bson:"_id"`
-	Object         string    `json:"object" bson:"-"`
-	Merchant       string    `json:"-" bson:"merchant"`
-	Amount         int64     `json:"amount" bson:"amount"`
-	Currency       string    `json:"currency" bson:"currency"`
-	PaymentMethod  string    `json:"payment_method" bson:"payment_method"`
-	Capture        bool      `json:"capture" bson:"capture"`
-	Status         Status    `json:"status" bson:"status"`
-	AmountCaptured int64     `json:"amount_captured" bson:"amount_captured"`
-	AmountRefunded int64     `json:"amount_refunded" bson:"amount_refunded"`
-	FailureCode    *string   `json:"failure_code" bson:"failure_code"`
-	FailureMessage *string   `json:"failure_message" bson:"failure_message"`
-	Description    *string   `json:"description" bson:"description"`
-	Customer       *string   `json:"customer" bson:"customer"`
-	Metadata       Metadata  `json:"metadata" bson:"metadata"`
-	CreatedAt      time.Time `json:"created_at" bson:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at" bson:"updated_at"`
+	ID             string    `json:"id"`
+	Object         string    `json:"object"`
+	Merchant       string    `json:"-"`
+	Amount         int64     `json:"amount"`
+	Currency       string    `json:"currency"`
+	PaymentMethod  string    `json:"payment_method"`
+	Capture        bool      `json:"capture"`
+	Status         Status    `json:"status"`
+	AmountCaptured int64     `json:"amount_captured"`
+	AmountRefunded int64     `json:"amount_refunded"`
+	FailureCode    *string   `json:"failure_code"`
+	FailureMessage *string   `json:"failure_message"`
+	Description    *string   `json:"description"`
+	Customer       *string   `json:"customer"`
+	Metadata       Metadata  `json:"metadata"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 
 	// AuthorizationID is the processor's reference for the authorization.
-	AuthorizationID string `json:"-" bson:"authorization_id,omitempty"`
+	AuthorizationID string `json:"-"`
 	// Events are the events this charge's transitions wrote, in sequence order. Each is
 	// recorded in the same update as its transition, so that a redelivered command finds
 	// the event id it must write and publish (DESIGN.md, rules 1 and 3).
-	Events []EventRef `json:"-" bson:"events,omitempty"`
+	Events []EventRef `json:"-"`
 	// Version is the number of transitions the charge has been through: the sequence of
 	// the last. Writes of the charge are conditional on it (see Transition).
-	Version int64 `json:"-" bson:"version"`
+	Version int64 `json:"-"`
 	// Operation is the capture or cancel under way, claimed and not yet settled.
-	Operation *Operation `json:"-" bson:"operation,omitempty"`
+	Operation *Operation `json:"-"`
 	// Ended are the kinds of the operations settled so far (capture_requested,
 	// cancel_requested), declined ones included: each is made once per charge, since the
 	// processor's key for it is the charge's.
-	Ended []TransitionKind `json:"-" bson:"ended,omitempty"`
+	Ended []TransitionKind `json:"-"`
 	// Refunds are the charge's refunds that a worker has reserved or refused, in the
 	// order of its history.
-	Refunds []Refund `json:"-" bson:"refunds,omitempty"`
+	Refunds []Refund `json:"-"`
 }
 
 // ObjectCharge is the object name of a charge.
@@ -112,16 +112,16 @@ const ObjectCharge = "charge"
 // transition left the charge in, so that the event can be rebuilt exactly, even after
 // later transitions.
 type EventRef struct {
-	ID             string    `bson:"id"`
-	Type           string    `bson:"type"`
-	Sequence       int       `bson:"sequence"`
-	CreatedAt      time.Time `bson:"created_at"`
-	Status         Status    `bson:"status"`
-	AmountCaptured int64     `bson:"amount_captured"`
-	AmountRefunded int64     `bson:"amount_refunded"`
-	FailureCode    string    `bson:"failure_code,omitempty"`
+	ID             string
+	Type           string
+	Sequence       int
+	CreatedAt      time.Time
+	Status         Status
+	AmountCaptured int64
+	AmountRefunded int64
+	FailureCode    string
 	// RefundID names the refund of a charge.refunded or refund.failed event.
-	RefundID string `bson:"refund_id,omitempty"`
+	RefundID string
 }
 
 // Public returns c ready to be shown to its merchant: object name set, UTC times, metadata

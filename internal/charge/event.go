@@ -32,21 +32,21 @@ const ObjectEvent = "event"
 
 // Event is the event object of API.md. Sequence counts the events of one charge from 1.
 type Event struct {
-	ID        string    `json:"id" bson:"_id"`
-	Object    string    `json:"object" bson:"-"`
-	Merchant  string    `json:"-" bson:"merchant"`
-	Type      string    `json:"type" bson:"type"`
-	ChargeID  string    `json:"-" bson:"charge_id"`
-	Sequence  int       `json:"sequence" bson:"sequence"`
-	CreatedAt time.Time `json:"created_at" bson:"created_at"`
-	Data      EventData `json:"data" bson:"data"`
+	ID        string    `json:"id"`
+	Object    string    `json:"object"`
+	Merchant  string    `json:"-"`
+	Type      string    `json:"type"`
+	ChargeID  string    `json:"-"`
+	Sequence  int       `json:"sequence"`
+	CreatedAt time.Time `json:"created_at"`
+	Data      EventData `json:"data"`
 }
 
 // EventData is the payload of an event: the charge as the transition left it and, for
 // charge.refunded and refund.failed, the refund.
 type EventData struct {
-	Object Charge  `json:"object" bson:"object"`
-	Refund *Refund `json:"refund,omitempty" bson:"refund,omitempty"`
+	Object Charge  `json:"object"`
+	Refund *Refund `json:"refund,omitempty"`
 }
 
 // NewEvent builds the event that ref records, with c as the transition left it as its

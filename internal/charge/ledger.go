@@ -18,16 +18,16 @@ const (
 // transition of a charge) sum to zero; entries are inserted once, under ids derived from
 // the transition, and never updated or deleted.
 type LedgerEntry struct {
-	ID          string         `bson:"_id"` // <transition id>/<leg>
-	Transaction string         `bson:"transaction"`
-	Merchant    string         `bson:"merchant"`
-	ChargeID    string         `bson:"charge_id"`
-	RefundID    string         `bson:"refund_id,omitempty"`
-	Kind        TransitionKind `bson:"kind"`
-	Account     Account        `bson:"account"`
-	Currency    string         `bson:"currency"`
-	Amount      int64          `bson:"amount"`
-	CreatedAt   time.Time      `bson:"created_at"`
+	ID          string // <transition id>/<leg>
+	Transaction string
+	Merchant    string
+	ChargeID    string
+	RefundID    string
+	Kind        TransitionKind
+	Account     Account
+	Currency    string
+	Amount      int64
+	CreatedAt   time.Time
 }
 
 // leg is an account and the signed amount it moves by.

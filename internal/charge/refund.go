@@ -26,25 +26,25 @@ const ObjectRefund = "refund"
 // (the transitions that reserve and settle it) and is stored folded, both inside the
 // charge and as a document of its own for reads by id.
 type Refund struct {
-	ID          string       `json:"id" bson:"_id"`
-	Object      string       `json:"object" bson:"-"`
-	Merchant    string       `json:"-" bson:"merchant"`
-	Charge      string       `json:"charge" bson:"charge"`
-	Amount      int64        `json:"amount" bson:"amount"`
-	Currency    string       `json:"currency" bson:"currency"`
-	Status      RefundStatus `json:"status" bson:"status"`
-	FailureCode *string      `json:"failure_code" bson:"failure_code"`
-	Reason      *string      `json:"reason" bson:"reason"`
-	CreatedAt   time.Time    `json:"created_at" bson:"created_at"`
-	UpdatedAt   time.Time    `json:"-" bson:"updated_at"`
+	ID          string       `json:"id"`
+	Object      string       `json:"object"`
+	Merchant    string       `json:"-"`
+	Charge      string       `json:"charge"`
+	Amount      int64        `json:"amount"`
+	Currency    string       `json:"currency"`
+	Status      RefundStatus `json:"status"`
+	FailureCode *string      `json:"failure_code"`
+	Reason      *string      `json:"reason"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"-"`
 	// Reference is the processor's reference for the refund.
-	Reference string `json:"-" bson:"reference,omitempty"`
+	Reference string `json:"-"`
 	// Delivery is the delivery number of the command that reserved the refund: attempts at
 	// the processor are counted from it.
-	Delivery uint64 `json:"-" bson:"delivery,omitempty"`
+	Delivery uint64 `json:"-"`
 	// Version is the version of the charge this view of the refund was folded from:
 	// writes of the refund document are conditional on it, like the charge's.
-	Version int64 `json:"-" bson:"version"`
+	Version int64 `json:"-"`
 }
 
 // Public returns r ready to be shown to its merchant.
@@ -110,9 +110,9 @@ type CancelParams struct{}
 // Operation is a capture or cancel of a charge that a worker has claimed and not yet
 // settled.
 type Operation struct {
-	Kind     TransitionKind `bson:"kind"`
-	Amount   int64          `bson:"amount,omitempty"`
-	Delivery uint64         `bson:"delivery,omitempty"`
+	Kind     TransitionKind
+	Amount   int64
+	Delivery uint64
 }
 
 // RefundByID returns c's refund id, if c's history holds it.

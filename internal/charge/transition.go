@@ -19,35 +19,35 @@ import (
 // next sequence first goes first, and every later command sees it (a pending refund
 // reserves its amount; a capture finds a cancel already under way and is refused).
 type Transition struct {
-	ID       string         `bson:"_id"`
-	ChargeID string         `bson:"charge_id"`
-	Sequence int            `bson:"sequence"`
-	Kind     TransitionKind `bson:"kind"`
-	From     Status         `bson:"from"`
-	To       Status         `bson:"to"`
-	At       time.Time      `bson:"at"`
+	ID       string
+	ChargeID string
+	Sequence int
+	Kind     TransitionKind
+	From     Status
+	To       Status
+	At       time.Time
 	// AmountCaptured is the charge's captured amount after the transition.
-	AmountCaptured int64 `bson:"amount_captured"`
+	AmountCaptured int64
 	// Amount is what a capture or refund transition concerns.
-	Amount int64 `bson:"amount,omitempty"`
+	Amount int64
 	// AuthorizationID is the processor's reference for the authorization.
-	AuthorizationID string `bson:"authorization_id,omitempty"`
+	AuthorizationID string
 	// Reference is the processor's reference for a capture, void or refund.
-	Reference   string `bson:"reference,omitempty"`
-	FailureCode string `bson:"failure_code,omitempty"`
+	Reference   string
+	FailureCode string
 	// Refund is the refund a refund_reserved transition reserves, or a refund_failed one
 	// refuses without a reservation, as it was accepted; RefundID names the refund of
 	// the other refund transitions.
-	Refund   *Refund `bson:"refund,omitempty"`
-	RefundID string  `bson:"refund_id,omitempty"`
+	Refund   *Refund
+	RefundID string
 	// Delivery is, for an intent, the delivery number of the command that claimed it:
 	// the attempts at the processor call are counted from there.
-	Delivery uint64 `bson:"delivery,omitempty"`
+	Delivery uint64
 	// Operation is, for the intent of a capture or cancel, the id of the command that
 	// claimed it (Command.ID): its ingest tells its own from another's by it.
-	Operation string `bson:"operation,omitempty"`
+	Operation string
 	// Event is the event the transition writes; its ID is empty for an intent.
-	Event EventRef `bson:"event"`
+	Event EventRef
 }
 
 // TransitionKind names what a transition does.
@@ -274,10 +274,10 @@ type ListParams struct {
 // DeadLetter records a command that was given up on after its last attempt, so that an
 // operator can see what happened and nothing disappears silently.
 type DeadLetter struct {
-	ID       string    `bson:"_id"` // the subject of the command
-	Subject  string    `bson:"subject"`
-	Data     []byte    `bson:"data"`
-	Reason   string    `bson:"reason"`
-	Attempts uint64    `bson:"attempts"`
-	At       time.Time `bson:"at"`
+	ID       string // the subject of the command
+	Subject  string
+	Data     []byte
+	Reason   string
+	Attempts uint64
+	At       time.Time
 }

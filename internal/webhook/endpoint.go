@@ -36,35 +36,35 @@ var EventTypes = []string{
 // Endpoint is a merchant's webhook endpoint. Secrets are held sealed (encrypted with the
 // operator's key); the plain secret is shown only on creation and rotation.
 type Endpoint struct {
-	ID            string         `json:"id" bson:"_id"`
-	Object        string         `json:"object" bson:"-"`
-	Merchant      string         `json:"-" bson:"merchant"`
-	URL           string         `json:"url" bson:"url"`
-	EnabledEvents []string       `json:"enabled_events" bson:"enabled_events"`
-	Description   *string        `json:"description" bson:"description"`
-	Status        EndpointStatus `json:"status" bson:"status"`
+	ID            string         `json:"id"`
+	Object        string         `json:"object"`
+	Merchant      string         `json:"-"`
+	URL           string         `json:"url"`
+	EnabledEvents []string       `json:"enabled_events"`
+	Description   *string        `json:"description"`
+	Status        EndpointStatus `json:"status"`
 	// Secret is the plain secret, set only in the answers to create and rotate.
-	Secret    string    `json:"secret,omitempty" bson:"-"`
-	CreatedAt time.Time `json:"created_at" bson:"created_at"`
-	UpdatedAt time.Time `json:"updated_at" bson:"updated_at"`
+	Secret    string    `json:"secret,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 
 	// Secrets are the signing secrets, newest first, sealed. An older one signs too
 	// until its ExpiresAt (24 hours after a rotation).
-	Secrets []SealedSecret `json:"-" bson:"secrets"`
+	Secrets []SealedSecret `json:"-"`
 	// Version increases with every change a merchant makes (create, edit, rotation).
-	Version int64 `json:"-" bson:"version"`
+	Version int64 `json:"-"`
 	// FailingSince is when the current run of failed deliveries began; nil while the
 	// endpoint answers.
-	FailingSince *time.Time `json:"-" bson:"failing_since"`
+	FailingSince *time.Time `json:"-"`
 	// DisabledReason says why the system disabled the endpoint, if it did.
-	DisabledReason string `json:"-" bson:"disabled_reason,omitempty"`
+	DisabledReason string `json:"-"`
 }
 
 // SealedSecret is a signing secret encrypted at rest.
 type SealedSecret struct {
-	Sealed    []byte     `bson:"sealed"`
-	CreatedAt time.Time  `bson:"created_at"`
-	ExpiresAt *time.Time `bson:"expires_at,omitempty"`
+	Sealed    []byte
+	CreatedAt time.Time
+	ExpiresAt *time.Time
 }
 
 // Public returns e ready to be shown to its merchant.
@@ -99,20 +99,20 @@ const ObjectDelivery = "webhook_delivery"
 
 // Delivery records one attempt to deliver an event to an endpoint.
 type Delivery struct {
-	ID             string     `json:"id" bson:"_id"`
-	Object         string     `json:"object" bson:"-"`
-	Merchant       string     `json:"-" bson:"merchant"`
-	Endpoint       string     `json:"endpoint" bson:"endpoint"`
-	Event          string     `json:"event" bson:"event"`
-	Attempt        int        `json:"attempt" bson:"attempt"`
-	ResponseStatus *int       `json:"response_status" bson:"response_status"`
-	DurationMS     int64      `json:"duration_ms" bson:"duration_ms"`
-	Error          *string    `json:"error" bson:"error"`
-	NextAttemptAt  *time.Time `json:"next_attempt_at" bson:"next_attempt_at"`
-	CreatedAt      time.Time  `json:"created_at" bson:"created_at"`
+	ID             string     `json:"id"`
+	Object         string     `json:"object"`
+	Merchant       string     `json:"-"`
+	Endpoint       string     `json:"endpoint"`
+	Event          string     `json:"event"`
+	Attempt        int        `json:"attempt"`
+	ResponseStatus *int       `json:"response_status"`
+	DurationMS     int64      `json:"duration_ms"`
+	Error          *string    `json:"error"`
+	NextAttemptAt  *time.Time `json:"next_attempt_at"`
+	CreatedAt      time.Time  `json:"created_at"`
 	// Key identifies the run of attempts this one belongs to: the event and endpoint, and
 	// for a redelivery the redelivery's id. Attempts are counted per key.
-	Key string `json:"-" bson:"key"`
+	Key string `json:"-"`
 }
 
 // Public returns d ready to be shown to its merchant.

@@ -35,14 +35,14 @@ func (s *Store) eachID(ctx context.Context, ids []string, f func(ctx context.Con
 	return g.Wait()
 }
 
-// findEach reads the documents with the given ids from coll, keyed by id; missing ids are
-// absent from the result.
-func findEach[T any](ctx context.Context, s *Store, coll *mongo.Collection, ids []string) (map[string]T, error) {
+// findEach reads the documents (of type D) with the given ids from coll and returns them
+// as from makes them, keyed by id; missing ids are absent from the result.
+func findEach[D, T any](ctx context.Context, s *Store, coll *mongo.Collection, ids []string, from func(D) T) (map[string]T, error) {
 	var mu sync.Mutex
 	found := make(map[string]T, len(ids))
 	err := s.eachID(ctx, ids, func(ctx context.Context, id string) error {
-		var v T
-		err := coll.FindOne(ctx, byID(id)).Decode(&v)
+		var d D
+		err := coll.FindOne(ctx, byID(id)).Decode(&d)
 		if errors.Is(err, mongo.ErrNoDocuments) {
 			return nil
 		}
@@ -50,7 +50,7 @@ func findEach[T any](ctx context.Context, s *Store, coll *mongo.Collection, ids 
 			return translate(err)
 		}
 		mu.Lock()
-		found[id] = v
+		found[id] = from(d)
 		mu.Unlock()
 		return nil
 	})

@@ -2,9 +2,8 @@ package mongostore
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
+	"time"
 
 	"github.com/billing/billing/internal/charge"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -12,19 +11,157 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
+// chargeDoc is a charge as the charges collection stores it, and as an event's data holds
+// it. Its metadata is stored as pairs (metadata.go).
+type chargeDoc struct {
+	ID             string          `bson:"_id"`
+	Merchant       string          `bson:"merchant"`
+	Amount         int64           `bson:"amount"`
+	Currency       string          `bson:"currency"`
+	PaymentMethod  string          `bson:"payment_method"`
+	Capture        bool            `bson:"capture"`
+	Status         charge.Status   `bson:"status"`
+	AmountCaptured int64           `bson:"amount_captured"`
+	AmountRefunded int64           `bson:"amount_refunded"`
+	FailureCode    *string         `bson:"failure_code"`
+	FailureMessage *string         `bson:"failure_message"`
+	Description    *string         `bson:"description"`
+	Customer       *string         `bson:"customer"`
+	Metadata       charge.Metadata `bson:"metadata"`
+	CreatedAt      time.Time       `bson:"created_at"`
+	UpdatedAt      time.Time       `bson:"updated_at"`
+
+	AuthorizationID string                  `bson:"authorization_id,omitempty"`
+	Events          []eventRefDoc           `bson:"events,omitempty"`
+	Version         int64                   `bson:"version"`
+	Operation       *operationDoc           `bson:"operation,omitempty"`
+	Ended           []charge.TransitionKind `bson:"ended,omitempty"`
+	Refunds         []refundDoc             `bson:"refunds,omitempty"`
+}
+
+func newChargeDoc(c charge.Charge) chargeDoc {
+	return chargeDoc{
+		ID:              c.ID,
+		Merchant:        c.Merchant,
+		Amount:          c.Amount,
+		Currency:        c.Currency,
+		PaymentMethod:   c.PaymentMethod,
+		Capture:         c.Capture,
+		Status:          c.Status,
+		AmountCaptured:  c.AmountCaptured,
+		AmountRefunded:  c.AmountRefunded,
+		FailureCode:     c.FailureCode,
+		FailureMessage:  c.FailureMessage,
+		Description:     c.Description,
+		Customer:        c.Customer,
+		Metadata:        c.Metadata,
+		CreatedAt:       c.CreatedAt,
+		UpdatedAt:       c.UpdatedAt,
+		AuthorizationID: c.AuthorizationID,
+		Events:          mapSlice(c.Events, newEventRefDoc),
+		Version:         c.Version,
+		Operation:       mapPtr(c.Operation, newOperationDoc),
+		Ended:           c.Ended,
+		Refunds:         mapSlice(c.Refunds, newRefundDoc),
+	}
+}
+
+func (d chargeDoc) toCharge() charge.Charge {
+	return charge.Charge{
+		ID:              d.ID,
+		Merchant:        d.Merchant,
+		Amount:          d.Amount,
+		Currency:        d.Currency,
+		PaymentMethod:   d.PaymentMethod,
+		Capture:         d.Capture,
+		Status:          d.Status,
+		AmountCaptured:  d.AmountCaptured,
+		AmountRefunded:  d.AmountRefunded,
+		FailureCode:     d.FailureCode,
+		FailureMessage:  d.FailureMessage,
+		Description:     d.Description,
+		Customer:        d.Customer,
+		Metadata:        d.Metadata,
+		CreatedAt:       d.CreatedAt,
+		UpdatedAt:       d.UpdatedAt,
+		AuthorizationID: d.AuthorizationID,
+		Events:          mapSlice(d.Events, eventRefDoc.toEventRef),
+		Version:         d.Version,
+		Operation:       mapPtr(d.Operation, operationDoc.toOperation),
+		Ended:           d.Ended,
+		Refunds:         mapSlice(d.Refunds, refundDoc.toRefund),
+	}
+}
+
+// eventRefDoc is an event of a charge as its charge's document records it.
+type eventRefDoc struct {
+	ID             string        `bson:"id"`
+	Type           string        `bson:"type"`
+	Sequence       int           `bson:"sequence"`
+	CreatedAt      time.Time     `bson:"created_at"`
+	Status         charge.Status `bson:"status"`
+	AmountCaptured int64         `bson:"amount_captured"`
+	AmountRefunded int64         `bson:"amount_refunded"`
+	FailureCode    string        `bson:"failure_code,omitempty"`
+	RefundID       string        `bson:"refund_id,omitempty"`
+}
+
+func newEventRefDoc(r charge.EventRef) eventRefDoc {
+	return eventRefDoc{
+		ID:             r.ID,
+		Type:           r.Type,
+		Sequence:       r.Sequence,
+		CreatedAt:      r.CreatedAt,
+		Status:         r.Status,
+		AmountCaptured: r.AmountCaptured,
+		AmountRefunded: r.AmountRefunded,
+		FailureCode:    r.FailureCode,
+		RefundID:       r.RefundID,
+	}
+}
+
+func (d eventRefDoc) toEventRef() charge.EventRef {
+	return charge.EventRef{
+		ID:             d.ID,
+		Type:           d.Type,
+		Sequence:       d.Sequence,
+		CreatedAt:      d.CreatedAt,
+		Status:         d.Status,
+		AmountCaptured: d.AmountCaptured,
+		AmountRefunded: d.AmountRefunded,
+		FailureCode:    d.FailureCode,
+		RefundID:       d.RefundID,
+	}
+}
+
+// operationDoc is the capture or cancel under way, as its charge's document records it.
+type operationDoc struct {
+	Kind     charge.TransitionKind `bson:"kind"`
+	Amount   int64                 `bson:"amount,omitempty"`
+	Delivery uint64                `bson:"delivery,omitempty"`
+}
+
+func newOperationDoc(o charge.Operation) operationDoc {
+	return operationDoc{Kind: o.Kind, Amount: o.Amount, Delivery: o.Delivery}
+}
+
+func (d operationDoc) toOperation() charge.Operation {
+	return charge.Operation{Kind: d.Kind, Amount: d.Amount, Delivery: d.Delivery}
+}
+
 // GetCharge returns the charge id of merchant as stored (call Public before showing it).
 // It returns charge.ErrNotFound if there is no such charge or it belongs to another
 // merchant. The filter is the id alone and the merchant is checked here: FerretDB turns
 // only a bare _id filter into an indexed lookup and scans the collection for any other.
 func (s *Store) GetCharge(ctx context.Context, merchant, id string) (charge.Charge, error) {
-	var c charge.Charge
-	if err := s.charges.FindOne(ctx, byID(id)).Decode(&c); err != nil {
+	var d chargeDoc
+	if err := s.charges.FindOne(ctx, byID(id)).Decode(&d); err != nil {
 		return charge.Charge{}, fmt.Errorf("getting charge %s: %w", id, translate(err))
 	}
-	if c.Merchant != merchant {
+	if d.Merchant != merchant {
 		return charge.Charge{}, fmt.Errorf("getting charge %s: %w", id, charge.ErrNotFound)
 	}
-	return c, nil
+	return d.toCharge(), nil
 }
 
 // ListCharges returns a page of merchant's charges, newest first: at most p.Limit (10 if
@@ -39,39 +176,43 @@ func (s *Store) ListCharges(ctx context.Context, merchant string, p charge.ListP
 	if p.StartingAfter != "" {
 		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$lt", Value: p.StartingAfter}}})
 	}
-	charges = []charge.Charge{}
-	hasMore, err = findPage(ctx, s.charges, filter, listLimit(p.Limit), &charges)
+	charges, hasMore, err = findPage(ctx, s.charges, filter, listLimit(p.Limit), chargeDoc.toCharge)
 	if err != nil {
 		return nil, false, fmt.Errorf("listing charges: %w", err)
 	}
 	return charges, hasMore, nil
 }
 
-// findPage finds up to limit documents matching filter, newest (highest _id) first, into
-// the slice out points to, and reports whether more matched.
-func findPage[T any](ctx context.Context, coll *mongo.Collection, filter bson.D, limit int, out *[]T) (hasMore bool, err error) {
+// findPage finds up to limit documents (of type D) matching filter, newest (highest _id)
+// first, and returns them as from makes them (an empty slice, not nil, for none); hasMore
+// reports whether more matched.
+func findPage[D, T any](ctx context.Context, coll *mongo.Collection, filter bson.D, limit int, from func(D) T) (page []T, hasMore bool, err error) {
 	opts := options.Find().
 		SetSort(bson.D{{Key: "_id", Value: -1}}).
 		SetLimit(int64(limit) + 1)
 	cur, err := coll.Find(ctx, filter, opts)
 	if err != nil {
-		return false, translate(err)
+		return nil, false, translate(err)
 	}
-	if err := cur.All(ctx, out); err != nil {
-		return false, translate(err)
+	var docs []D
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, false, translate(err)
 	}
-	if len(*out) > limit {
-		*out = (*out)[:limit]
-		return true, nil
+	if len(docs) > limit {
+		docs, hasMore = docs[:limit], true
 	}
-	return false, nil
+	page = make([]T, len(docs))
+	for i, d := range docs {
+		page[i] = from(d)
+	}
+	return page, hasMore, nil
 }
 
 // ChargesByID returns the charges with the given ids, whoever their merchant, keyed by
 // id. Ids with no charge are absent from the map. Workers use it to read a batch; it reads
 // by id, a few at a time (see eachID).
 func (s *Store) ChargesByID(ctx context.Context, ids []string) (map[string]charge.Charge, error) {
-	found, err := findEach[charge.Charge](ctx, s, s.charges, ids)
+	found, err := findEach(ctx, s, s.charges, ids, chargeDoc.toCharge)
 	if err != nil {
 		return nil, fmt.Errorf("reading %d charges: %w", len(ids), err)
 	}
@@ -82,7 +223,7 @@ func (s *Store) ChargesByID(ctx context.Context, ids []string) (map[string]charg
 // already stored, which are left as they are: a redelivered command never overwrites the
 // progress of an earlier delivery. Callers bring those up to date with SaveCharges.
 func (s *Store) InsertCharges(ctx context.Context, cs []charge.Charge) ([]string, error) {
-	taken, err := insertNew(ctx, s.charges, cs)
+	taken, err := insertNew(ctx, s.charges, mapSlice(cs, newChargeDoc))
 	if err != nil {
 		return nil, fmt.Errorf("inserting %d charges: %w", len(cs), err)
 	}
@@ -91,53 +232,6 @@ func (s *Store) InsertCharges(ctx context.Context, cs []charge.Charge) ([]string
 		ids[i] = cs[idx].ID
 	}
 	return ids, nil
-}
-
-// ClaimTransitions records transitions in the log, in one unordered insert, and returns
-// the ids of the charges whose claim lost. Each transition's id names its charge and
-// sequence number, so of two workers that decide the same step of a charge exactly one
-// insert succeeds: the log, not the charge document, arbitrates. Callers read the winners
-// of lost claims with TransitionsFrom.
-func (s *Store) ClaimTransitions(ctx context.Context, ts []charge.Transition) ([]string, error) {
-	taken, err := insertNew(ctx, s.transitions, ts)
-	if err != nil {
-		return nil, fmt.Errorf("claiming %d transitions: %w", len(ts), err)
-	}
-	lost := make([]string, len(taken))
-	for i, idx := range taken {
-		lost[i] = ts[idx].ChargeID
-	}
-	return lost, nil
-}
-
-// TransitionsFrom returns, for each charge id, its logged transitions from sequence
-// number from[id] on, in order. It reads them by id (charge id and sequence), so a charge
-// costs one read more than it has transitions to return.
-func (s *Store) TransitionsFrom(ctx context.Context, from map[string]int) (map[string][]charge.Transition, error) {
-	var mu sync.Mutex
-	out := make(map[string][]charge.Transition, len(from))
-	err := s.eachID(ctx, keys(from), func(ctx context.Context, id string) error {
-		var ts []charge.Transition
-		for seq := max(from[id], 1); ; seq++ {
-			var t charge.Transition
-			err := s.transitions.FindOne(ctx, byID(charge.TransitionID(id, seq))).Decode(&t)
-			if errors.Is(err, mongo.ErrNoDocuments) {
-				break
-			}
-			if err != nil {
-				return translate(err)
-			}
-			ts = append(ts, t)
-		}
-		mu.Lock()
-		out[id] = ts
-		mu.Unlock()
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading transitions of %d charges: %w", len(from), err)
-	}
-	return out, nil
 }
 
 // SaveCharges writes the folded state of charges (status, amounts, failure, events,
@@ -156,24 +250,31 @@ func (s *Store) SaveCharges(ctx context.Context, cs []charge.Charge) error {
 		if !s.ferret {
 			filter = append(filter, bson.E{Key: "version", Value: bson.D{{Key: "$lt", Value: c.Version}}})
 		}
-		_, err := s.charges.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{
-			{Key: "status", Value: c.Status},
-			{Key: "amount_captured", Value: c.AmountCaptured},
-			{Key: "amount_refunded", Value: c.AmountRefunded},
-			{Key: "failure_code", Value: c.FailureCode},
-			{Key: "failure_message", Value: c.FailureMessage},
-			{Key: "authorization_id", Value: c.AuthorizationID},
-			{Key: "updated_at", Value: c.UpdatedAt},
-			{Key: "events", Value: c.Events},
-			{Key: "version", Value: c.Version},
-			{Key: "operation", Value: c.Operation},
-			{Key: "ended", Value: c.Ended},
-			{Key: "refunds", Value: c.Refunds},
-		}}})
+		_, err := s.charges.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: savedFields(c)}})
 		return translate(err)
 	})
 	if err != nil {
 		return fmt.Errorf("saving %d charges: %w", len(cs), err)
 	}
 	return nil
+}
+
+// savedFields are the fields of c's document that SaveCharges writes: those transitions
+// change.
+func savedFields(c charge.Charge) bson.D {
+	d := newChargeDoc(c)
+	return bson.D{
+		{Key: "status", Value: d.Status},
+		{Key: "amount_captured", Value: d.AmountCaptured},
+		{Key: "amount_refunded", Value: d.AmountRefunded},
+		{Key: "failure_code", Value: d.FailureCode},
+		{Key: "failure_message", Value: d.FailureMessage},
+		{Key: "authorization_id", Value: d.AuthorizationID},
+		{Key: "updated_at", Value: d.UpdatedAt},
+		{Key: "events", Value: d.Events},
+		{Key: "version", Value: d.Version},
+		{Key: "operation", Value: d.Operation},
+		{Key: "ended", Value: d.Ended},
+		{Key: "refunds", Value: d.Refunds},
+	}
 }

@@ -3,12 +3,31 @@ package mongostore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/billing/billing/internal/charge"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
+
+// deadLetterDoc is a dead letter as the dead_letters collection stores it.
+type deadLetterDoc struct {
+	ID       string    `bson:"_id"`
+	Subject  string    `bson:"subject"`
+	Data     []byte    `bson:"data"`
+	Reason   string    `bson:"reason"`
+	Attempts uint64    `bson:"attempts"`
+	At       time.Time `bson:"at"`
+}
+
+func newDeadLetterDoc(d charge.DeadLetter) deadLetterDoc {
+	return deadLetterDoc{ID: d.ID, Subject: d.Subject, Data: d.Data, Reason: d.Reason, Attempts: d.Attempts, At: d.At}
+}
+
+func (d deadLetterDoc) toDeadLetter() charge.DeadLetter {
+	return charge.DeadLetter{ID: d.ID, Subject: d.Subject, Data: d.Data, Reason: d.Reason, Attempts: d.Attempts, At: d.At}
+}
 
 // InsertDeadLetters records commands given up on, in one unordered bulk write. It is
 // idempotent by id: a dead letter already recorded is left as it is.
@@ -18,7 +37,7 @@ func (s *Store) InsertDeadLetters(ctx context.Context, ds []charge.DeadLetter) e
 	}
 	models := make([]mongo.WriteModel, 0, len(ds))
 	for _, d := range ds {
-		m, err := setOnInsert(d)
+		m, err := setOnInsert(newDeadLetterDoc(d))
 		if err != nil {
 			return fmt.Errorf("encoding dead letter %s: %w", d.ID, err)
 		}
@@ -38,9 +57,13 @@ func (s *Store) DeadLetters(ctx context.Context) ([]charge.DeadLetter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading dead letters: %w", translate(err))
 	}
-	ds := []charge.DeadLetter{}
-	if err := cur.All(ctx, &ds); err != nil {
+	var docs []deadLetterDoc
+	if err := cur.All(ctx, &docs); err != nil {
 		return nil, fmt.Errorf("reading dead letters: %w", translate(err))
+	}
+	ds := make([]charge.DeadLetter, len(docs))
+	for i, d := range docs {
+		ds[i] = d.toDeadLetter()
 	}
 	return ds, nil
 }

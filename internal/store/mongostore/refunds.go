@@ -3,24 +3,79 @@ package mongostore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/billing/billing/internal/charge"
 )
 
+// refundDoc is a refund as the refunds collection stores it, and as its charge's document,
+// a transition and an event's data hold it.
+type refundDoc struct {
+	ID          string              `bson:"_id"`
+	Merchant    string              `bson:"merchant"`
+	Charge      string              `bson:"charge"`
+	Amount      int64               `bson:"amount"`
+	Currency    string              `bson:"currency"`
+	Status      charge.RefundStatus `bson:"status"`
+	FailureCode *string             `bson:"failure_code"`
+	Reason      *string             `bson:"reason"`
+	CreatedAt   time.Time           `bson:"created_at"`
+	UpdatedAt   time.Time           `bson:"updated_at"`
+	Reference   string              `bson:"reference,omitempty"`
+	Delivery    uint64              `bson:"delivery,omitempty"`
+	Version     int64               `bson:"version"`
+}
+
+func newRefundDoc(r charge.Refund) refundDoc {
+	return refundDoc{
+		ID:          r.ID,
+		Merchant:    r.Merchant,
+		Charge:      r.Charge,
+		Amount:      r.Amount,
+		Currency:    r.Currency,
+		Status:      r.Status,
+		FailureCode: r.FailureCode,
+		Reason:      r.Reason,
+		CreatedAt:   r.CreatedAt,
+		UpdatedAt:   r.UpdatedAt,
+		Reference:   r.Reference,
+		Delivery:    r.Delivery,
+		Version:     r.Version,
+	}
+}
+
+func (d refundDoc) toRefund() charge.Refund {
+	return charge.Refund{
+		ID:          d.ID,
+		Merchant:    d.Merchant,
+		Charge:      d.Charge,
+		Amount:      d.Amount,
+		Currency:    d.Currency,
+		Status:      d.Status,
+		FailureCode: d.FailureCode,
+		Reason:      d.Reason,
+		CreatedAt:   d.CreatedAt,
+		UpdatedAt:   d.UpdatedAt,
+		Reference:   d.Reference,
+		Delivery:    d.Delivery,
+		Version:     d.Version,
+	}
+}
+
 // GetRefund returns the refund id of merchant as stored (call Public before showing it).
 // It returns charge.ErrNotFound if there is no such refund or it belongs to another
 // merchant.
 func (s *Store) GetRefund(ctx context.Context, merchant, id string) (charge.Refund, error) {
-	var r charge.Refund
-	if err := s.refunds.FindOne(ctx, byID(id)).Decode(&r); err != nil {
+	var d refundDoc
+	if err := s.refunds.FindOne(ctx, byID(id)).Decode(&d); err != nil {
 		return charge.Refund{}, fmt.Errorf("getting refund %s: %w", id, translate(err))
 	}
-	if r.Merchant != merchant {
+	if d.Merchant != merchant {
 		return charge.Refund{}, fmt.Errorf("getting refund %s: %w", id, charge.ErrNotFound)
 	}
-	return r, nil
+	return d.toRefund(), nil
 }
 
 // ListRefunds returns a page of merchant's refunds, newest first: at most p.Limit (10 if
@@ -34,8 +89,7 @@ func (s *Store) ListRefunds(ctx context.Context, merchant string, p charge.Refun
 	if p.StartingAfter != "" {
 		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$lt", Value: p.StartingAfter}}})
 	}
-	refunds = []charge.Refund{}
-	hasMore, err = findPage(ctx, s.refunds, filter, listLimit(p.Limit), &refunds)
+	refunds, hasMore, err = findPage(ctx, s.refunds, filter, listLimit(p.Limit), refundDoc.toRefund)
 	if err != nil {
 		return nil, false, fmt.Errorf("listing refunds: %w", err)
 	}
@@ -46,7 +100,7 @@ func (s *Store) ListRefunds(ctx context.Context, merchant string, p charge.Refun
 // written once the refund is settled, and a settled refund never changes, so a refund
 // already stored is left as it is and is not an error.
 func (s *Store) InsertRefunds(ctx context.Context, rs []charge.Refund) error {
-	if err := insertAll(ctx, s.refunds, rs); err != nil {
+	if err := insertAll(ctx, s.refunds, mapSlice(rs, newRefundDoc)); err != nil {
 		return fmt.Errorf("inserting %d refunds: %w", len(rs), err)
 	}
 	return nil

@@ -15,11 +15,124 @@ import (
 
 var _ webhook.Store = (*Store)(nil)
 
+// endpointDoc is a webhook endpoint as the webhook_endpoints collection stores it: its
+// secrets sealed, never the plain one.
+type endpointDoc struct {
+	ID             string                 `bson:"_id"`
+	Merchant       string                 `bson:"merchant"`
+	URL            string                 `bson:"url"`
+	EnabledEvents  []string               `bson:"enabled_events"`
+	Description    *string                `bson:"description"`
+	Status         webhook.EndpointStatus `bson:"status"`
+	CreatedAt      time.Time              `bson:"created_at"`
+	UpdatedAt      time.Time              `bson:"updated_at"`
+	Secrets        []sealedSecretDoc      `bson:"secrets"`
+	Version        int64                  `bson:"version"`
+	FailingSince   *time.Time             `bson:"failing_since"`
+	DisabledReason string                 `bson:"disabled_reason,omitempty"`
+}
+
+func newEndpointDoc(e webhook.Endpoint) endpointDoc {
+	return endpointDoc{
+		ID:             e.ID,
+		Merchant:       e.Merchant,
+		URL:            e.URL,
+		EnabledEvents:  e.EnabledEvents,
+		Description:    e.Description,
+		Status:         e.Status,
+		CreatedAt:      e.CreatedAt,
+		UpdatedAt:      e.UpdatedAt,
+		Secrets:        mapSlice(e.Secrets, newSealedSecretDoc),
+		Version:        e.Version,
+		FailingSince:   e.FailingSince,
+		DisabledReason: e.DisabledReason,
+	}
+}
+
+func (d endpointDoc) toEndpoint() webhook.Endpoint {
+	return webhook.Endpoint{
+		ID:             d.ID,
+		Merchant:       d.Merchant,
+		URL:            d.URL,
+		EnabledEvents:  d.EnabledEvents,
+		Description:    d.Description,
+		Status:         d.Status,
+		CreatedAt:      d.CreatedAt,
+		UpdatedAt:      d.UpdatedAt,
+		Secrets:        mapSlice(d.Secrets, sealedSecretDoc.toSealedSecret),
+		Version:        d.Version,
+		FailingSince:   d.FailingSince,
+		DisabledReason: d.DisabledReason,
+	}
+}
+
+// sealedSecretDoc is a signing secret as its endpoint's document holds it.
+type sealedSecretDoc struct {
+	Sealed    []byte     `bson:"sealed"`
+	CreatedAt time.Time  `bson:"created_at"`
+	ExpiresAt *time.Time `bson:"expires_at,omitempty"`
+}
+
+func newSealedSecretDoc(s webhook.SealedSecret) sealedSecretDoc {
+	return sealedSecretDoc{Sealed: s.Sealed, CreatedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt}
+}
+
+func (d sealedSecretDoc) toSealedSecret() webhook.SealedSecret {
+	return webhook.SealedSecret{Sealed: d.Sealed, CreatedAt: d.CreatedAt, ExpiresAt: d.ExpiresAt}
+}
+
+// deliveryDoc is a delivery attempt as the webhook_deliveries collection stores it.
+type deliveryDoc struct {
+	ID             string     `bson:"_id"`
+	Merchant       string     `bson:"merchant"`
+	Endpoint       string     `bson:"endpoint"`
+	Event          string     `bson:"event"`
+	Attempt        int        `bson:"attempt"`
+	ResponseStatus *int       `bson:"response_status"`
+	DurationMS     int64      `bson:"duration_ms"`
+	Error          *string    `bson:"error"`
+	NextAttemptAt  *time.Time `bson:"next_attempt_at"`
+	CreatedAt      time.Time  `bson:"created_at"`
+	Key            string     `bson:"key"`
+}
+
+func newDeliveryDoc(d webhook.Delivery) deliveryDoc {
+	return deliveryDoc{
+		ID:             d.ID,
+		Merchant:       d.Merchant,
+		Endpoint:       d.Endpoint,
+		Event:          d.Event,
+		Attempt:        d.Attempt,
+		ResponseStatus: d.ResponseStatus,
+		DurationMS:     d.DurationMS,
+		Error:          d.Error,
+		NextAttemptAt:  d.NextAttemptAt,
+		CreatedAt:      d.CreatedAt,
+		Key:            d.Key,
+	}
+}
+
+func (d deliveryDoc) toDelivery() webhook.Delivery {
+	return webhook.Delivery{
+		ID:             d.ID,
+		Merchant:       d.Merchant,
+		Endpoint:       d.Endpoint,
+		Event:          d.Event,
+		Attempt:        d.Attempt,
+		ResponseStatus: d.ResponseStatus,
+		DurationMS:     d.DurationMS,
+		Error:          d.Error,
+		NextAttemptAt:  d.NextAttemptAt,
+		CreatedAt:      d.CreatedAt,
+		Key:            d.Key,
+	}
+}
+
 // InsertEndpoint stores a new endpoint. It is idempotent by id: an endpoint already
 // stored with that id is left as it is and is not an error. Only the sealed secrets are
 // stored; the plain one (e.Secret) is never written.
 func (s *Store) InsertEndpoint(ctx context.Context, e webhook.Endpoint) error {
-	_, err := s.webhookEndpoints.InsertOne(ctx, e)
+	_, err := s.webhookEndpoints.InsertOne(ctx, newEndpointDoc(e))
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("inserting webhook endpoint %s: %w", e.ID, translate(err))
 	}
@@ -29,11 +142,11 @@ func (s *Store) InsertEndpoint(ctx context.Context, e webhook.Endpoint) error {
 // Endpoint returns the endpoint id as stored, whoever its merchant (callers check it;
 // call Public before showing it). It returns charge.ErrNotFound if there is none.
 func (s *Store) Endpoint(ctx context.Context, id string) (webhook.Endpoint, error) {
-	var e webhook.Endpoint
-	if err := s.webhookEndpoints.FindOne(ctx, byID(id)).Decode(&e); err != nil {
+	var d endpointDoc
+	if err := s.webhookEndpoints.FindOne(ctx, byID(id)).Decode(&d); err != nil {
 		return webhook.Endpoint{}, fmt.Errorf("getting webhook endpoint %s: %w", id, translate(err))
 	}
-	return e, nil
+	return d.toEndpoint(), nil
 }
 
 // ListEndpoints returns a page of merchant's endpoints, newest first: at most limit (10 if
@@ -44,8 +157,7 @@ func (s *Store) ListEndpoints(ctx context.Context, merchant string, limit int, s
 	if startingAfter != "" {
 		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$lt", Value: startingAfter}}})
 	}
-	es := []webhook.Endpoint{}
-	hasMore, err := findPage(ctx, s.webhookEndpoints, filter, listLimit(limit), &es)
+	es, hasMore, err := findPage(ctx, s.webhookEndpoints, filter, listLimit(limit), endpointDoc.toEndpoint)
 	if err != nil {
 		return nil, false, fmt.Errorf("listing webhook endpoints: %w", err)
 	}
@@ -68,12 +180,12 @@ func (s *Store) EnabledEndpoints(ctx context.Context, merchants []string) (map[s
 	if err != nil {
 		return nil, fmt.Errorf("reading enabled webhook endpoints of %d merchants: %w", len(merchants), translate(err))
 	}
-	var es []webhook.Endpoint
-	if err := cur.All(ctx, &es); err != nil {
+	var docs []endpointDoc
+	if err := cur.All(ctx, &docs); err != nil {
 		return nil, fmt.Errorf("reading enabled webhook endpoints of %d merchants: %w", len(merchants), translate(err))
 	}
-	for _, e := range es {
-		out[e.Merchant] = append(out[e.Merchant], e)
+	for _, d := range docs {
+		out[d.Merchant] = append(out[d.Merchant], d.toEndpoint())
 	}
 	return out, nil
 }
@@ -83,13 +195,14 @@ func (s *Store) EnabledEndpoints(ctx context.Context, merchants []string) (map[s
 // failures. Secrets and health have writers of their own (SetEndpointSecrets,
 // SetEndpointHealth), so no edit can undo a rotation or a disabling made meanwhile.
 func (s *Store) SaveEndpoint(ctx context.Context, e webhook.Endpoint) error {
+	d := newEndpointDoc(e)
 	set := bson.D{
-		{Key: "url", Value: e.URL},
-		{Key: "enabled_events", Value: e.EnabledEvents},
-		{Key: "description", Value: e.Description},
-		{Key: "status", Value: e.Status},
-		{Key: "updated_at", Value: e.UpdatedAt},
-		{Key: "version", Value: e.Version},
+		{Key: "url", Value: d.URL},
+		{Key: "enabled_events", Value: d.EnabledEvents},
+		{Key: "description", Value: d.Description},
+		{Key: "status", Value: d.Status},
+		{Key: "updated_at", Value: d.UpdatedAt},
+		{Key: "version", Value: d.Version},
 	}
 	if e.Status == webhook.StatusEnabled && e.FailingSince == nil {
 		set = append(set, bson.E{Key: "failing_since", Value: nil}, bson.E{Key: "disabled_reason", Value: ""})
@@ -99,9 +212,14 @@ func (s *Store) SaveEndpoint(ctx context.Context, e webhook.Endpoint) error {
 
 // SetEndpointSecrets writes an endpoint's secrets by id, and nothing else.
 func (s *Store) SetEndpointSecrets(ctx context.Context, id string, secrets []webhook.SealedSecret, updatedAt time.Time) error {
-	return s.setEndpoint(ctx, id, "rotating the secret of", bson.D{
-		{Key: "secrets", Value: secrets}, {Key: "updated_at", Value: updatedAt},
-	})
+	return s.setEndpoint(ctx, id, "rotating the secret of", secretsFields(secrets, updatedAt))
+}
+
+// secretsFields are the fields of an endpoint's document that SetEndpointSecrets writes.
+func secretsFields(secrets []webhook.SealedSecret, updatedAt time.Time) bson.D {
+	return bson.D{
+		{Key: "secrets", Value: mapSlice(secrets, newSealedSecretDoc)}, {Key: "updated_at", Value: updatedAt},
+	}
 }
 
 func (s *Store) setEndpoint(ctx context.Context, id, what string, set bson.D) error {
@@ -190,7 +308,7 @@ func (s *Store) SaveRun(ctx context.Context, key string, attempts int) error {
 // InsertDelivery records one delivery attempt. It is idempotent by id: an attempt already
 // recorded is left as it is and is not an error.
 func (s *Store) InsertDelivery(ctx context.Context, d webhook.Delivery) error {
-	_, err := s.webhookDeliveries.InsertOne(ctx, d)
+	_, err := s.webhookDeliveries.InsertOne(ctx, newDeliveryDoc(d))
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("inserting webhook delivery %s: %w", d.ID, translate(err))
 	}
@@ -206,8 +324,7 @@ func (s *Store) ListDeliveries(ctx context.Context, endpoint string, limit int, 
 	if startingAfter != "" {
 		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$lt", Value: startingAfter}}})
 	}
-	ds := []webhook.Delivery{}
-	hasMore, err := findPage(ctx, s.webhookDeliveries, filter, listLimit(limit), &ds)
+	ds, hasMore, err := findPage(ctx, s.webhookDeliveries, filter, listLimit(limit), deliveryDoc.toDelivery)
 	if err != nil {
 		return nil, false, fmt.Errorf("listing webhook deliveries of %s: %w", endpoint, err)
 	}
