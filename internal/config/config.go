@@ -155,7 +155,7 @@ func Defaults(service Service) Config {
 		AdminAddr:                  admin,
 		NATSURL:                    "nats://127.0.0.1:4222",
 		StreamReplicas:             1,
-		Store:                      "mongodb",
+		Store:                      "sqlite",
 		SQLitePath:                 "./data/store/billing.db",
 		MongoURI:                   "mongodb://127.0.0.1:27017",
 		MongoDatabase:              "billing",

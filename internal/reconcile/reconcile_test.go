@@ -31,10 +31,17 @@ func (h *history) step(f func(charge.Charge) charge.Transition) {
 
 func (h *history) write(t *testing.T, st store.Store) {
 	t.Helper()
+	h.writeViewAt(t, st, len(h.ts))
+}
+
+// writeViewAt writes h with the charge's view folded from its first n transitions only:
+// a view left behind its log, as a worker that died between the two writes leaves it.
+func (h *history) writeViewAt(t *testing.T, st store.Store, n int) {
+	t.Helper()
 	ctx := context.Background()
 	_, err := st.ClaimTransitions(ctx, h.ts)
 	require.NoError(t, err)
-	c := charge.Fold(h.base, h.ts)
+	c := charge.Fold(h.base, h.ts[:n])
 	_, err = st.InsertCharges(ctx, []charge.Charge{c})
 	require.NoError(t, err)
 	require.NoError(t, st.InsertRefunds(ctx, c.Refunds))
@@ -85,9 +92,7 @@ func TestReconcile(t *testing.T) {
 
 	// A view left behind its log.
 	stale := newHistory()
-	stale.write(t, st)
-	behind := charge.Fold(stale.base, stale.ts[:3])
-	require.NoError(t, st.SaveCharges(ctx, []charge.Charge{behind}))
+	stale.writeViewAt(t, st, 3)
 
 	// A ledger entry missing, and one the history does not call for.
 	ledger := newHistory()

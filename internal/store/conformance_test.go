@@ -2,8 +2,10 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/store"
 	"github.com/billing/billing/internal/store/mongostore"
+	"github.com/billing/billing/internal/store/sqlitestore"
 	"github.com/billing/billing/internal/storetest"
 )
 
@@ -41,6 +44,7 @@ type engine struct {
 }
 
 var engines = []engine{
+	{store.EngineSQLite, openSQLite},
 	{store.EngineMongoDB, openMongo},
 }
 
@@ -122,4 +126,41 @@ func openMongo(t *testing.T) *testBundle {
 		return doc
 	}
 	return &testBundle{store: s, atomic: s.AtomicConditions(), raw: raw}
+}
+
+// openSQLite opens the sqlite engine on a database file of its own, in a temporary
+// directory removed when the test ends.
+func openSQLite(t *testing.T) *testBundle {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "store", "billing.db")
+	s, err := sqlitestore.Open(t.Context(), path, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close(context.Background())) })
+	raw := func(t *testing.T, table, id string) []byte {
+		t.Helper()
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+		require.NoError(t, err)
+		defer func() { require.NoError(t, db.Close()) }()
+		rows, err := db.QueryContext(t.Context(), "SELECT * FROM "+table+" WHERE id = ?", id)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, rows.Close()) }()
+		require.True(t, rows.Next(), "no %s %s", table, id)
+		columns, err := rows.Columns()
+		require.NoError(t, err)
+		values := make([]any, len(columns))
+		ptrs := make([]any, len(columns))
+		for i := range values {
+			ptrs[i] = &values[i]
+		}
+		require.NoError(t, rows.Scan(ptrs...))
+		var row []byte
+		for i, v := range values {
+			if b, ok := v.([]byte); ok {
+				v = string(b)
+			}
+			row = fmt.Appendf(row, "%s=%v\n", columns[i], v)
+		}
+		return row
+	}
+	return &testBundle{store: s, atomic: true, raw: raw}
 }

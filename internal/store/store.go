@@ -16,6 +16,7 @@ import (
 
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/store/mongostore"
+	"github.com/billing/billing/internal/store/sqlitestore"
 	"github.com/billing/billing/internal/webhook"
 )
 
@@ -25,8 +26,8 @@ const (
 	EngineMongoDB = "mongodb"
 )
 
-// Engines are the engines Open knows.
-var Engines = []string{EngineMongoDB}
+// Engines are the engines Open knows, the default first.
+var Engines = []string{EngineSQLite, EngineMongoDB}
 
 // Config chooses and locates the store.
 type Config struct {
@@ -41,6 +42,8 @@ type Config struct {
 // Open opens the store cfg names, creating or upgrading its schema (indexes) if needed.
 func Open(ctx context.Context, cfg Config, logger *slog.Logger) (Store, error) {
 	switch cfg.Engine {
+	case EngineSQLite:
+		return sqlitestore.Open(ctx, cfg.SQLitePath, logger)
 	case EngineMongoDB:
 		return mongostore.Open(ctx, cfg.MongoURI, cfg.MongoDatabase, logger)
 	}

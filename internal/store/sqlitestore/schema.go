@@ -86,7 +86,7 @@ CREATE TABLE balances (
 CREATE TABLE dead_letters (
 	id       TEXT PRIMARY KEY,
 	subject  TEXT NOT NULL,
-	data     BLOB NOT NULL,
+	data     BLOB,
 	reason   TEXT NOT NULL,
 	attempts INTEGER NOT NULL,
 	at       INTEGER NOT NULL
