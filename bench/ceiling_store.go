@@ -12,19 +12,49 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+
+	"github.com/billing/billing/internal/store"
 )
 
 const (
 	insertBatch   = 100
 	insertWriters = 4
-	// docSize is the size of one document in BSON, about that of a stored charge.
+	// docSize is the size of one document in BSON, or of one row, about that of a
+	// stored charge.
 	docSize = 400
 )
 
-// storeCeiling is the raw bulk insert rate into the same store.
+// storeCeiling is the raw bulk insert rate into the same store: ceiling c.
 type storeCeiling struct {
+	engine     string
+	writers    int
 	docsPerSec float64
 	docBytes   int
+}
+
+// what says what ceiling c measured, for the report.
+func (c storeCeiling) what() string {
+	if c.engine == store.EngineSQLite {
+		return fmt.Sprintf("c. SQLite INSERT, transactions of %d, %d writer (rows/s)", insertBatch, c.writers)
+	}
+	return fmt.Sprintf("c. store InsertMany of %d × %d (docs/s)", insertBatch, c.writers)
+}
+
+// unit names what ceiling c inserted, for the report.
+func (c storeCeiling) unit() string {
+	if c.engine == store.EngineSQLite {
+		return fmt.Sprintf("rows of %d B (id, merchant, status, time, JSON), primary key only, WAL, synchronous=FULL, one writer: "+
+			"SQLite writes one transaction at a time (%d writers on separate connections measured no faster)", c.docBytes, insertWriters)
+	}
+	return fmt.Sprintf("documents of %d B of BSON, _id index only", c.docBytes)
+}
+
+// measureStoreCeiling measures ceiling c on the stack's engine for d.
+func measureStoreCeiling(ctx context.Context, st *stack, d time.Duration) (storeCeiling, error) {
+	if st.engine == store.EngineSQLite {
+		return measureSQLiteInsert(ctx, st.sqliteScratchPath(), d)
+	}
+	return measureInsert(ctx, st.mongoURI(), d)
 }
 
 // measureInsert runs insertWriters clients, each inserting batches of insertBatch
@@ -88,7 +118,7 @@ func measureInsert(ctx context.Context, uri string, d time.Duration) (storeCeili
 	if err := errors.Join(errs...); err != nil {
 		return storeCeiling{}, fmt.Errorf("InsertMany: %w", err)
 	}
-	return storeCeiling{docsPerSec: perSecond(total, elapsed), docBytes: docBytes}, nil
+	return storeCeiling{engine: store.EngineMongoDB, writers: insertWriters, docsPerSec: perSecond(total, elapsed), docBytes: docBytes}, nil
 }
 
 // scratchDoc is a document shaped like a small charge.

@@ -58,9 +58,9 @@ func measureCeilings(ctx context.Context, opts config, st *stack, cpu *cpuMeter,
 		return r, fmt.Errorf("ceiling b: %w", err)
 	}
 
-	progress("ceiling c: InsertMany of %d, %d concurrent, %s", insertBatch, insertWriters, insertFor)
+	progress("ceiling c: raw bulk insert into %s, batches of %d, %s", st.engine, insertBatch, insertFor)
 	cpu.start()
-	r.insert, err = measureInsert(ctx, st.mongoURI(), insertFor)
+	r.insert, err = measureStoreCeiling(ctx, st, insertFor)
 	r.insertCPU = cpu.stop()
 	if err != nil {
 		return r, fmt.Errorf("ceiling c: %w", err)

@@ -1,13 +1,15 @@
 // Command bench measures the billing system on this machine in one run (DESIGN.md,
-// "Benchmark"): it builds the real binaries, runs devstack infra, one ingest and one
-// worker as separate processes, and drives them with a load generator over loopback: end
-// to end, the ingest alone, then the worker alone. It then measures, against the same
-// NATS server and store, the ceilings of the machine for the same work (HTTP + JWT + one
-// JetStream publish, raw JetStream publish, raw bulk insert), and prints each figure
-// against its ceiling, with CPU use and peak memory per process. The report also goes to
+// "Benchmark"), once per store engine asked for (-store): it builds the real binaries,
+// runs devstack infra, one ingest and one worker as separate processes, and drives them
+// with a load generator over loopback: reads on the empty store, end to end, the ingest
+// alone, then the worker alone. It then measures, against the same NATS server and store,
+// the ceilings of the machine for the same work (HTTP + JWT + one JetStream publish, raw
+// JetStream publish, raw bulk insert into the engine), grows the store to a large
+// merchant's history and times the same reads again, and prints each figure against its
+// ceiling, with CPU use and peak memory per process. The report also goes to
 // bench/results/<UTC time>.txt and bench/results/latest.txt. README.md has the details.
 //
-//	go run ./bench [-duration 10s] [-concurrency 64] [-n 20000] [-budget 40s] [-cpuprofile]
+//	go run ./bench [-store sqlite|mongodb|all] [-grow 1000000] [-duration 10s] [-n 20000] [-cpuprofile]
 package main
 
 import (
@@ -19,9 +21,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/billing/billing/internal/store"
 )
 
 // config is the command-line flags.
@@ -35,6 +40,37 @@ type config struct {
 	cpuProfile  bool
 	goCmd       string
 	keep        bool
+	// store is the engine to measure: sqlite, mongodb, or all (each in turn).
+	store string
+	// grow is the large merchant's charges in the growth phase; negative: the engine's
+	// default (growDefault), 0: no growth phase.
+	grow int
+	// reads is how many sequential requests time each read; readBudget bounds each.
+	reads      int
+	readBudget time.Duration
+}
+
+// storeAll runs every engine, one after the other.
+const storeAll = "all"
+
+// growDefault is the large merchant's size by engine: FerretDB scans a collection for
+// most reads (README.md), so a million charges would take hours to read back through it.
+var growDefault = map[string]int{store.EngineSQLite: 1_000_000, store.EngineMongoDB: 10_000}
+
+// engines are the engines to measure, in order.
+func (o config) engines() []string {
+	if o.store == storeAll {
+		return []string{store.EngineSQLite, store.EngineMongoDB}
+	}
+	return []string{o.store}
+}
+
+// growFor is the large merchant's size for engine.
+func (o config) growFor(engine string) int {
+	if o.grow < 0 {
+		return growDefault[engine]
+	}
+	return o.grow
 }
 
 func parseFlags() config {
@@ -48,6 +84,10 @@ func parseFlags() config {
 	flag.BoolVar(&o.cpuProfile, "cpuprofile", false, "build the binaries with net/http/pprof (via a build overlay) and profile the ingest, the worker and devstack; slows them a little")
 	flag.StringVar(&o.goCmd, "go", "go", "the go command that builds the binaries")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, data, logs)")
+	flag.StringVar(&o.store, "store", store.EngineSQLite, "the store engine: sqlite, mongodb, or all (each in turn, one report each)")
+	flag.IntVar(&o.grow, "grow", -1, "charges of the large merchant in the growth phase (-1: 1,000,000 for sqlite, 10,000 for mongodb; 0: no growth phase)")
+	flag.IntVar(&o.reads, "reads", 200, "sequential requests that time each read, on the empty store and after growth")
+	flag.DurationVar(&o.readBudget, "read-budget", 15*time.Second, "the longest one read is repeated for; fewer requests are timed if it runs out")
 	flag.Parse()
 	return o
 }
@@ -66,6 +106,18 @@ func (o config) validate() error {
 		return errors.New("-budget must be at least 1s")
 	case o.workerBatch < 0 || o.workerBatch > 4096:
 		return errors.New("-worker-batch must be 0 to 4096")
+	case o.store != storeAll && o.store != store.EngineSQLite && o.store != store.EngineMongoDB:
+		return fmt.Errorf("-store must be %s, %s or %s", store.EngineSQLite, store.EngineMongoDB, storeAll)
+	case o.reads < 1:
+		return errors.New("-reads must be at least 1")
+	case o.readBudget < time.Second:
+		return errors.New("-read-budget must be at least 1s")
+	}
+	for _, e := range o.engines() {
+		if !slices.Contains(store.Engines, e) {
+			return fmt.Errorf("-store %s: this build's store does not have the %s engine yet (store.Engines: %s)",
+				o.store, e, strings.Join(store.Engines, ", "))
+		}
 	}
 	return nil
 }
@@ -108,20 +160,65 @@ func run(ctx context.Context, opts config) (err error) {
 	}()
 	stamp := began.UTC().Format("20060102T150405Z")
 	resultsDir := filepath.Join(root, "bench", "results")
-	profileDir := filepath.Join(resultsDir, "profiles", stamp)
-	if opts.cpuProfile {
-		if err := os.MkdirAll(profileDir, 0o755); err != nil {
-			return err
-		}
-	}
 
 	progress("building ./cmd/... into %s", filepath.Join(tmp, "bin"))
 	bins, buildTime, err := build(ctx, opts.goCmd, root, filepath.Join(tmp, "bin"), opts.cpuProfile)
 	if err != nil {
 		return err
 	}
-	progress("starting devstack infra, ingest and worker")
-	st, err := startStack(ctx, bins, tmp, opts.workerBatch, opts.cpuProfile)
+	source := sourceState(ctx, root)
+	// Each engine's report is printed and saved as soon as it is done, so that a failure
+	// of the next one loses nothing measured.
+	var out bytes.Buffer
+	for i, engine := range opts.engines() {
+		rep := &report{at: time.Now(), engine: engine, opts: opts, build: buildTime, source: source}
+		profileDir := filepath.Join(resultsDir, "profiles", stamp, engine)
+		if err := runEngine(ctx, opts, rep, bins, filepath.Join(tmp, engine), profileDir); err != nil {
+			return fmt.Errorf("store %s: %w", engine, err)
+		}
+		var text bytes.Buffer
+		if err := rep.write(&text); err != nil {
+			return err
+		}
+		if i > 0 {
+			out.WriteString("\n\n")
+		}
+		out.Write(text.Bytes())
+		os.Stdout.Write(text.Bytes())
+		if err := saveResults(resultsDir, stamp, out.Bytes()); err != nil {
+			return err
+		}
+	}
+	progress("results written to %s (%.0f s in all)", filepath.Join(resultsDir, stamp+".txt"), time.Since(began).Seconds())
+	return nil
+}
+
+// saveResults writes the reports of the run to resultsDir, under its time and as latest.txt.
+func saveResults(resultsDir, stamp string, text []byte) error {
+	if err := os.MkdirAll(resultsDir, 0o755); err != nil {
+		return err
+	}
+	for _, name := range []string{stamp + ".txt", "latest.txt"} {
+		if err := os.WriteFile(filepath.Join(resultsDir, name), text, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runEngine measures the system on one store engine, its data under dir, into rep: the
+// reads of a fresh merchant on the empty store, the system's phases, the ceilings, then
+// the growth phase.
+func runEngine(ctx context.Context, opts config, rep *report, bins binaries, dir, profileDir string) (err error) {
+	began := time.Now()
+	engine := rep.engine
+	if opts.cpuProfile {
+		if err := os.MkdirAll(profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+	progress("store %s: starting devstack infra, ingest and worker", engine)
+	st, err := startStack(ctx, bins, dir, engine, opts.workerBatch, opts.cpuProfile)
 	if err != nil {
 		return err
 	}
@@ -135,7 +232,12 @@ func run(ctx context.Context, opts config) (err error) {
 	}
 	defer nc.Close()
 
-	rep := &report{at: began, opts: opts, build: buildTime, source: sourceState(ctx, root)}
+	// Reads on the empty store, before anything else writes to it.
+	progress("reads on the empty store: a fresh merchant of %d charges, %d requests per read", smallCharges, opts.reads)
+	if rep.emptyReads, err = measureEmptyReads(ctx, opts, st); err != nil {
+		return fmt.Errorf("reads on the empty store: %w", err)
+	}
+
 	sys := newSystem(opts, st, js, profileDir)
 	if rep.system, err = sys.run(ctx, progress); err != nil {
 		return err
@@ -150,6 +252,11 @@ func run(ctx context.Context, opts config) (err error) {
 	if rep.ceilings, err = measureCeilings(ctx, opts, st, sys.cpu, progress); err != nil {
 		return err
 	}
+	if grow := opts.growFor(engine); grow > 0 {
+		if rep.growth, err = runGrowth(ctx, opts, st, grow, progress); err != nil {
+			return fmt.Errorf("growth phase: %w", err)
+		}
+	}
 	for _, p := range rep.system.profiles {
 		top, err := p.top(ctx, opts.goCmd, bins.path(binaryOf(p.name)))
 		if err != nil {
@@ -158,21 +265,6 @@ func run(ctx context.Context, opts config) (err error) {
 		rep.profileTops = append(rep.profileTops, fmt.Sprintf("CPU profile %s (%s)\n%s", p.name, p.path, top))
 	}
 	rep.total = time.Since(began)
-
-	var out bytes.Buffer
-	if err := rep.write(&out); err != nil {
-		return err
-	}
-	os.Stdout.Write(out.Bytes())
-	if err := os.MkdirAll(resultsDir, 0o755); err != nil {
-		return err
-	}
-	for _, name := range []string{stamp + ".txt", "latest.txt"} {
-		if err := os.WriteFile(filepath.Join(resultsDir, name), out.Bytes(), 0o644); err != nil {
-			return err
-		}
-	}
-	progress("results written to %s", filepath.Join(resultsDir, stamp+".txt"))
 	return nil
 }
 

@@ -143,6 +143,20 @@ func (p *process) waitTCP(ctx context.Context, addr string, timeout time.Duratio
 	})
 }
 
+// waitOutput waits until the process's log holds text.
+func (p *process) waitOutput(ctx context.Context, text string, timeout time.Duration) error {
+	return p.waitUntil(ctx, fmt.Sprintf("printing %q", text), timeout, func() error {
+		data, err := os.ReadFile(p.logPath)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(data), text) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+}
+
 // waitReady waits until GET http://adminAddr/readyz answers 200.
 func (p *process) waitReady(ctx context.Context, adminAddr string, timeout time.Duration) error {
 	client := &http.Client{Timeout: 2 * time.Second}

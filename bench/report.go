@@ -10,12 +10,15 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/billing/billing/internal/store"
 )
 
-// report is everything one run measured, and where and how.
+// report is everything one run measured on one store engine, and where and how.
 type report struct {
-	at   time.Time
-	opts config
+	at     time.Time
+	engine string
+	opts   config
 	// source is what was measured (sourceState).
 	source string
 	build  time.Duration
@@ -24,6 +27,10 @@ type report struct {
 	total        time.Duration
 	system       systemResults
 	ceilings     ceilingResults
+	// emptyReads are the reads of a fresh merchant on the empty store; growth, after the
+	// growth phase (zero when -grow 0).
+	emptyReads merchantReads
+	growth     growthResults
 	// profileTops are the top functions of each CPU profile, by name (-cpuprofile).
 	profileTops []string
 }
@@ -34,15 +41,17 @@ func (r *report) write(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	p := func(format string, args ...any) { fmt.Fprintf(bw, format+"\n", args...) }
 
-	p("billing bench, %s, %s", r.at.UTC().Format(time.RFC3339), r.source)
+	p("billing bench, store %s, %s, %s", r.engine, r.at.UTC().Format(time.RFC3339), r.source)
 	p("%s %s/%s, nproc %d, %s", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
 	p("load: %d keep-alive connections, closed loop, from the bench process on the same machine; "+
 		"duration %s after %s warm-up; end to end n=%d", r.opts.concurrency, r.opts.duration, r.opts.warmup, r.opts.n)
 	if r.opts.workerBatch > 0 {
 		p("worker: BILLING_WORKER_BATCH=%d", r.opts.workerBatch)
 	}
-	p("stack: devstack infra (NATS JetStream file store, default sync_interval; FerretDB on SQLite), one ingest, one worker (simulated processor), separate processes")
-	if others := max(s.e2eCPU.others, s.refundsCPU.others, s.ingestCPU.others, s.drainCPU.others, c.httpCPU.others, c.publishCPU.others, c.insertCPU.others); others > disturbedAbove {
+	p("stack: %s", stackLine(r.engine))
+	g := r.growth
+	if others := max(s.e2eCPU.others, s.refundsCPU.others, s.ingestCPU.others, s.drainCPU.others, c.httpCPU.others, c.publishCPU.others,
+		c.insertCPU.others, g.seedCPU.others, g.readsCPU.others); others > disturbedAbove {
 		p("")
 		p("WARNING: other processes of the machine used up to %.2f cores during the run (see CPU below): the figures are disturbed", others)
 	}
@@ -54,7 +63,7 @@ func (r *report) write(w io.Writer) error {
 	row("ingest alone: charges accepted/s", count(s.ingest.rate()),
 		count(c.http.rate()), "a. HTTP + EdDSA JWT + 1 JetStream publish (req/s)", ratio(s.ingest.rate(), c.http.rate()))
 	row("  latency p50 / p99 / p99.9", s.ingest.latencies.summary(), c.http.latencies.summary(), "a.", "")
-	storeCeiling := fmt.Sprintf("c. store InsertMany of %d × %d (docs/s)", insertBatch, insertWriters)
+	storeCeiling := c.insert.what()
 	row("end to end: charges settled/s"+incomplete(s.e2e), count(s.e2e.rate()),
 		count(c.insert.docsPerSec), storeCeiling, ratio(s.e2e.rate(), c.insert.docsPerSec))
 	row("end to end: refunds settled/s"+incomplete(s.refunds), count(s.refunds.rate()),
@@ -73,7 +82,7 @@ func (r *report) write(w io.Writer) error {
 		s.refundSubmit.accepted, s.refundSubmit.elapsed.Seconds(), count(s.refundSubmit.rate()), s.refundSubmit.latencies.summary(), settled(s.refunds))
 	p("worker alone: a backlog of %d charges (the store holding %d); %s", s.drain.target, s.drain.stored, settled(s.drain))
 	p("worker's metrics: %s", s.worker)
-	p("ceiling c documents: %d B of BSON each", c.insert.docBytes)
+	p("ceiling c: %s", c.insert.unit())
 	for _, f := range []struct {
 		what string
 		res  loadResult
@@ -91,6 +100,10 @@ func (r *report) write(w io.Writer) error {
 	p("  ceiling a      %s", c.httpCPU)
 	p("  ceiling b      %s", c.publishCPU)
 	p("  ceiling c      %s", c.insertCPU)
+	if g.grow > 0 {
+		p("  seeding        %s", g.seedCPU)
+		p("  reads, grown   %s", g.readsCPU)
+	}
 	p("")
 	var mem []string
 	for _, name := range []string{"ingest", "worker", "devstack"} {
@@ -98,7 +111,14 @@ func (r *report) write(w io.Writer) error {
 		mem = append(mem, fmt.Sprintf("%s %s (now %s)", name, mib(m.peak), mib(m.current)))
 	}
 	p("peak memory (VmHWM) after the three phases above: %s", strings.Join(mem, ", "))
+	if g.grow > 0 {
+		p("peak memory after the growth phase: ingest (started again for it) %s, devstack (the ceilings included) %s",
+			mib(g.memory["ingest"].peak), mib(g.memory["devstack"].peak))
+	}
 	p("")
+	if err := r.writeReads(bw); err != nil {
+		return err
+	}
 	p("build %.1f s, run %.1f s; the ingest and the worker took %.1f s to stop (SIGTERM, drain) before the ceilings",
 		r.build.Seconds(), r.total.Seconds(), r.servicesStop.Seconds())
 	for _, top := range r.profileTops {
@@ -106,6 +126,79 @@ func (r *report) write(w io.Writer) error {
 		p("%s", strings.TrimRight(top, "\n"))
 	}
 	return bw.Flush()
+}
+
+// stackLine describes the stack on engine.
+func stackLine(engine string) string {
+	if engine == store.EngineSQLite {
+		return "devstack infra (NATS JetStream file store, default sync_interval), one ingest, one worker (simulated processor), separate processes; " +
+			"store: one SQLite file (WAL, synchronous=FULL) that the ingest and the worker open themselves, so its CPU is theirs"
+	}
+	return "devstack infra (NATS JetStream file store, default sync_interval; store: FerretDB on SQLite), one ingest, one worker (simulated processor), separate processes"
+}
+
+// writeReads writes the reads on the empty store and, after the growth phase, of the large
+// and the small merchant, side by side, with what the growth seeded.
+func (r *report) writeReads(w io.Writer) error {
+	g := r.growth
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	p("reads: p50 / p99 ms of %d sequential GETs each (one keep-alive connection, at most %s per read: n says when fewer), through the ingest",
+		r.opts.reads, r.opts.readBudget)
+	if g.grow == 0 {
+		p("  (no growth phase: -grow 0)")
+	} else {
+		note := fmt.Sprintf("-grow %d", r.opts.grow)
+		if r.opts.grow < 0 && r.engine == store.EngineMongoDB {
+			note = fmt.Sprintf("the mongodb default, not sqlite's %s: FerretDB answers most reads by scanning (README.md), so a million would take hours to read back",
+				count(float64(growDefault[store.EngineSQLite])))
+		} else if r.opts.grow < 0 {
+			note = "the default for " + r.engine
+		}
+		p("growth: %s charges of %s (%s), and %d small merchants of %d, interleaved; failed 1 in %d (%s), refunded in part 1 in %d",
+			count(float64(g.grow)), largeMerchant, note, smallMerchants, smallCharges, failEvery, declinedMethod, refundEvery)
+		p("  seeded through store.Open with the engine's batch methods (%d charges a batch), besides the %s commands the phases above settled: %s",
+			seedBatch, count(r.system.worker.acked), g.seed)
+		p("  in %.1f s: %s charges/s, %s records/s; store files %s after it", g.seed.elapsed.Seconds(),
+			count(perSecond(g.seed.charges, g.seed.elapsed)), count(perSecond(g.seed.records(), g.seed.elapsed)), mib(g.storeBytes))
+		p("  then the ingest alone (worker off); endpoints with %d deliveries (large) and %d (small)", largeDeliveries, smallDeliveries)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(cols ...string) { fmt.Fprintln(tw, strings.Join(cols, "\t")+"\t") }
+	header := []string{"", "empty store: " + freshMerchant}
+	sizes := []string{"", fmt.Sprintf("(%d charges)", r.emptyReads.charges)}
+	if g.grow > 0 {
+		header = append(header, "grown: "+largeMerchant, "grown: "+smallMerchant)
+		sizes = append(sizes, fmt.Sprintf("(%s charges)", count(float64(g.large.charges))), fmt.Sprintf("(%d charges)", g.small.charges))
+	}
+	row(header...)
+	row(sizes...)
+	for i, spec := range readSpecs {
+		cols := []string{spec.name, cellOf(r.emptyReads, i, r.opts.reads)}
+		if g.grow > 0 {
+			cols = append(cols, cellOf(g.large, i, r.opts.reads), cellOf(g.small, i, r.opts.reads))
+		}
+		row(cols...)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, m := range []merchantReads{r.emptyReads, g.large, g.small} {
+		for i, res := range m.results {
+			if res.others > 0 {
+				p("  %s, %s: %d answers other than 200, the last: %s", m.merchant, readSpecs[i].name, res.others, res.lastOther)
+			}
+		}
+	}
+	p("")
+	return nil
+}
+
+// cellOf is the table cell of read i of m.
+func cellOf(m merchantReads, i, asked int) string {
+	if i >= len(m.results) {
+		return "-"
+	}
+	return m.results[i].cell(asked)
 }
 
 // disturbedAbove is the CPU, in cores, that other processes may use during a phase

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/billing/billing/internal/store"
 )
 
 const (
@@ -17,14 +19,23 @@ const (
 	startTimeout = 60 * time.Second
 	// benchMerchant is the merchant of the bench's token.
 	benchMerchant = "bench"
+	// mongoDatabase is the services' database on the mongodb engine (their default).
+	mongoDatabase = "billing"
+	// infraBanner is what devstack infra prints once NATS and the store are ready.
+	infraBanner = "Services started separately need:"
 )
 
-// stack is the system under test: devstack infra (NATS and the store), one ingest and
-// one worker, each a separate process, on free loopback ports, with all data under one
-// temporary directory.
+// stack is the system under test: devstack infra (NATS and, for mongodb, the store's
+// server), one ingest and one worker, each a separate process, on free loopback ports,
+// with all data under one temporary directory. On sqlite the store is a file that the
+// ingest and the worker open themselves, at sqlitePath.
 type stack struct {
 	bins    binaries
 	dataDir string
+	logDir  string
+	// engine is the store engine (BILLING_STORE).
+	engine     string
+	sqlitePath string
 
 	natsAddr, mongoAddr      string
 	apiAddr                  string
@@ -35,21 +46,25 @@ type stack struct {
 	token string
 
 	infra, ingest, worker *process
+	// ingestStarts counts the ingest's starts, for the name of its log.
+	ingestStarts int
 }
 
-// startStack starts the processes and waits until each is ready; a positive workerBatch
-// sets the worker's BILLING_WORKER_BATCH, and profile gives each a pprof listener. On
-// error, whatever was started is stopped.
-func startStack(ctx context.Context, bins binaries, dir string, workerBatch int, profile bool) (s *stack, err error) {
+// startStack starts the processes on the store engine and waits until each is ready; a
+// positive workerBatch sets the worker's BILLING_WORKER_BATCH, and profile gives each a
+// pprof listener. On error, whatever was started is stopped.
+func startStack(ctx context.Context, bins binaries, dir, engine string, workerBatch int, profile bool) (s *stack, err error) {
 	addrs, err := freeAddrs(8)
 	if err != nil {
 		return nil, fmt.Errorf("finding free ports: %w", err)
 	}
 	s = &stack{
-		bins: bins, dataDir: filepath.Join(dir, "data"),
+		bins: bins, dataDir: filepath.Join(dir, "data"), logDir: filepath.Join(dir, "logs"), engine: engine,
 		natsAddr: addrs[0], mongoAddr: addrs[1], apiAddr: addrs[2],
 		ingestAdmin: addrs[3], workerAdmin: addrs[4],
 	}
+	// Where devstack infra puts the file by default; set explicitly for every process.
+	s.sqlitePath = filepath.Join(s.dataDir, "store", "billing.db")
 	if profile {
 		s.pprofAddrs = map[string]string{"devstack": addrs[5], "ingest": addrs[6], "worker": addrs[7]}
 	}
@@ -58,48 +73,45 @@ func startStack(ctx context.Context, bins binaries, dir string, workerBatch int,
 			err = errors.Join(err, s.stop())
 		}
 	}()
-	logDir := filepath.Join(dir, "logs")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
+	if err := os.MkdirAll(s.logDir, 0o755); err != nil {
 		return s, err
 	}
 
-	s.infra, err = startProcess("devstack", filepath.Join(logDir, "devstack.log"), s.env("devstack",
-		"BILLING_DEV_NATS_ADDR="+s.natsAddr,
-		"BILLING_DEV_MONGO_ADDR="+s.mongoAddr,
-	), bins.path("devstack"), "infra")
+	infraEnv := []string{"BILLING_DEV_NATS_ADDR=" + s.natsAddr}
+	if engine == store.EngineMongoDB {
+		infraEnv = append(infraEnv, "BILLING_DEV_MONGO_ADDR="+s.mongoAddr)
+	}
+	s.infra, err = startProcess("devstack", filepath.Join(s.logDir, "devstack.log"), s.env("devstack", infraEnv...),
+		bins.path("devstack"), "infra")
 	if err != nil {
 		return s, err
 	}
 	if err := s.infra.waitTCP(ctx, s.natsAddr, startTimeout); err != nil {
 		return s, err
 	}
-	if err := s.infra.waitTCP(ctx, s.mongoAddr, startTimeout); err != nil {
+	if engine == store.EngineMongoDB {
+		if err := s.infra.waitTCP(ctx, s.mongoAddr, startTimeout); err != nil {
+			return s, err
+		}
+	}
+	// It prints what the services need once the store is ready too (on sqlite: the
+	// database file created, its schema in place).
+	if err := s.infra.waitOutput(ctx, infraBanner, startTimeout); err != nil {
 		return s, err
 	}
-	if s.token, err = s.mintToken(ctx); err != nil {
+	if s.token, err = s.mintToken(ctx, benchMerchant, "charges:write charges:read"); err != nil {
 		return s, err
 	}
 
-	s.ingest, err = startProcess("ingest", filepath.Join(logDir, "ingest.log"), s.env("ingest",
-		"BILLING_HTTP_ADDR="+s.apiAddr,
-		"BILLING_ADMIN_ADDR="+s.ingestAdmin,
-		"BILLING_AUTH_JWKS_FILE="+s.jwksPath(),
-		// The bench is one merchant sending as fast as it can: no rate limit.
-		"BILLING_RATE_LIMIT=1e9",
-		"BILLING_RATE_BURST=1000000000",
-	), bins.path("ingest"))
-	if err != nil {
+	if err := s.startIngest(ctx); err != nil {
 		return s, err
 	}
 	workerEnv := []string{"BILLING_ADMIN_ADDR=" + s.workerAdmin}
 	if workerBatch > 0 {
 		workerEnv = append(workerEnv, "BILLING_WORKER_BATCH="+strconv.Itoa(workerBatch))
 	}
-	s.worker, err = startProcess("worker", filepath.Join(logDir, "worker.log"), s.env("worker", workerEnv...), bins.path("worker"))
+	s.worker, err = startProcess("worker", filepath.Join(s.logDir, "worker.log"), s.env("worker", workerEnv...), bins.path("worker"))
 	if err != nil {
-		return s, err
-	}
-	if err := s.ingest.waitReady(ctx, s.ingestAdmin, startTimeout); err != nil {
 		return s, err
 	}
 	if err := s.worker.waitReady(ctx, s.workerAdmin, startTimeout); err != nil {
@@ -108,17 +120,46 @@ func startStack(ctx context.Context, bins binaries, dir string, workerBatch int,
 	return s, nil
 }
 
+// startIngest starts the ingest, or starts it again once stopped (its log is then
+// ingest-2.log), on the same addresses, and waits until it is ready.
+func (s *stack) startIngest(ctx context.Context) error {
+	s.ingestStarts++
+	logName := "ingest.log"
+	if s.ingestStarts > 1 {
+		logName = fmt.Sprintf("ingest-%d.log", s.ingestStarts)
+	}
+	var err error
+	s.ingest, err = startProcess("ingest", filepath.Join(s.logDir, logName), s.env("ingest",
+		"BILLING_HTTP_ADDR="+s.apiAddr,
+		"BILLING_ADMIN_ADDR="+s.ingestAdmin,
+		"BILLING_AUTH_JWKS_FILE="+s.jwksPath(),
+		// The bench is one merchant sending as fast as it can: no rate limit.
+		"BILLING_RATE_LIMIT=1e9",
+		"BILLING_RATE_BURST=1000000000",
+	), s.bins.path("ingest"))
+	if err != nil {
+		return err
+	}
+	return s.ingest.waitReady(ctx, s.ingestAdmin, startTimeout)
+}
+
 // env is the environment of one process: the bench's own without BILLING_*, the stack's
-// data directory and servers, quiet logs, then extra.
+// data directory, servers and store, quiet logs, then extra.
 func (s *stack) env(name string, extra ...string) []string {
 	env := append(baseEnv(),
 		"BILLING_DATA_DIR="+s.dataDir,
 		"BILLING_NATS_URL="+s.natsURL(),
-		"BILLING_MONGO_URI="+s.mongoURI(),
+		"BILLING_STORE="+s.engine,
 		"BILLING_LOG_LEVEL=warn",
 	)
+	switch s.engine {
+	case store.EngineSQLite:
+		env = append(env, "BILLING_SQLITE_PATH="+s.sqlitePath)
+	case store.EngineMongoDB:
+		env = append(env, "BILLING_MONGO_URI="+s.mongoURI())
+	}
 	// devstack infra made the key that seals webhook secrets; ingest and worker need it.
-	if key, err := os.ReadFile(filepath.Join(s.dataDir, "keys", "webhook-secret.key")); err == nil {
+	if key, err := os.ReadFile(s.webhookKeyPath()); err == nil {
 		env = append(env, "BILLING_WEBHOOK_SECRET_KEY="+strings.TrimSpace(string(key)))
 	}
 	if addr, ok := s.pprofAddrs[name]; ok {
@@ -134,10 +175,20 @@ func (s *stack) apiURL() string   { return "http://" + s.apiAddr }
 // jwksPath is where devstack keeps the public key of its tokens.
 func (s *stack) jwksPath() string { return filepath.Join(s.dataDir, "keys", "jwks.json") }
 
-// mintToken asks devstack for a token of the bench merchant.
-func (s *stack) mintToken(ctx context.Context) (string, error) {
+// storeConfig locates the stack's store for store.Open in the bench.
+func (s *stack) storeConfig() store.Config {
+	return store.Config{Engine: s.engine, SQLitePath: s.sqlitePath, MongoURI: s.mongoURI(), MongoDatabase: mongoDatabase}
+}
+
+// webhookKeyPath is the key that devstack infra made to seal webhook secrets.
+func (s *stack) webhookKeyPath() string {
+	return filepath.Join(s.dataDir, "keys", "webhook-secret.key")
+}
+
+// mintToken asks devstack for a token of merchant with scopes (space-separated).
+func (s *stack) mintToken(ctx context.Context, merchant, scopes string) (string, error) {
 	cmd := exec.CommandContext(ctx, s.bins.path("devstack"), "token",
-		"--merchant", benchMerchant, "--scopes", "charges:write charges:read", "--ttl", "1h")
+		"--merchant", merchant, "--scopes", scopes, "--ttl", "2h")
 	cmd.Env = s.env("token")
 	out, err := cmd.Output()
 	if err != nil {

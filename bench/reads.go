@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// readScopes are the scopes of the tokens of the reads.
+const readScopes = "charges:read events:read webhooks:manage"
+
+// readSpec is one read of the API whose latency is timed, for one merchant.
+type readSpec struct {
+	name string
+	// path is the path and query of request n (from 0).
+	path func(m *merchantSample, n int) string
+	// list says the answer is a list, whose data must not be empty.
+	list bool
+}
+
+// readSpecs are the reads timed on the empty store and after growth.
+var readSpecs = []readSpec{
+	{"GET /v1/charges/{id}", func(m *merchantSample, n int) string {
+		return "/v1/charges/" + m.chargeIDs[n%len(m.chargeIDs)]
+	}, false},
+	{"GET /v1/charges?limit=10", func(*merchantSample, int) string { return "/v1/charges?limit=10" }, true},
+	{"  … starting_after the middle one", func(m *merchantSample, _ int) string {
+		return "/v1/charges?limit=10&starting_after=" + m.middle
+	}, true},
+	{"  … status=failed", func(*merchantSample, int) string { return "/v1/charges?limit=10&status=failed" }, true},
+	{"GET /v1/events?limit=10", func(*merchantSample, int) string { return "/v1/events?limit=10" }, true},
+	{"GET /v1/refunds?charge={id}", func(m *merchantSample, n int) string {
+		return "/v1/refunds?charge=" + m.refunded[n%len(m.refunded)]
+	}, true},
+	{"GET …/webhook_endpoints/{id}/deliveries", func(m *merchantSample, _ int) string {
+		return "/v1/webhook_endpoints/" + m.endpoint + "/deliveries"
+	}, true},
+	{"GET /v1/balance", func(*merchantSample, int) string { return "/v1/balance" }, false},
+}
+
+// readResult is the latencies of one read.
+type readResult struct {
+	latencies latencies // of the 200 answers
+	// others counts the answers other than 200, and errors; lastOther describes one.
+	others    int
+	lastOther string
+}
+
+// cell is "p50 / p99" in milliseconds, with the number of requests when fewer than
+// asked, and the failures if any.
+func (r readResult) cell(asked int) string {
+	s := fmt.Sprintf("%s / %s", ms(r.latencies.percentile(50)), ms(r.latencies.percentile(99)))
+	if len(r.latencies) < asked {
+		s += fmt.Sprintf(" (n=%d)", len(r.latencies))
+	}
+	if r.others > 0 {
+		s += fmt.Sprintf(" (%d failed)", r.others)
+	}
+	return s
+}
+
+// merchantReads are the reads timed for one merchant.
+type merchantReads struct {
+	merchant string
+	charges  int
+	results  []readResult // in the order of readSpecs
+	elapsed  time.Duration
+}
+
+// measureReads times each read of readSpecs for merchant m, through the API at apiURL
+// with token: one request not counted (its answer checked: 200, and a list not empty),
+// then n sequential requests on one keep-alive connection, or as many as budget allows.
+func measureReads(ctx context.Context, apiURL, token string, m *merchantSample, n int, budget time.Duration) (merchantReads, error) {
+	out := merchantReads{merchant: m.name, charges: m.charges}
+	if len(m.chargeIDs) == 0 || len(m.refunded) == 0 || m.middle == "" || m.endpoint == "" {
+		return out, fmt.Errorf("merchant %s: the seeding left no ids to read (charges %d, refunded %d, endpoint %q)",
+			m.name, len(m.chargeIDs), len(m.refunded), m.endpoint)
+	}
+	client := &http.Client{
+		Transport: &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true},
+		Timeout:   requestTimeout,
+	}
+	defer client.CloseIdleConnections()
+	get := func(path string) (int, []byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, apiURL+path, nil)
+		if err != nil {
+			return 0, nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, body, err
+	}
+	start := time.Now()
+	for _, spec := range readSpecs {
+		status, body, err := get(spec.path(m, 0))
+		if err == nil {
+			err = checkRead(status, body, spec.list)
+		}
+		if err != nil {
+			return out, fmt.Errorf("merchant %s: %s (%s): %w", m.name, spec.name, spec.path(m, 0), err)
+		}
+		var r readResult
+		deadline := time.Now().Add(budget)
+		for i := 0; i < n && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+			begin := time.Now()
+			status, body, err := get(spec.path(m, i))
+			took := time.Since(begin)
+			switch {
+			case err != nil:
+				r.others++
+				r.lastOther = err.Error()
+			case status != http.StatusOK:
+				r.others++
+				r.lastOther = fmt.Sprintf("%d %s", status, bytes.TrimSpace(body))
+			default:
+				r.latencies = append(r.latencies, took)
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		r.latencies.sort()
+		out.results = append(out.results, r)
+	}
+	out.elapsed = time.Since(start)
+	return out, nil
+}
+
+// checkRead checks the first answer of a read: 200 and, for a list, some data.
+func checkRead(status int, body []byte, list bool) error {
+	if status != http.StatusOK {
+		return fmt.Errorf("answered %d: %s", status, bytes.TrimSpace(body))
+	}
+	if !list {
+		return nil
+	}
+	var l struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &l); err != nil {
+		return fmt.Errorf("decoding the list: %w", err)
+	}
+	if len(l.Data) == 0 {
+		return errors.New("the list is empty: the seeded records are not what the API reads")
+	}
+	return nil
+}
+
+// measureEmptyReads seeds a fresh merchant of smallCharges charges, with an endpoint and
+// smallDeliveries deliveries, into the stack's store (nothing else in it yet), and times
+// its reads through the running ingest.
+func measureEmptyReads(ctx context.Context, opts config, st *stack) (merchantReads, error) {
+	sd, err := newSeeder(ctx, st, map[string]int{freshMerchant: smallCharges})
+	if err != nil {
+		return merchantReads{}, err
+	}
+	m := sd.samples[freshMerchant]
+	err = sd.seed(ctx, merchantPlan(freshMerchant, smallCharges), smallCharges)
+	if err == nil {
+		err = sd.endpoint(ctx, m, smallDeliveries)
+	}
+	if err = errors.Join(err, sd.close(ctx)); err != nil {
+		return merchantReads{}, fmt.Errorf("seeding merchant %s: %w", freshMerchant, err)
+	}
+	token, err := st.mintToken(ctx, freshMerchant, readScopes)
+	if err != nil {
+		return merchantReads{}, err
+	}
+	return measureReads(ctx, st.apiURL(), token, m, opts.reads, opts.readBudget)
+}
