@@ -26,6 +26,8 @@ type Store interface {
 	EachTransition(ctx context.Context, f func(charge.Transition) error) error
 	EachRefund(ctx context.Context, f func(charge.Refund) error) error
 	EachLedgerEntry(ctx context.Context, f func(charge.LedgerEntry) error) error
+	// Balance is a merchant's balance as the store keeps it (running totals, or sums).
+	Balance(ctx context.Context, merchant string) (charge.Balance, error)
 }
 
 // Processor is asked again for the answers the log records.
@@ -121,6 +123,11 @@ func Run(ctx context.Context, st Store, proc Processor, concurrency int) (Report
 			findings = append(findings, Finding{ChargeID: r.Charge, Problem: fmt.Sprintf("refund %s is stored but not in the charge's history", id)})
 		}
 	}
+	drift, err := checkBalances(ctx, st, ledger)
+	if err != nil {
+		return rep, err
+	}
+	findings = append(findings, drift...)
 	if proc != nil {
 		more, n, err := askProcessor(ctx, proc, charges, logs, concurrency)
 		if err != nil {
@@ -132,6 +139,59 @@ func Run(ctx context.Context, st Store, proc Processor, concurrency int) (Report
 	slices.SortStableFunc(findings, func(a, b Finding) int { return cmp.Compare(a.ChargeID, b.ChargeID) })
 	rep.Findings = findings
 	return rep, nil
+}
+
+// checkBalances compares each merchant's balance, as the store keeps it, with the sums of
+// the merchant's ledger entries: the totals are written with the entries, and must never
+// drift from them. A drift is reported against the merchant ("merchant <id>").
+func checkBalances(ctx context.Context, st Store, ledger map[string][]charge.LedgerEntry) ([]Finding, error) {
+	type key struct{ currency, side string }
+	sums := map[string]map[key]int64{}
+	for _, entries := range ledger {
+		for _, e := range entries {
+			side := ""
+			switch e.Account {
+			case charge.AccountAvailable:
+				side = "available"
+			case charge.AccountAuthorized:
+				side = "pending"
+			default:
+				continue
+			}
+			if sums[e.Merchant] == nil {
+				sums[e.Merchant] = map[key]int64{}
+			}
+			sums[e.Merchant][key{e.Currency, side}] += e.Amount
+		}
+	}
+	var out []Finding
+	for _, m := range slices.Sorted(maps.Keys(sums)) {
+		b, err := st.Balance(ctx, m)
+		if err != nil {
+			return nil, fmt.Errorf("reading the balance of %s: %w", m, err)
+		}
+		kept := map[key]int64{}
+		for _, v := range b.Available {
+			kept[key{v.Currency, "available"}] += v.Amount
+		}
+		for _, v := range b.Pending {
+			kept[key{v.Currency, "pending"}] += v.Amount
+		}
+		keys := slices.Collect(maps.Keys(sums[m]))
+		for k := range kept {
+			if _, ok := sums[m][k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		slices.SortFunc(keys, func(a, b key) int { return cmp.Or(cmp.Compare(a.currency, b.currency), cmp.Compare(a.side, b.side)) })
+		for _, k := range keys {
+			if kept[k] != sums[m][k] {
+				out = append(out, Finding{ChargeID: "merchant " + m, Problem: fmt.Sprintf(
+					"%s %s balance is %d, its ledger entries sum to %d", k.currency, k.side, kept[k], sums[m][k])})
+			}
+		}
+	}
+	return out, nil
 }
 
 // checkCharge compares stored charge c with f, the fold of its log ts, and with its

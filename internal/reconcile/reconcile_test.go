@@ -122,3 +122,40 @@ func TestReconcile(t *testing.T) {
 	require.Contains(t, ledgerProblems, "not zero")
 	require.Contains(t, strings.Join(byCharge[proc.base.ID], "\n"), "processor says the capture is approved (\"sim_cap_")
 }
+
+// A balance kept as running totals that drifts from its ledger (an entry lost past the
+// store) is reported against its merchant; one that follows its ledger never drifts.
+func TestBalanceDrift(t *testing.T) {
+	t.Parallel()
+	st, cfg := open(t)
+	ctx := context.Background()
+	h := newHistory()
+	h.write(t, st)
+	rep, err := reconcile.Run(ctx, st, nil, 1)
+	require.NoError(t, err)
+	require.Empty(t, rep.Findings)
+
+	var lost charge.LedgerEntry
+	for _, e := range charge.Ledger(h.base, h.ts) {
+		if e.Account == charge.AccountAvailable {
+			lost = e
+			break
+		}
+	}
+	require.NotEmpty(t, lost.ID)
+	storetest.DeleteRecord(t, cfg, "ledger_entries", lost.ID)
+	rep, err = reconcile.Run(ctx, st, nil, 1)
+	require.NoError(t, err)
+	var drift []string
+	for _, f := range rep.Findings {
+		if f.ChargeID == "merchant m" {
+			drift = append(drift, f.Problem)
+		}
+	}
+	if cfg.Engine == store.EngineSQLite {
+		require.Len(t, drift, 1, "%v", rep.Findings)
+		require.Contains(t, drift[0], "usd available balance is")
+	} else {
+		require.Empty(t, drift, "the mongodb engine sums the ledger: its balance follows it")
+	}
+}
