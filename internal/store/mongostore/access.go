@@ -11,6 +11,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/billing/billing/internal/charge"
 )
 
 // idParallelism bounds the single-document operations one Store runs at once.
@@ -24,6 +26,34 @@ import (
 const idParallelism = 8
 
 func byID(id string) bson.D { return bson.D{{Key: "_id", Value: id}} }
+
+// byMerchantID returns the filter of the document id of merchant. On MongoDB it is
+// {merchant, _id}: on a collection sharded by merchant (store.go) mongos sends the read to
+// the one shard that holds the merchant, where a bare _id would go to every shard. On
+// FerretDB it is the bare {_id}, the only filter FerretDB turns into an indexed lookup (it
+// scans the collection for any other), and the merchant is checked in Go (findOwned).
+func (s *Store) byMerchantID(merchant, id string) bson.D {
+	if s.ferret {
+		return byID(id)
+	}
+	return bson.D{{Key: "merchant", Value: merchant}, {Key: "_id", Value: id}}
+}
+
+// findOwned decodes into out the document id of coll if it belongs to merchant. It returns
+// charge.ErrNotFound if there is no such document or it belongs to another merchant.
+func (s *Store) findOwned(ctx context.Context, coll *mongo.Collection, merchant, id string, out any) error {
+	res := coll.FindOne(ctx, s.byMerchantID(merchant, id))
+	if s.ferret {
+		raw, err := res.Raw()
+		if err != nil {
+			return translate(err)
+		}
+		if owner, _ := raw.Lookup("merchant").StringValueOK(); owner != merchant {
+			return charge.ErrNotFound
+		}
+	}
+	return translate(res.Decode(out))
+}
 
 // eachID runs f for every id, at most idParallelism at once, and returns the first error.
 func (s *Store) eachID(ctx context.Context, ids []string, f func(ctx context.Context, id string) error) error {

@@ -151,15 +151,11 @@ func (d operationDoc) toOperation() charge.Operation {
 
 // GetCharge returns the charge id of merchant as stored (call Public before showing it).
 // It returns charge.ErrNotFound if there is no such charge or it belongs to another
-// merchant. The filter is the id alone and the merchant is checked here: FerretDB turns
-// only a bare _id filter into an indexed lookup and scans the collection for any other.
+// merchant (findOwned: by merchant and id on MongoDB, by id on FerretDB).
 func (s *Store) GetCharge(ctx context.Context, merchant, id string) (charge.Charge, error) {
 	var d chargeDoc
-	if err := s.charges.FindOne(ctx, byID(id)).Decode(&d); err != nil {
-		return charge.Charge{}, fmt.Errorf("getting charge %s: %w", id, translate(err))
-	}
-	if d.Merchant != merchant {
-		return charge.Charge{}, fmt.Errorf("getting charge %s: %w", id, charge.ErrNotFound)
+	if err := s.findOwned(ctx, s.charges, merchant, id, &d); err != nil {
+		return charge.Charge{}, fmt.Errorf("getting charge %s: %w", id, err)
 	}
 	return d.toCharge(), nil
 }
@@ -235,10 +231,12 @@ func (s *Store) InsertCharges(ctx context.Context, cs []charge.Charge) ([]string
 }
 
 // SaveCharges writes the folded state of charges (status, amounts, failure, events,
-// version, the operation under way and those ended, the refunds). On MongoDB the write is conditional on the stored version being lower, so a
-// view only moves forward. FerretDB evaluates such a condition on a read it does not lock
-// (and scans the collection to do it), so there the write is by id alone and callers read
-// back to repair an older view put back by a slower writer (worker.converge).
+// version, the operation under way and those ended, the refunds). On MongoDB the write is
+// by merchant and id (byMerchantID: one shard of a cluster) and conditional on the stored
+// version being lower, so a view only moves forward. FerretDB evaluates such a condition
+// on a read it does not lock (and scans the collection to do it), so there the write is
+// by id alone and callers read back to repair an older view put back by a slower writer
+// (worker.converge).
 func (s *Store) SaveCharges(ctx context.Context, cs []charge.Charge) error {
 	byID := make(map[string]charge.Charge, len(cs))
 	for _, c := range cs {
@@ -246,7 +244,7 @@ func (s *Store) SaveCharges(ctx context.Context, cs []charge.Charge) error {
 	}
 	err := s.eachID(ctx, keys(byID), func(ctx context.Context, id string) error {
 		c := byID[id]
-		filter := bson.D{{Key: "_id", Value: id}}
+		filter := s.byMerchantID(c.Merchant, id)
 		if !s.ferret {
 			filter = append(filter, bson.E{Key: "version", Value: bson.D{{Key: "$lt", Value: c.Version}}})
 		}

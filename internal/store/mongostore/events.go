@@ -69,11 +69,8 @@ func (s *Store) InsertEvents(ctx context.Context, es []charge.Event) error {
 // returns charge.ErrNotFound if there is no such event or it belongs to another merchant.
 func (s *Store) GetEvent(ctx context.Context, merchant, id string) (charge.Event, error) {
 	var d eventDoc
-	if err := s.events.FindOne(ctx, byID(id)).Decode(&d); err != nil {
-		return charge.Event{}, fmt.Errorf("getting event %s: %w", id, translate(err))
-	}
-	if d.Merchant != merchant {
-		return charge.Event{}, fmt.Errorf("getting event %s: %w", id, charge.ErrNotFound)
+	if err := s.findOwned(ctx, s.events, merchant, id, &d); err != nil {
+		return charge.Event{}, fmt.Errorf("getting event %s: %w", id, err)
 	}
 	return d.toEvent(), nil
 }

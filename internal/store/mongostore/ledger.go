@@ -113,9 +113,11 @@ func (s *Store) Balance(ctx context.Context, merchant string) (charge.Balance, e
 	return b, nil
 }
 
-// Each walks every document of one collection, in _id order, for reconciliation: the
-// whole collection is read once, with no filter. f is called with each document (of
-// type D) decoded and made a T by from.
+// each walks every document of one collection, for reconciliation: the whole collection
+// is read once, with no filter and no sort, in whatever order the server keeps it (a
+// collection scan, the cheapest way to read everything; TestQueryPlans allows these walks
+// alone to scan). f is called with each document (of type D) decoded and made a T by
+// from.
 func each[D, T any](ctx context.Context, coll *mongo.Collection, from func(D) T, f func(T) error) error {
 	cur, err := coll.Find(ctx, bson.D{})
 	if err != nil {

@@ -69,11 +69,8 @@ func (d refundDoc) toRefund() charge.Refund {
 // merchant.
 func (s *Store) GetRefund(ctx context.Context, merchant, id string) (charge.Refund, error) {
 	var d refundDoc
-	if err := s.refunds.FindOne(ctx, byID(id)).Decode(&d); err != nil {
-		return charge.Refund{}, fmt.Errorf("getting refund %s: %w", id, translate(err))
-	}
-	if d.Merchant != merchant {
-		return charge.Refund{}, fmt.Errorf("getting refund %s: %w", id, charge.ErrNotFound)
+	if err := s.findOwned(ctx, s.refunds, merchant, id, &d); err != nil {
+		return charge.Refund{}, fmt.Errorf("getting refund %s: %w", id, err)
 	}
 	return d.toRefund(), nil
 }

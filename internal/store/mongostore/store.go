@@ -19,6 +19,7 @@ import (
 
 	"github.com/billing/billing/internal/charge"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
@@ -26,6 +27,33 @@ import (
 )
 
 // The collections of the store.
+//
+// Sharding (deploy/README.md, "Sharding the mongodb store"). On a sharded cluster the
+// collections that grow with the traffic are sharded so that each read the API makes for
+// a merchant goes to one shard:
+//
+//   - charges, events, refunds, ledger_entries: {merchant: 1, _id: 1}. Every read the API
+//     makes names the merchant (byMerchantID, the lists, Balance), so mongos targets the
+//     shard holding that merchant's range; _id in the key lets a large merchant's
+//     documents split into several chunks. The inserts stay idempotent: an id always
+//     comes with the same merchant, so a redelivered document lands on the shard of the
+//     first and collides with it there (a cluster enforces a unique _id only within a
+//     shard, or across shards when _id is the shard key). A shard key's index must be
+//     ascending, so the descending list index {merchant: 1, _id: -1} cannot serve:
+//     sh.shardCollection creates {merchant: 1, _id: 1} on an empty collection.
+//   - transitions: {_id: "hashed"}. A transition has no merchant; its id is
+//     "<charge id>/<sequence>", and it is read (TransitionsFrom) and claimed
+//     (ClaimTransitions, which relies on the duplicate _id error) by that id alone. With
+//     _id as the key each read and each claim goes to one shard and two claims of the
+//     same step meet on the same shard; hashed, because charge ids grow with time, and a
+//     ranged _id would send every new transition to the last chunk.
+//   - dead_letters, webhook_endpoints, webhook_runs, webhook_deliveries stay unsharded,
+//     on the database's primary shard: they are small, or kept small by DeleteBefore, and
+//     webhook_endpoints and webhook_runs are read by a bare id.
+//
+// What the contract does not scope by merchant goes to every shard of a sharded
+// collection: ChargesByID (the workers' read of a batch, by id alone), DeleteBefore on
+// events and the reconciliation walks (Each*).
 const (
 	collCharges     = "charges"
 	collEvents      = "events"
@@ -75,6 +103,12 @@ type Store struct {
 // 5 s unless the URI says otherwise; writes use majority write concern and are retried
 // once where the server supports it. A nil logger discards.
 func Open(ctx context.Context, uri, database string, logger *slog.Logger) (*Store, error) {
+	return open(ctx, uri, database, logger, nil)
+}
+
+// open is Open, with monitor (if not nil) watching every command the client sends: the
+// test of the query plans (explain_test.go) collects them with it.
+func open(ctx context.Context, uri, database string, logger *slog.Logger, monitor *event.CommandMonitor) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -87,6 +121,9 @@ func Open(ctx context.Context, uri, database string, logger *slog.Logger) (*Stor
 		SetWriteConcern(writeconcern.Majority()).
 		SetRegistry(registry).
 		ApplyURI(uri)
+	if monitor != nil {
+		opts.SetMonitor(monitor)
+	}
 	client, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to MongoDB: %w", translate(err))
@@ -146,10 +183,14 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// indexes lists, per collection, the indexes that the queries of this package use. Names
-// are explicit so that creating them again is recognised as a no-op. It is a function, not
-// a variable: the driver writes into the options it is given, so sharing one set between
-// concurrent Opens is a data race.
+// indexes lists, per collection, the indexes that the queries of this package use: each
+// list and filter has one shaped {its equality fields..., its sort} ({merchant: 1,
+// status: 1, _id: -1} for ListCharges by status), so that it reads its page in index
+// order, with no sort and no scan; reads by id use _id_ (or merchant_id). TestQueryPlans
+// (explain_test.go) checks every query on a MongoDB. Names are explicit so that creating
+// them again is recognised as a no-op. It is a function, not a variable: the driver
+// writes into the options it is given, so sharing one set between concurrent Opens is a
+// data race.
 func indexes() map[string][]mongo.IndexModel {
 	return map[string][]mongo.IndexModel{
 		collCharges: {
@@ -175,6 +216,11 @@ func indexes() map[string][]mongo.IndexModel {
 		},
 		collWebhookEndpoints: {
 			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_id")},
+			// EnabledEndpoints: merchant $in, status, oldest first.
+			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "status", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("merchant_status_id")},
+		},
+		collWebhookRuns: {
+			{Keys: bson.D{{Key: "created_at", Value: 1}}, Options: options.Index().SetName("created_at")}, // DeleteBefore
 		},
 		collWebhookDeliveries: {
 			{Keys: bson.D{{Key: "endpoint", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("endpoint_id")},
