@@ -101,7 +101,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	read.SetMaxIdleConns(readConns)
 	s := &Store{write: write, read: read, logger: logger}
 
-	from, to, err := migrate(ctx, write)
+	from, to, err := migrateRetrying(ctx, write)
 	if err != nil {
 		_ = read.Close()
 		_ = write.Close()
@@ -112,6 +112,27 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	}
 	logger.DebugContext(ctx, "store opened", "path", path)
 	return s, nil
+}
+
+// migrateRetrying is migrate, tried again while the database is busy. The first
+// connection to a new file switches it to WAL, which needs the file to itself: when several
+// processes (or Stores) open a new file at once, SQLite can answer one of them busy at once,
+// without waiting, rather than let two wait for each other; that one tries again.
+func migrateRetrying(ctx context.Context, db *sql.DB) (from, to int, err error) {
+	delay := 10 * time.Millisecond
+	deadline := time.Now().Add(busyTimeout)
+	for {
+		from, to, err = migrate(ctx, db)
+		if err == nil || !errors.Is(translate(err), charge.ErrUnavailable) || time.Now().After(deadline) {
+			return from, to, err
+		}
+		select {
+		case <-ctx.Done():
+			return from, to, err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
 }
 
 // creating serialises create within the process.
