@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -36,7 +37,8 @@ const usage = `usage: devstack [up | infra | token [--merchant M] [--scopes "a b
                 | listen --forward-to URL [--api URL] [--merchant M] [--events "a b"]]
 
   up      run NATS, the store, the ingest API and a worker (the default)
-  infra   run only NATS (BILLING_DEV_NATS_ADDR) and the store (BILLING_DEV_MONGO_ADDR)
+  infra   run only NATS (BILLING_DEV_NATS_ADDR) and the store: its database file
+          (BILLING_SQLITE_PATH) or, with BILLING_STORE=mongodb, FerretDB (BILLING_DEV_MONGO_ADDR)
   token   print a token the devstack's API accepts
   listen  register a temporary webhook endpoint and forward its deliveries to --forward-to
 `
@@ -50,8 +52,10 @@ func main() {
 	var err error
 	switch cmd {
 	case "up":
+		limitMemory()
 		err = up(args)
 	case "infra":
+		limitMemory()
 		err = infra(args)
 	case "token":
 		err = token(args)
@@ -66,6 +70,17 @@ func main() {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "devstack %s: %v\n", cmd, err)
 		os.Exit(1)
+	}
+}
+
+// memoryLimit is the soft memory limit of devstack up and infra when GOMEMLIMIT is not
+// set. Their heap is mostly the embedded NATS server's, which under load makes garbage as
+// fast as it caches messages: left to GOGC alone the heap doubles before each collection.
+const memoryLimit = 256 << 20
+
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
 	}
 }
 
