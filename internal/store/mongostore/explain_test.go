@@ -19,7 +19,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/billing/billing/internal/charge"
-	"github.com/billing/billing/internal/webhook"
+
+	"github.com/billing/billing/internal/store/recordtest"
 )
 
 // envMongoURI is storetest.EnvMongoURI; this test is of package mongostore, which
@@ -203,17 +204,8 @@ func exerciseAll(t *testing.T, s *Store, rec *recorder) map[string]bool {
 
 	merchant := "acct_plan"
 	at := time.Now().UTC().Truncate(time.Millisecond)
-	c := charge.Charge{ID: charge.NewID(charge.PrefixCharge), Merchant: merchant, Amount: 1000, Currency: "usd",
-		Status: charge.StatusPending, CreatedAt: at, UpdatedAt: at}
-	tr := charge.NewTransition(c, charge.StatusSucceeded, at, c.Amount, "", "auth_1")
-	done := charge.Fold(c, []charge.Transition{tr})
-	ev := charge.NewEvent(done, tr.Event)
-	refund := charge.Refund{ID: charge.NewID(charge.PrefixRefund), Merchant: merchant, Charge: c.ID, Amount: 10, Currency: "usd",
-		Status: charge.RefundSucceeded, CreatedAt: at, UpdatedAt: at}
-	endpoint := webhook.Endpoint{ID: charge.NewID(charge.PrefixWebhookEndpoint), Merchant: merchant, URL: "https://example.com",
-		EnabledEvents: []string{"*"}, Status: webhook.StatusEnabled, CreatedAt: at, UpdatedAt: at}
-	delivery := webhook.Delivery{ID: charge.NewID(charge.PrefixWebhookDelivery), Merchant: merchant, Endpoint: endpoint.ID,
-		Event: ev.ID, Attempt: 1, CreatedAt: at, Key: ev.ID + ":" + endpoint.ID}
+	r := recordtest.New(merchant, at)
+	c, tr, done, ev, refund, endpoint, delivery := r.Charge, r.Transition, r.Settled, r.Event, r.Refund, r.Endpoint, r.Delivery
 
 	call("InsertCharges", func() error { return err2(s.InsertCharges(ctx, []charge.Charge{c})) })
 	call("ClaimTransitions", func() error { return err2(s.ClaimTransitions(ctx, []charge.Transition{tr})) })

@@ -14,6 +14,8 @@ import (
 
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/webhook"
+
+	"github.com/billing/billing/internal/store/recordtest"
 )
 
 // fullReads are the statements that read a whole table on purpose (reconciliation's
@@ -123,17 +125,8 @@ func exerciseAll(t *testing.T, s *tracedStore) {
 	ctx := t.Context()
 	merchant := "acct_plan"
 	at := time.Now().UTC().Truncate(time.Millisecond)
-	c := charge.Charge{ID: charge.NewID(charge.PrefixCharge), Merchant: merchant, Amount: 1000, Currency: "usd",
-		Status: charge.StatusPending, CreatedAt: at, UpdatedAt: at}
-	tr := charge.NewTransition(c, charge.StatusSucceeded, at, c.Amount, "", "auth_1")
-	done := charge.Fold(c, []charge.Transition{tr})
-	ev := charge.NewEvent(done, tr.Event)
-	refund := charge.Refund{ID: charge.NewID(charge.PrefixRefund), Merchant: merchant, Charge: c.ID, Amount: 10, Currency: "usd",
-		Status: charge.RefundSucceeded, CreatedAt: at, UpdatedAt: at}
-	endpoint := webhook.Endpoint{ID: charge.NewID(charge.PrefixWebhookEndpoint), Merchant: merchant, URL: "https://example.com",
-		Status: webhook.StatusEnabled, CreatedAt: at, UpdatedAt: at}
-	delivery := webhook.Delivery{ID: charge.NewID(charge.PrefixWebhookDelivery), Merchant: merchant, Endpoint: endpoint.ID,
-		Event: ev.ID, Attempt: 1, CreatedAt: at, Key: ev.ID + ":" + endpoint.ID}
+	r := recordtest.New(merchant, at)
+	c, tr, done, ev, refund, endpoint, delivery := r.Charge, r.Transition, r.Settled, r.Event, r.Refund, r.Endpoint, r.Delivery
 	noop := func(any) error { return nil }
 
 	must := func(err error) {
