@@ -31,6 +31,7 @@ import (
 	"github.com/billing/billing/internal/config"
 	"github.com/billing/billing/internal/devstack"
 	"github.com/billing/billing/internal/service"
+	"github.com/billing/billing/internal/store"
 )
 
 const usage = `usage: devstack [up | infra | token [--merchant M] [--scopes "a b"] [--ttl 24h]
@@ -203,6 +204,14 @@ func (s upSetup) environ(environ []string, infra infraEnv) (ingest, worker []str
 	return ingest, worker
 }
 
+// storeNote says which store the services use, and where.
+func storeNote(stack *devstack.Infra) string {
+	if stack.Store == store.EngineMongoDB {
+		return "store: mongodb, on the embedded FerretDB at " + stack.MongoURI
+	}
+	return "store: sqlite, the database file " + stack.SQLitePath
+}
+
 // webhookNote says whether webhook URLs may be private or loopback, and how to change it.
 func webhookNote(allowPrivate bool) string {
 	if allowPrivate {
@@ -279,7 +288,7 @@ func runUp(ctx context.Context, args, environ []string, out io.Writer) error {
 		if ingestCfg.TLSCertFile != "" {
 			scheme = "https"
 		}
-		notes := append(slices.Clip(setup.notes), webhookNote(ingestCfg.WebhookAllowPrivate))
+		notes := append(slices.Clip(setup.notes), storeNote(stack), webhookNote(ingestCfg.WebhookAllowPrivate))
 		fmt.Fprint(out, banner(scheme+"://"+localAddr(addrs.API), tok, addrs.Admin, workerCfg.AdminAddr, notes))
 	case <-gctx.Done():
 	}

@@ -137,13 +137,14 @@ func freeAddr(t *testing.T) string {
 // same address and could not bind it), each answering on its own admin address, and says
 // so and what it does of private webhook URLs at start.
 func TestUp(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
 	if testing.Short() {
 		t.Skip("starts the whole system")
 	}
 	t.Parallel()
 	ingestAdmin, workerAdmin := freeAddr(t), freeAddr(t)
 	environ := []string{
-		"BILLING_DATA_DIR=" + filepath.Join(t.TempDir(), "data"),
+		"BILLING_DATA_DIR=" + dataDir,
 		"BILLING_DEV_NATS_ADDR=127.0.0.1:-1",
 		"BILLING_DEV_MONGO_ADDR=127.0.0.1:0",
 		"BILLING_HTTP_ADDR=127.0.0.1:0",
@@ -173,6 +174,7 @@ func TestUp(t *testing.T) {
 	require.Contains(t, banner, "http://"+ingestAdmin+" (ingest), http://"+workerAdmin+" (worker)")
 	require.Contains(t, banner, "BILLING_ADMIN_ADDR ("+ingestAdmin+") is the ingest's admin address only")
 	require.Contains(t, banner, "webhook URLs on private and loopback addresses are refused (BILLING_WEBHOOK_ALLOW_PRIVATE=false)")
+	require.Contains(t, banner, "store: sqlite, the database file "+filepath.Join(dataDir, "store", "billing.db"))
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, addr := range []string{ingestAdmin, workerAdmin} {
