@@ -176,6 +176,7 @@ func dsn(path string, write bool) string {
 		q.Set("_txlock", "immediate")
 	} else {
 		q.Set("_query_only", "1")
+		q.Add("_pragma", "cache_size(-32768)")
 	}
 	// A file: URI, with the path escaped, so that a '?' or '#' in it is not taken for
 	// the start of the parameters.
