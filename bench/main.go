@@ -233,7 +233,7 @@ func runEngine(ctx context.Context, opts config, rep *report, bins binaries, dir
 	defer nc.Close()
 
 	// Reads on the empty store, before anything else writes to it.
-	progress("reads on the empty store: a fresh merchant of %d charges, %d requests per read", smallCharges, opts.reads)
+	progress("reads on the empty store: a fresh merchant of %d charges, %d requests per read", freshCharges, opts.reads)
 	if rep.emptyReads, err = measureEmptyReads(ctx, opts, st); err != nil {
 		return fmt.Errorf("reads on the empty store: %w", err)
 	}

@@ -156,16 +156,16 @@ func checkRead(status int, body []byte, list bool) error {
 	return nil
 }
 
-// measureEmptyReads seeds a fresh merchant of smallCharges charges, with an endpoint and
+// measureEmptyReads seeds a fresh merchant of freshCharges charges, with an endpoint and
 // smallDeliveries deliveries, into the stack's store (nothing else in it yet), and times
 // its reads through the running ingest.
 func measureEmptyReads(ctx context.Context, opts config, st *stack) (merchantReads, error) {
-	sd, err := newSeeder(ctx, st, map[string]int{freshMerchant: smallCharges})
+	sd, err := newSeeder(ctx, st, map[string]int{freshMerchant: freshCharges})
 	if err != nil {
 		return merchantReads{}, err
 	}
 	m := sd.samples[freshMerchant]
-	err = sd.seed(ctx, merchantPlan(freshMerchant, smallCharges), smallCharges)
+	err = sd.seed(ctx, merchantPlan(freshMerchant, freshCharges), freshCharges)
 	if err == nil {
 		err = sd.endpoint(ctx, m, smallDeliveries)
 	}

@@ -27,8 +27,12 @@ const (
 	freshMerchant  = "bench_fresh"
 	largeMerchant  = "bench_large"
 	smallMerchants = 100
-	// smallCharges is the charges of each small merchant, and of the fresh one.
+	// smallCharges is the charges of each small merchant.
 	smallCharges = 20
+	// freshCharges is the fresh merchant's: enough that its every list read, the
+	// status=failed filter included (one charge in failEvery), answers a full page of 10
+	// and has_more, as the large merchant's does, so that the two compare like for like.
+	freshCharges = 11 * failEvery
 	// failEvery: one charge in failEvery is declined (pm_card_chargeDeclined: failed,
 	// card_declined, no ledger entries); refundEvery: one in refundEvery is refunded in
 	// part once (refund_reserved and refunded transitions, charge.refunded event, two
