@@ -66,7 +66,9 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) erro
 
 // chargesRole settles charge commands.
 func chargesRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.Logger) (func(context.Context) error, error) {
-	consumer, err := d.queue.CommandConsumer(ctx, queue.ConsumerConfig{AckWait: cfg.WorkerAckWait})
+	consumer, err := retry(ctx, logger, "the charges consumer", func() (*queue.Consumer, error) {
+		return d.queue.CommandConsumer(ctx, queue.ConsumerConfig{AckWait: cfg.WorkerAckWait})
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -98,14 +100,18 @@ func webhooksRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.
 	if err != nil {
 		return nil, err
 	}
-	events, err := d.queue.EventConsumer(ctx, queue.ConsumerConfig{})
+	events, err := retry(ctx, logger, "the webhook fan-out consumer", func() (*queue.Consumer, error) {
+		return d.queue.EventConsumer(ctx, queue.ConsumerConfig{})
+	})
 	if err != nil {
 		return nil, err
 	}
 	// Long enough for an attempt to time out, short enough that a crashed worker's tasks
 	// go to another soon; tasks waiting for a slot are kept in progress meanwhile.
 	ackWait := max(10*time.Second, 3*cfg.WebhookTimeout)
-	tasks, err := d.queue.TaskConsumer(ctx, queue.ConsumerConfig{AckWait: ackWait})
+	tasks, err := retry(ctx, logger, "the webhook deliveries consumer", func() (*queue.Consumer, error) {
+		return d.queue.TaskConsumer(ctx, queue.ConsumerConfig{AckWait: ackWait})
+	})
 	if err != nil {
 		return nil, err
 	}
