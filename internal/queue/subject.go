@@ -63,6 +63,13 @@ func commandSubject(chargeID, token string) string {
 	return subjectCharges + "." + chargeID + "." + token
 }
 
+// operationSubject is charges.<charge id>.op.<command token>, for a capture or cancel:
+// their own token space, so that one subject filter holds a charge's operations and
+// nothing else (operationLock).
+func operationSubject(chargeID, token string) string {
+	return commandSubject(chargeID, "op") + "." + token
+}
+
 // refundSubject is charges.<charge id>.refund.<refund id>: a charge has any number of
 // refunds, each a command of its own, and the refund id alone finds its command (with a
 // wildcard for the charge id).
@@ -74,8 +81,8 @@ func refundSubject(chargeID, refundID string) string {
 // stores a republish of the same command once:
 //
 //	charge.create   charges.<charge id>.create               <charge id>:create
-//	charge.capture  charges.<charge id>.capture              <charge id>:capture:<operation id>
-//	charge.cancel   charges.<charge id>.cancel               <charge id>:cancel:<operation id>
+//	charge.capture  charges.<charge id>.op.capture           <charge id>:capture:<operation id>
+//	charge.cancel   charges.<charge id>.op.cancel            <charge id>:cancel:<operation id>
 //	refund.create   charges.<charge id>.refund.<refund id>   <refund id>
 //
 // A charge is created once, so its id names the create command; a capture or cancel is
@@ -96,7 +103,10 @@ func commandAddress(cmd charge.Command) (subject, msgID string, err error) {
 			// first's lock (operationLock), not be taken for a republish of it.
 			msgID += ":" + cmd.ID
 		}
-		return commandSubject(cmd.ChargeID, token), msgID, nil
+		if cmd.Type == charge.CommandCreate {
+			return commandSubject(cmd.ChargeID, token), msgID, nil
+		}
+		return operationSubject(cmd.ChargeID, token), msgID, nil
 	}
 	if cmd.Refund == nil || !validToken(cmd.Refund.ID) {
 		return "", "", invalid("refund command for %s without a valid refund id", cmd.ChargeID)
@@ -105,17 +115,19 @@ func commandAddress(cmd charge.Command) (subject, msgID string, err error) {
 }
 
 // operationLock returns the subject filter that holds a charge's operations in progress,
-// for a capture or cancel command, and "" for any other: *.<charge id>.* matches the
-// charge's create, capture and cancel commands and their later copies (not its refunds,
-// which have a token more). Such a command is stored only while no message matches it
-// (a publish expecting last sequence 0 on it): one operation at a time per charge, and
-// none before its create command is handled. A worker acknowledges (so removes) a
-// command once its settlement is stored, which releases the lock.
+// for a capture or cancel command, and "" for any other: *.<charge id>.op.* matches the
+// charge's capture and cancel commands and their later copies, not its create command nor
+// its refunds. Such a command is stored only while no message matches it (a publish
+// expecting last sequence 0 on it): one operation at a time per charge. A worker
+// acknowledges (so removes) a command once its settlement is stored, which releases the
+// lock. (The create command is not in it: a charge the store shows requires_capture is
+// decided, whether or not its create command's acknowledgement has reached the stream;
+// before that, the ingest reads the charge pending and refuses the operation.)
 func operationLock(cmd charge.Command) string {
 	if cmd.Type != charge.CommandCapture && cmd.Type != charge.CommandCancel {
 		return ""
 	}
-	return "*." + cmd.ChargeID + ".*"
+	return "*." + cmd.ChargeID + ".op.*"
 }
 
 // eventSubject is events.<charge id>.<event type>; the type holds dots of its own.
