@@ -1,4 +1,4 @@
-// Command bench measures the billing system on this machine in one run (DESIGN.md,
+// Command bench measures the billing system on this machine in one run (docs/design.md,
 // "Benchmark"), once per store engine asked for (-store): it builds the real binaries,
 // runs devstack infra, one ingest and one worker as separate processes, and drives them
 // with a load generator over loopback: reads on the empty store, end to end, the ingest

@@ -364,7 +364,7 @@ func processes(t *testing.T, m *manifests) []process {
 			out = append(out, p)
 		}
 	}
-	require.NotEmpty(t, out, "no Deployments: DESIGN.md wants ingest and workers deployed")
+	require.NotEmpty(t, out, "no Deployments: docs/design.md wants ingest and workers deployed")
 	return out
 }
 
@@ -705,21 +705,21 @@ func filesRead(t *testing.T, p process) []fileRead {
 	return files
 }
 
-// TestConfigurationIsProduction checks the configuration against DESIGN.md's production
+// TestConfigurationIsProduction checks the configuration against docs/design.md's production
 // topology.
 func TestConfigurationIsProduction(t *testing.T) {
 	t.Parallel()
 	m := load(t)
 	for _, p := range processes(t, m) {
 		cfg := p.cfg
-		assert.GreaterOrEqual(t, cfg.StreamReplicas, 3, "%s: stream_replicas %d; DESIGN.md wants streams and buckets with 3 replicas, or one lost NATS server loses accepted charges", p.name(), cfg.StreamReplicas)
+		assert.GreaterOrEqual(t, cfg.StreamReplicas, 3, "%s: stream_replicas %d; docs/design.md wants streams and buckets with 3 replicas, or one lost NATS server loses accepted charges", p.name(), cfg.StreamReplicas)
 		urls := strings.Split(cfg.NATSURL, ",")
 		assert.GreaterOrEqual(t, len(urls), cfg.StreamReplicas, "%s: nats_url lists %d servers for streams of %d replicas: with the listed ones down, the service cannot reach the others at start", p.name(), len(urls), cfg.StreamReplicas)
 
 		u, err := url.Parse(cfg.MongoURI)
 		if assert.NoError(t, err, "%s: mongo_uri", p.name()) {
 			q := u.Query()
-			assert.True(t, u.Scheme == "mongodb+srv" || q.Get("replicaSet") != "", "%s: mongo_uri names no replicaSet: DESIGN.md wants a replica set", p.name())
+			assert.True(t, u.Scheme == "mongodb+srv" || q.Get("replicaSet") != "", "%s: mongo_uri names no replicaSet: docs/design.md wants a replica set", p.name())
 			assert.Equal(t, "majority", q.Get("w"), "%s: mongo_uri must say w=majority: an acknowledged write could otherwise be rolled back after a failover", p.name())
 			assert.NotEqual(t, "false", q.Get("retryWrites"), "%s: mongo_uri turns retryable writes off", p.name())
 			assert.NotEqual(t, "false", q.Get("journal"), "%s: mongo_uri turns journaling off", p.name())
@@ -737,7 +737,7 @@ func TestScaledObjectFollowsTheConsumer(t *testing.T) {
 	m := load(t)
 	procs := processes(t, m)
 	scaled := objects[scaledObject](t, m, "ScaledObject")
-	require.NotEmpty(t, scaled, "no ScaledObject: DESIGN.md has the workers scaled on consumer lag")
+	require.NotEmpty(t, scaled, "no ScaledObject: docs/design.md has the workers scaled on consumer lag")
 	monitoring := natsMonitoringPort(t)
 
 	for _, so := range scaled {

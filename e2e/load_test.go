@@ -40,7 +40,7 @@ func (o *order) settledStatus() string {
 	return "succeeded"
 }
 
-// chargeObject is the charge object of API.md, as the test reads it.
+// chargeObject is the charge object of docs/api.md, as the test reads it.
 type chargeObject struct {
 	ID             string    `json:"id"`
 	Object         string    `json:"object"`

@@ -1,7 +1,7 @@
 // Package e2e tests the billing system end to end: it builds the real binaries and runs
 // them as separate processes (the devstack's NATS and store, an ingest, several workers)
 // against a payment processor served by the test, kills and restarts them while load runs,
-// and checks what the merchants and the processor saw afterwards (DESIGN.md, "Testing").
+// and checks what the merchants and the processor saw afterwards (docs/design.md, "Testing").
 //
 // Environment:
 //

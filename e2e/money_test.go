@@ -179,7 +179,7 @@ func (s *system) send(ctx context.Context, op *operation) error {
 	}
 }
 
-// refundObject is the refund object of API.md, as the test reads it.
+// refundObject is the refund object of docs/api.md, as the test reads it.
 type refundObject struct {
 	ID          string  `json:"id"`
 	Object      string  `json:"object"`

@@ -14,7 +14,7 @@ import (
 // declinedMethod is the payment method the processor declines with card_declined.
 const declinedMethod = "pm_card_chargeDeclined"
 
-// authRequest is the body of POST /authorizations (API.md, "Payment processor boundary").
+// authRequest is the body of POST /authorizations (docs/api.md, "Payment processor boundary").
 type authRequest struct {
 	ChargeID      string `json:"charge_id"`
 	Amount        int64  `json:"amount"`
@@ -38,7 +38,7 @@ type authorization struct {
 	answer authAnswer
 }
 
-// processor is the `http` payment processor of API.md, served by the test. It honours
+// processor is the `http` payment processor of docs/api.md, served by the test. It honours
 // Idempotency-Key: the first call with a key decides (approved, or declined for
 // pm_card_chargeDeclined) and later calls with that key get the same answer. Each call
 // takes 0-5 ms, and about 2% of first calls fail with a 503 before anything is decided,

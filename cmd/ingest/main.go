@@ -1,5 +1,5 @@
 // Command ingest serves the merchants' API: it authenticates, validates, enforces
-// idempotency and puts each accepted charge on the queue. Configuration: API.md.
+// idempotency and puts each accepted charge on the queue. Configuration: docs/api.md.
 package main
 
 import (

@@ -1,5 +1,5 @@
 // Package admin serves a process's operations endpoints on its admin address: /livez,
-// /readyz and /metrics (API.md, "Operations").
+// /readyz and /metrics (docs/api.md, "Operations").
 package admin
 
 import (

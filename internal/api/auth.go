@@ -15,7 +15,7 @@ type Verifier interface {
 	Verify(token string) (auth.Principal, error)
 }
 
-// The scopes of API.md, "Authentication".
+// The scopes of docs/api.md, "Authentication".
 const (
 	ScopeChargesWrite   = "charges:write"
 	ScopeChargesRead    = "charges:read"

@@ -16,11 +16,11 @@ import (
 	"github.com/billing/billing/internal/charge"
 )
 
-// MaxBodyBytes is the largest request body accepted (API.md, "Conventions").
+// MaxBodyBytes is the largest request body accepted (docs/api.md, "Conventions").
 const MaxBodyBytes = 64 << 10
 
 // readJSON reads the request body into dst, which must be a pointer to a struct with
-// json tags, enforcing API.md's rules: size, content type, well-formed UTF-8 JSON with
+// json tags, enforcing docs/api.md's rules: size, content type, well-formed UTF-8 JSON with
 // nothing after it, no duplicate keys, no unknown fields, right types, and no card number
 // anywhere. It returns the canonical form of the body (keys sorted, no white space) for
 // idempotency comparison. A missing body is the empty object. On failure it has answered

@@ -129,7 +129,7 @@ func (s *Server) getCharge(c *gin.Context) {
 	c.JSON(http.StatusOK, ch.Public())
 }
 
-// list is the list object of API.md.
+// list is the list object of docs/api.md.
 type list[T any] struct {
 	Object  string `json:"object"`
 	URL     string `json:"url"`

@@ -89,7 +89,7 @@ func (s *Server) observe(c *gin.Context) {
 	s.metrics.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(status)).Inc()
 	s.metrics.duration.WithLabelValues(c.Request.Method, route).Observe(elapsed.Seconds())
 	// Every request at debug; at info, failures, and requests whose caller sent an
-	// X-Request-Id to find them by (API.md: logged beside the server's).
+	// X-Request-Id to find them by (docs/api.md: logged beside the server's).
 	if status >= 500 || c.GetString(clientRequestIDKey) != "" || s.logger.Enabled(c.Request.Context(), slog.LevelDebug) {
 		s.logger.InfoContext(c.Request.Context(), "request",
 			append(requestAttrs(c), "method", c.Request.Method, "route", route,

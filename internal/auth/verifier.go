@@ -2,7 +2,7 @@
 //
 // A [Verifier] accepts JWTs signed with EdDSA, ES256 or RS256 by a key from a
 // JWKS (a file or a URL, selected by the token's kid) and, only when a shared
-// secret is configured, HS256. See API.md, Authentication.
+// secret is configured, HS256. See docs/api.md, Authentication.
 package auth
 
 import (

@@ -45,7 +45,7 @@ var cardBrands = [...]struct {
 // ContainsCardNumber reports whether s holds something that looks like a payment card
 // number: 13 to 19 digits with a card brand's prefix and length, passing the Luhn check,
 // whatever separates the digits. Such data must never be accepted, logged or stored
-// (API.md, "Conventions").
+// (docs/api.md, "Conventions").
 //
 // Digits separated by runs of anything but letters and digits (spaces, dashes, dots,
 // slashes, underscores, mixed or repeated) form a run of digit groups; a letter ends the

@@ -8,7 +8,7 @@ import "time"
 // Status is where a charge is in its life. It moves only forward (see CanTransition).
 type Status string
 
-// The statuses of API.md, "Charges".
+// The statuses of docs/api.md, "Charges".
 const (
 	StatusPending         Status = "pending"
 	StatusSucceeded       Status = "succeeded"
@@ -60,11 +60,11 @@ func FailureMessage(code string) string {
 	return "The payment failed."
 }
 
-// Metadata is a charge's set of key-value pairs (API.md, "Charges"). Its keys are any
+// Metadata is a charge's set of key-value pairs (docs/api.md, "Charges"). Its keys are any
 // printable text: a store that cannot take them as field names stores it otherwise.
 type Metadata map[string]string
 
-// Charge is the charge object of API.md. The JSON form is the public one; fields tagged
+// Charge is the charge object of docs/api.md. The JSON form is the public one; fields tagged
 // json:"-" are internal. Merchant scopes every read.
 type Charge struct {
 	ID             string    `json:"id"`
@@ -89,7 +89,7 @@ type Charge struct {
 	AuthorizationID string `json:"-"`
 	// Events are the events this charge's transitions wrote, in sequence order. Each is
 	// recorded in the same update as its transition, so that a redelivered command finds
-	// the event id it must write and publish (DESIGN.md, rules 1 and 3).
+	// the event id it must write and publish (docs/design.md, rules 1 and 3).
 	Events []EventRef `json:"-"`
 	// Version is the number of transitions the charge has been through: the sequence of
 	// the last. Writes of the charge are conditional on it (see Transition).

@@ -19,11 +19,11 @@ var (
 	// not retried for ever.
 	ErrRejected = errors.New("rejected by the store")
 	// ErrOperationInProgress: a capture or cancel of the charge is accepted and not
-	// settled yet; one at a time per charge (API.md, "Charges").
+	// settled yet; one at a time per charge (docs/api.md, "Charges").
 	ErrOperationInProgress = errors.New("an operation on the charge is in progress")
 )
 
-// The error codes of API.md, "Errors", that the domain produces.
+// The error codes of docs/api.md, "Errors", that the domain produces.
 const (
 	CodeInvalidJSON          = "invalid_json"
 	CodeParameterMissing     = "parameter_missing"

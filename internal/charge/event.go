@@ -2,7 +2,7 @@ package charge
 
 import "time"
 
-// The event types of API.md, "Events and webhooks".
+// The event types of docs/api.md, "Events and webhooks".
 const (
 	EventChargeSucceeded  = "charge.succeeded"
 	EventChargeFailed     = "charge.failed"
@@ -30,7 +30,7 @@ func authorizationEvent(to Status) string {
 // ObjectEvent is the object name of an event.
 const ObjectEvent = "event"
 
-// Event is the event object of API.md. Sequence counts the events of one charge from 1.
+// Event is the event object of docs/api.md. Sequence counts the events of one charge from 1.
 type Event struct {
 	ID        string    `json:"id"`
 	Object    string    `json:"object"`

@@ -11,7 +11,7 @@ import (
 	"go.jetify.com/typeid/base32"
 )
 
-// The type prefixes of API.md, "Conventions".
+// The type prefixes of docs/api.md, "Conventions".
 const (
 	PrefixCharge          = "ch"
 	PrefixRefund          = "re"

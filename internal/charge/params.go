@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 )
 
-// Limits of API.md, "Charges".
+// Limits of docs/api.md, "Charges".
 const (
 	MinAmount           = 1
 	MaxAmount           = 99_999_999
@@ -30,7 +30,7 @@ type CreateParams struct {
 	Metadata      map[string]string `json:"metadata"`
 }
 
-// Validate checks p against the limits of API.md and returns the first problem found, in
+// Validate checks p against the limits of docs/api.md and returns the first problem found, in
 // field order, or nil. Control characters are allowed in the description and metadata
 // values only (currency and payment_method cannot hold them by their formats).
 func (p *CreateParams) Validate() *InvalidRequestError {
@@ -57,7 +57,7 @@ func (p *CreateParams) Validate() *InvalidRequestError {
 	return ValidateMetadata(p.Metadata)
 }
 
-// ValidateMetadata checks the metadata limits of API.md. Keys are any printable text;
+// ValidateMetadata checks the metadata limits of docs/api.md. Keys are any printable text;
 // values may hold anything, control characters included.
 func ValidateMetadata(m map[string]string) *InvalidRequestError {
 	if len(m) > MaxMetadataKeys {
@@ -103,7 +103,7 @@ func (p *CreateParams) Charge(id, merchant string, now TimeNow) Charge {
 }
 
 // ContainsControl reports whether s holds a control character (Unicode Cc: U+0000-001F,
-// U+007F-009F), which API.md allows only in descriptions and metadata values.
+// U+007F-009F), which docs/api.md allows only in descriptions and metadata values.
 func ContainsControl(s string) bool { return strings.ContainsFunc(s, unicode.IsControl) }
 
 // ValidPaymentMethod reports whether s is a payment method token: "pm_" and then letters,

@@ -9,7 +9,7 @@ import (
 // RefundStatus is where a refund is: pending until the processor answers.
 type RefundStatus string
 
-// The statuses of a refund (API.md, "Refunds").
+// The statuses of a refund (docs/api.md, "Refunds").
 const (
 	RefundPending   RefundStatus = "pending"
 	RefundSucceeded RefundStatus = "succeeded"
@@ -22,7 +22,7 @@ var refundReasons = map[string]bool{"duplicate": true, "fraudulent": true, "requ
 // ObjectRefund is the object name of a refund.
 const ObjectRefund = "refund"
 
-// Refund is the refund object of API.md. A refund lives in the history of its charge
+// Refund is the refund object of docs/api.md. A refund lives in the history of its charge
 // (the transitions that reserve and settle it) and is stored folded, both inside the
 // charge and as a document of its own for reads by id.
 type Refund struct {

@@ -1,5 +1,5 @@
 // Package config loads and validates the configuration of the billing services: defaults,
-// then a YAML file, then BILLING_* environment variables (API.md, "Configuration"). It is
+// then a YAML file, then BILLING_* environment variables (docs/api.md, "Configuration"). It is
 // the one place that reads the environment.
 package config
 

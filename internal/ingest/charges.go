@@ -73,7 +73,7 @@ type Charges struct {
 	waits   map[string]int // held Waits by merchant
 }
 
-// DefaultMaxWaits is the number of held Waits per merchant of API.md.
+// DefaultMaxWaits is the number of held Waits per merchant of docs/api.md.
 const DefaultMaxWaits = 20
 
 // Create accepts a charge: a new id, the pending charge as 202 body, a create command on

@@ -117,7 +117,7 @@ const (
 	stateDone    = "done"
 )
 
-// Idempotency runs accepted requests at most once per merchant and key (API.md,
+// Idempotency runs accepted requests at most once per merchant and key (docs/api.md,
 // "Idempotency"). The first request claims the key with an atomic create that already
 // holds its response and the action it does; once the action is done the record is marked
 // done. A claim left "started" by an ingest that died (or met an action of unknown

@@ -24,7 +24,7 @@ type ServerOptions struct {
 	// StoreDir is the directory of the JetStream file store. Required.
 	StoreDir string
 	// SyncAlways makes the store fsync every write before acknowledging it, as production's
-	// `sync_interval: always` does (DESIGN.md, "Production topology"). Slower; off by default.
+	// `sync_interval: always` does (docs/design.md, "Production topology"). Slower; off by default.
 	SyncAlways bool
 	// ServerName names the server in logs and JetStream metadata. Defaults to the server's
 	// generated id.

@@ -11,7 +11,7 @@ import (
 	"github.com/billing/billing/internal/charge"
 )
 
-// HTTP calls an external processor at BaseURL (API.md, "Payment processor boundary").
+// HTTP calls an external processor at BaseURL (docs/api.md, "Payment processor boundary").
 type HTTP struct {
 	BaseURL string
 	// Client defaults to http.DefaultClient; give it a timeout.
@@ -45,7 +45,7 @@ func (h *HTTP) Refund(ctx context.Context, req RefundRequest) (Result, error) {
 	return h.call(ctx, "/refunds", refundKey(req), req)
 }
 
-// The idempotency keys of API.md, one per call: a repeated call must compute the same key.
+// The idempotency keys of docs/api.md, one per call: a repeated call must compute the same key.
 
 func authorizeKey(req AuthorizeRequest) string { return req.ChargeID }
 

@@ -1,4 +1,4 @@
-// Package processor is the payment processor boundary of API.md: the simulated processor
+// Package processor is the payment processor boundary of docs/api.md: the simulated processor
 // that decides by payment method, and the http processor that calls an external one. Every
 // call carries an idempotency key, so repeating it after a crash charges once.
 package processor

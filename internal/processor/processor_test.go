@@ -16,7 +16,7 @@ import (
 	"github.com/billing/billing/internal/processor"
 )
 
-// calls is the whole boundary of API.md; both processors offer it.
+// calls is the whole boundary of docs/api.md; both processors offer it.
 type calls interface {
 	Authorize(context.Context, processor.AuthorizeRequest) (processor.Result, error)
 	Capture(context.Context, processor.CaptureRequest) (processor.Result, error)
@@ -174,7 +174,7 @@ func TestHTTPProcessor(t *testing.T) {
 			require.Equal(t, processor.Result{Reference: "ref_9", Approved: true}, res)
 			c := <-f.calls
 			require.Equal(t, tc.path, c.path)
-			require.Equal(t, tc.key, c.key, "the idempotency key of API.md")
+			require.Equal(t, tc.key, c.key, "the idempotency key of docs/api.md")
 			require.Equal(t, "application/json", c.contentType)
 			require.JSONEq(t, tc.body, c.body)
 

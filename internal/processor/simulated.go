@@ -7,7 +7,7 @@ import (
 )
 
 // Simulated decides by payment method, deterministically, like a payment provider's test
-// cards (API.md, "Payment processor boundary").
+// cards (docs/api.md, "Payment processor boundary").
 type Simulated struct{}
 
 // The payment methods with a simulated outcome other than approval.

@@ -38,7 +38,7 @@ type Config struct {
 	// Name identifies the connection in the server's monitoring. Defaults to "billing".
 	Name string
 	// Replicas is the replica count of every stream and bucket. Defaults to 1; production
-	// uses 3 (DESIGN.md, "Production topology").
+	// uses 3 (docs/design.md, "Production topology").
 	Replicas int
 	// IdempotencyTTL is how long an idempotency record lives. Defaults to 24h.
 	IdempotencyTTL time.Duration

@@ -23,6 +23,7 @@ import (
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/config"
 	"github.com/billing/billing/internal/queue"
+	"github.com/billing/billing/internal/service"
 	"github.com/billing/billing/internal/storetest"
 )
 
@@ -333,7 +334,7 @@ func TestBadInputsAreRefusedAtTheEdge(t *testing.T) {
 	}
 
 	// Webhook endpoints: control characters in the URL. (A description may hold them, as
-	// a charge's may: API.md refuses them outside descriptions and metadata values.)
+	// a charge's may: docs/api.md refuses them outside descriptions and metadata values.)
 	for _, r := range []struct{ name, url, description, param string }{
 		{"endpoint url with a C0 control", hookURL + "/%s\u0001", "d", "url"},
 		{"endpoint url with a tab", hookURL + "/%s\t", "d", "url"},
@@ -641,7 +642,7 @@ func readJetStream(t *testing.T, natsURL string) (msgs, records map[string]strin
 func storeDocuments(t *testing.T, cfg config.Config) map[string]string {
 	t.Helper()
 	docs := map[string]string{}
-	for i, line := range strings.Split(storetest.Dump(t, storeConfig(cfg)), "\n") {
+	for i, line := range strings.Split(storetest.Dump(t, service.StoreConfig(cfg)), "\n") {
 		if line != "" {
 			docs[fmt.Sprintf("%d", i)] = line
 		}

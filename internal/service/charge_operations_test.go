@@ -33,7 +33,7 @@ func (s *system) settled(token string, amount int, pm, status string) map[string
 	return c
 }
 
-// Every error row of API.md that applies to capture, cancel, refunds and the balance.
+// Every error row of docs/api.md that applies to capture, cancel, refunds and the balance.
 func TestChargeOperationErrors(t *testing.T) {
 	t.Parallel()
 	s := startSystem(t, nil)

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Every error row of API.md that applies to the charge routes, with its status, code and
+// Every error row of docs/api.md that applies to the charge routes, with its status, code and
 // param, as problem details.
 func TestErrors(t *testing.T) {
 	t.Parallel()

@@ -18,7 +18,7 @@ const reconcileConcurrency = 16
 // configured processor, writes one line per disagreement and a summary to out, and
 // returns the report.
 func Reconcile(ctx context.Context, cfg config.Config, logger *slog.Logger, askProcessor bool, out io.Writer) (reconcile.Report, error) {
-	st, err := store.Open(ctx, storeConfig(cfg), logger)
+	st, err := store.Open(ctx, StoreConfig(cfg), logger)
 	if err != nil {
 		return reconcile.Report{}, fmt.Errorf("opening the store: %w", err)
 	}

@@ -99,7 +99,7 @@ func connect(ctx context.Context, cfg config.Config, name string, logger *slog.L
 		return nil, err
 	}
 	d.store, err = retry(ctx, logger, "the store", func() (store.Store, error) {
-		return store.Open(ctx, storeConfig(cfg), logger)
+		return store.Open(ctx, StoreConfig(cfg), logger)
 	})
 	if err != nil {
 		d.queue.Close()
@@ -108,8 +108,8 @@ func connect(ctx context.Context, cfg config.Config, name string, logger *slog.L
 	return d, nil
 }
 
-// storeConfig is the part of cfg that chooses and locates the store.
-func storeConfig(cfg config.Config) store.Config {
+// StoreConfig is the part of cfg that chooses and locates the store.
+func StoreConfig(cfg config.Config) store.Config {
 	return store.Config{Engine: cfg.Store, SQLitePath: cfg.SQLitePath, MongoURI: cfg.MongoURI, MongoDatabase: cfg.MongoDatabase}
 }
 

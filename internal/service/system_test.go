@@ -27,11 +27,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
 
-// storeConfig is the part of cfg that locates the store.
-func storeConfig(cfg config.Config) store.Config {
-	return store.Config{Engine: cfg.Store, SQLitePath: cfg.SQLitePath, MongoURI: cfg.MongoURI, MongoDatabase: cfg.MongoDatabase}
-}
-
 // system is a running ingest API and worker on real embedded NATS and FerretDB.
 type system struct {
 	t      *testing.T
@@ -141,7 +136,7 @@ func startSystemLogging(t *testing.T, edit func(*config.Config), logger *slog.Lo
 	case <-time.After(60 * time.Second):
 		t.Fatal("ingest did not start in 60s")
 	}
-	st := storetest.Open(t, storeConfig(cfg))
+	st := storetest.Open(t, service.StoreConfig(cfg))
 	return &system{t: t, base: "http://" + addrs.API, admin: "http://" + addrs.Admin, key: key, cfg: cfg, store: st,
 		client: &http.Client{Timeout: 90 * time.Second}, stop: stop}
 }

@@ -88,7 +88,7 @@ func TestWaitsPerMerchantAreBounded(t *testing.T) {
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	defer client.CloseIdleConnections()
-	const limit = 20 // API.md
+	const limit = 20 // docs/api.md
 	require.Equal(t, 0, s.inFlight())
 
 	held := make([]heldWait, limit)

@@ -8,7 +8,7 @@ import (
 	"github.com/billing/billing/internal/charge"
 )
 
-// metadataKeys are keys of every shape API.md allows: any printable text, those that
+// metadataKeys are keys of every shape docs/api.md allows: any printable text, those that
 // MongoDB and FerretDB refuse as field names included.
 var metadataKeys = []string{
 	"order_id", "$where", "$set", "$", "a.b", ".", "..", "order.id", "$ref", "a b", " ",

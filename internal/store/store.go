@@ -51,7 +51,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (Store, error) {
 }
 
 // Store is everything the services need of the store. Every read is scoped by merchant
-// where the API's is; every write is idempotent by a key decided before it (DESIGN.md,
+// where the API's is; every write is idempotent by a key decided before it (docs/design.md,
 // rule 1). Errors are those of package charge: ErrNotFound, ErrUnavailable (retry),
 // ErrRejected (never retry), ErrConflict.
 type Store interface {

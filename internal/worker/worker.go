@@ -1,6 +1,6 @@
 // Package worker handles queued commands: it runs each charge through the payment
 // processor, records the result and its event in the store, publishes the event, and only
-// then acknowledges the command (DESIGN.md, "Rules every step follows"). Every step is
+// then acknowledges the command (docs/design.md, "Rules every step follows"). Every step is
 // idempotent and re-runs on redelivery; none is skipped because it looks done.
 package worker
 

@@ -49,7 +49,7 @@ func Luhn(n string) bool {
 }
 
 // Brand reports whether the digits n have a card brand's prefix and one of its lengths:
-// the brand table of API.md written out as prefix ranges.
+// the brand table of docs/api.md written out as prefix ranges.
 func Brand(n string) bool {
 	in := func(digits, lo, hi int) bool {
 		p, _ := strconv.Atoi(n[:digits])

@@ -11,7 +11,7 @@ import (
 	"github.com/billing/billing/internal/charge"
 )
 
-// Metadata keys are any printable text (API.md), "$where" and "order.id" included, which
+// Metadata keys are any printable text (docs/api.md), "$where" and "order.id" included, which
 // MongoDB and FerretDB refuse as field names. So metadata is stored as an array of
 // {k, v} pairs in key order, and read back from that or from the plain document that
 // stores before this one wrote.

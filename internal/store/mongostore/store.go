@@ -3,7 +3,7 @@
 // machine. It is the only package that imports the MongoDB driver: driver
 // errors are translated here into the sentinel errors of package charge.
 //
-// Every write is idempotent by a key decided before the write (DESIGN.md, rule 1), and
+// Every write is idempotent by a key decided before the write (docs/design.md, rule 1), and
 // batches go out as single unordered bulk writes, so that one failed item does not stop
 // the others. Nothing relies on what FerretDB lacks: transactions, TTL indexes, $expr.
 package mongostore

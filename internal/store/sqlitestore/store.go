@@ -8,7 +8,7 @@
 // the start, so a transaction never fails half-way because another process wrote first,
 // and processes queue for the lock for up to busyTimeout. Every batch is written in one
 // transaction with synchronous=FULL: a process killed mid-batch leaves all of it or none.
-// Every write is idempotent by a key decided before it (DESIGN.md, rule 1): inserts are
+// Every write is idempotent by a key decided before it (docs/design.md, rule 1): inserts are
 // INSERT ... ON CONFLICT DO NOTHING, and the rows each one affected tell new from already
 // stored.
 package sqlitestore
