@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -86,8 +87,9 @@ type OperationPublisher interface {
 	WithdrawCommand(ctx context.Context, seq uint64) error
 }
 
-// OperationLog reads a charge's transitions, from sequence number from on.
+// OperationLog reads a charge, and its transitions from sequence number from on.
 type OperationLog interface {
+	GetCharge(ctx context.Context, merchant, id string) (charge.Charge, error)
 	TransitionsFrom(ctx context.Context, from map[string]int) (map[string][]charge.Transition, error)
 }
 
@@ -109,6 +111,9 @@ func OperationAction(p OperationPublisher, log OperationLog, logger *slog.Logger
 			return fmt.Errorf("decoding command: %w", err)
 		}
 		seq, err := p.PublishOperation(ctx, cmd)
+		if errors.Is(err, charge.ErrOperationInProgress) {
+			return refusedOrInProgress(ctx, log, cmd, err)
+		}
 		if err != nil || seq == 0 {
 			return err
 		}
@@ -126,7 +131,28 @@ func OperationAction(p OperationPublisher, log OperationLog, logger *slog.Logger
 			// The worker refuses it, as the charge has moved: no effect either way.
 			logger.WarnContext(ctx, "withdrawing an operation that came too late", "charge_id", cmd.ChargeID, "error", err)
 		}
-		return fmt.Errorf("charge %s moved (%s) after %s was checked: %w",
-			cmd.ChargeID, next[0].Kind, cmd.Type, charge.ErrOperationInProgress)
+		return refusedOrInProgress(ctx, log, cmd, fmt.Errorf("charge %s moved (%s) after %s was checked: %w",
+			cmd.ChargeID, next[0].Kind, cmd.Type, charge.ErrOperationInProgress))
 	}
+}
+
+// refusedOrInProgress answers an operation that met another: inProgress (409) while the
+// other is still under way, but the charge's own refusal (400 charge_not_capturable,
+// charge_not_cancelable) once the other has settled it, as a request sent after it
+// would be answered.
+func refusedOrInProgress(ctx context.Context, log OperationLog, cmd charge.Command, inProgress error) error {
+	c, err := log.GetCharge(ctx, cmd.Merchant, cmd.ChargeID)
+	if err != nil || c.Operation != nil {
+		return inProgress
+	}
+	var refusal *charge.InvalidRequestError
+	if cmd.Type == charge.CommandCapture {
+		refusal = c.CheckCapture(cmd.Amount)
+	} else {
+		refusal = c.CheckCancel()
+	}
+	if refusal != nil {
+		return refusal
+	}
+	return inProgress
 }

@@ -440,3 +440,22 @@ func TestListRefundsOfACharge(t *testing.T) {
 		require.False(t, more)
 	}
 }
+
+// An operation overtaken by another that has since settled the charge is answered as a
+// request sent after it would be, with the charge's refusal (400), not 409.
+func TestOperationOvertakenBySettledOne(t *testing.T) {
+	t.Parallel()
+	b := opsSetup(t)
+	c := stored(charge.StatusRequiresCapture, 1000, 0, 0)
+	b.store.putCharge(c)
+	b.store.putTransition(charge.Transition{ChargeID: c.ID, Sequence: 2, Kind: charge.KindCancelRequested, Operation: charge.NewID(charge.PrefixOperation)})
+	// The cancel settles while the capture is being published.
+	b.pub.onPublish = func(charge.Command) {
+		canceled := c
+		canceled.Status, canceled.Version = charge.StatusCanceled, 3
+		b.store.putCharge(canceled)
+	}
+	_, err := b.charges.Capture(b.ctx, opRequest("/v1/charges/"+c.ID+"/capture", `{}`), c.ID, &charge.CaptureParams{})
+	requireInvalid(t, err, charge.CodeChargeNotCapturable, "")
+	require.Len(t, b.pub.withdrawn, 1, "the command is withdrawn")
+}
