@@ -56,6 +56,8 @@ type testBundle struct {
 	atomic bool
 	// raw reads the stored form of the record id of table (collection), past the store.
 	raw func(t *testing.T, table, id string) []byte
+	// another opens another store on the same database, as another process would.
+	another func(t *testing.T) store.Store
 }
 
 func (e engine) setup(t *testing.T) *testBundle {
@@ -88,6 +90,7 @@ var conformance = []struct {
 	{"Deliveries", testDeliveries},
 	{"DeleteBefore", testDeleteBefore},
 	{"LedgerAndBalance", testLedgerAndBalance},
+	{"BalanceUnderRaces", testBalanceUnderRaces},
 	{"Refunds", testRefunds},
 	{"MetadataKeysOfEveryShape", testMetadataKeysOfEveryShape},
 }
@@ -125,7 +128,14 @@ func openMongo(t *testing.T) *testBundle {
 		require.NoError(t, err)
 		return doc
 	}
-	return &testBundle{store: s, atomic: s.AtomicConditions(), raw: raw}
+	another := func(t *testing.T) store.Store {
+		t.Helper()
+		s, err := mongostore.Open(t.Context(), uri, database, nil)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, s.Close(context.Background())) })
+		return s
+	}
+	return &testBundle{store: s, atomic: s.AtomicConditions(), raw: raw, another: another}
 }
 
 // openSQLite opens the sqlite engine on a database file of its own, in a temporary
@@ -162,5 +172,12 @@ func openSQLite(t *testing.T) *testBundle {
 		}
 		return row
 	}
-	return &testBundle{store: s, atomic: true, raw: raw}
+	another := func(t *testing.T) store.Store {
+		t.Helper()
+		s, err := sqlitestore.Open(t.Context(), path, nil)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, s.Close(context.Background())) })
+		return s
+	}
+	return &testBundle{store: s, atomic: true, raw: raw, another: another}
 }

@@ -1,11 +1,15 @@
 package store_test
 
 import (
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/internal/store"
+	"github.com/billing/billing/internal/store/recordtest"
 )
 
 // A charge authorized, partly captured and partly refunded: the ledger the domain derives
@@ -65,6 +69,55 @@ func testLedgerAndBalance(t *testing.T, eng engine) {
 	none, err := b.store.Balance(ctx, "someone else")
 	require.NoError(t, err)
 	require.Equal(t, charge.Balance{Object: "balance", Available: []charge.Money{}, Pending: []charge.Money{}}, none)
+}
+
+// Three workers, each with a store of its own as a process has, write the ledger of 60
+// charges at the same time, each in its own batches and its own order, every entry by all
+// three: what redelivery and two workers on one message do. The balance is the sum of the
+// ledger, exactly, and reconciliation would find no drift.
+func testBalanceUnderRaces(t *testing.T, eng engine) {
+	t.Parallel()
+	b := eng.setup(t)
+	ctx := t.Context()
+	entries := recordtest.Ledger(b.merchant, 60, now())
+
+	// The entries of one transaction go in one call, as the worker writes them.
+	var txs [][]charge.LedgerEntry
+	for i, e := range entries {
+		if i == 0 || e.Transaction != entries[i-1].Transaction {
+			txs = append(txs, nil)
+		}
+		txs[len(txs)-1] = append(txs[len(txs)-1], e)
+	}
+	stores := []store.Store{b.store, b.another(t), b.another(t)}
+	errs := make(chan error, len(txs)*len(stores))
+	var wg sync.WaitGroup
+	for i, st := range stores {
+		order := append(slices.Clone(txs[i*len(txs)/3:]), txs[:i*len(txs)/3]...)
+		size := 3 + 4*i
+		wg.Go(func() {
+			for batch := range slices.Chunk(order, size) {
+				errs <- st.InsertLedgerEntries(ctx, slices.Concat(batch...))
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+
+	bal, err := b.store.Balance(ctx, b.merchant)
+	require.NoError(t, err)
+	require.Equal(t, recordtest.Balance(entries), bal)
+	var stored int
+	require.NoError(t, b.store.EachLedgerEntry(ctx, func(e charge.LedgerEntry) error {
+		if e.Merchant == b.merchant {
+			stored++
+		}
+		return nil
+	}))
+	require.Equal(t, len(entries), stored, "each entry stored once")
 }
 
 // Settled refunds are inserted once, read back by id and by charge, scoped to their

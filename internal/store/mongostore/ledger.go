@@ -3,8 +3,6 @@ package mongostore
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -55,62 +53,6 @@ func (d ledgerEntryDoc) toLedgerEntry() charge.LedgerEntry {
 		Amount:      d.Amount,
 		CreatedAt:   d.CreatedAt,
 	}
-}
-
-// InsertLedgerEntries writes entries in one unordered insert. Entries are never updated
-// or deleted: one already stored under its id is left as it is and is not an error.
-func (s *Store) InsertLedgerEntries(ctx context.Context, es []charge.LedgerEntry) error {
-	if err := insertAll(ctx, s.ledger, mapSlice(es, newLedgerEntryDoc)); err != nil {
-		return fmt.Errorf("inserting %d ledger entries: %w", len(es), err)
-	}
-	return nil
-}
-
-// Balance sums merchant's ledger entries by currency and account: available is what the
-// available account holds, pending what the authorized account holds. Currencies appear
-// once money has moved in them, in alphabetical order; the lists are empty, not nil, for
-// a merchant without entries. FerretDB sums a field correctly (not {$sum: 1}).
-func (s *Store) Balance(ctx context.Context, merchant string) (charge.Balance, error) {
-	pipeline := mongo.Pipeline{
-		{{Key: "$match", Value: bson.D{{Key: "merchant", Value: merchant}}}},
-		{{Key: "$group", Value: bson.D{
-			{Key: "_id", Value: bson.D{{Key: "currency", Value: "$currency"}, {Key: "account", Value: "$account"}}},
-			{Key: "amount", Value: bson.D{{Key: "$sum", Value: "$amount"}}},
-		}}},
-	}
-	cur, err := s.ledger.Aggregate(ctx, pipeline)
-	if err != nil {
-		return charge.Balance{}, fmt.Errorf("summing the ledger: %w", translate(err))
-	}
-	var sums []struct {
-		ID struct {
-			Currency string         `bson:"currency"`
-			Account  charge.Account `bson:"account"`
-		} `bson:"_id"`
-		Amount int64 `bson:"amount"`
-	}
-	if err := cur.All(ctx, &sums); err != nil {
-		return charge.Balance{}, fmt.Errorf("summing the ledger: %w", translate(err))
-	}
-	b := charge.Balance{Object: "balance", Available: []charge.Money{}, Pending: []charge.Money{}}
-	byCurrency := map[string][2]int64{}
-	for _, s := range sums {
-		v := byCurrency[s.ID.Currency]
-		switch s.ID.Account {
-		case charge.AccountAvailable:
-			v[0] += s.Amount
-		case charge.AccountAuthorized:
-			v[1] += s.Amount
-		}
-		byCurrency[s.ID.Currency] = v
-	}
-	currencies := keys(byCurrency)
-	slices.SortFunc(currencies, strings.Compare)
-	for _, c := range currencies {
-		b.Available = append(b.Available, charge.Money{Amount: byCurrency[c][0], Currency: c})
-		b.Pending = append(b.Pending, charge.Money{Amount: byCurrency[c][1], Currency: c})
-	}
-	return b, nil
 }
 
 // each walks every document of one collection, for reconciliation: the whole collection

@@ -3,6 +3,9 @@ package mongostore_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"net"
 	"os"
 	"testing"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/store/mongostore"
+	"github.com/billing/billing/internal/store/recordtest"
 	"github.com/billing/billing/internal/storetest"
 	"github.com/billing/billing/internal/webhook"
 )
@@ -101,4 +105,58 @@ func TestEndpointDocument(t *testing.T) {
 	require.NotContains(t, doc, "object")
 	_, sealed := raw.Lookup("secrets", "0", "sealed").Binary()
 	require.Equal(t, []byte("sealed-1"), sealed, "the sealed secret is stored")
+}
+
+// A worker that dies between any two writes of a fold leaves the balance exact once the
+// command is delivered again, whether other writes of the merchant come before that
+// delivery or after it; only the last steps of a shard keep the list of what they folded.
+func TestBalanceCrashAtEveryPoint(t *testing.T) {
+	t.Parallel()
+	s, uri, database := open(t)
+	ctx := t.Context()
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	errCrash := errors.New("crashed")
+
+	for _, p := range mongostore.FoldPoints {
+		for _, otherFirst := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/other first %t", p, otherFirst), func(t *testing.T) {
+				merchant := "acct_" + charge.NewID("m")
+				crashed := recordtest.Ledger(merchant, 24, at)
+				other := recordtest.Ledger(merchant, 24, at)
+
+				dying, err := mongostore.Open(ctx, uri, database, nil)
+				require.NoError(t, err)
+				defer func() { require.NoError(t, dying.Close(context.WithoutCancel(ctx))) }()
+				mongostore.SetFault(dying, func(q mongostore.FoldPoint) error {
+					if q == p {
+						return errCrash
+					}
+					return nil
+				})
+				require.ErrorIs(t, dying.InsertLedgerEntries(ctx, crashed), errCrash)
+
+				if otherFirst {
+					require.NoError(t, s.InsertLedgerEntries(ctx, other))
+				}
+				require.NoError(t, s.InsertLedgerEntries(ctx, crashed)) // redelivered
+				require.NoError(t, s.InsertLedgerEntries(ctx, crashed)) // and again
+				if !otherFirst {
+					require.NoError(t, s.InsertLedgerEntries(ctx, other))
+				}
+
+				bal, err := s.Balance(ctx, merchant)
+				require.NoError(t, err)
+				require.Equal(t, recordtest.Balance(slices.Concat(crashed, other)), bal)
+
+				client, err := mongo.Connect(options.Client().ApplyURI(uri))
+				require.NoError(t, err)
+				defer func() { require.NoError(t, client.Disconnect(context.WithoutCancel(ctx))) }()
+				listing, err := client.Database(database).Collection("balance_steps").CountDocuments(ctx, bson.D{
+					{Key: "merchant", Value: merchant}, {Key: "folds.0", Value: bson.D{{Key: "$exists", Value: true}}},
+				})
+				require.NoError(t, err)
+				require.LessOrEqual(t, listing, int64(2*mongostore.BalanceShards), "steps that still list their folds")
+			})
+		}
+	}
 }

@@ -41,6 +41,10 @@ import (
 //     shard, or across shards when _id is the shard key). A shard key's index must be
 //     ascending, so the descending list index {merchant: 1, _id: -1} cannot serve:
 //     sh.shardCollection creates {merchant: 1, _id: 1} on an empty collection.
+//   - balance_steps, balance_heads: {merchant: 1, _id: 1}. The running totals of the
+//     balance (balances.go), read and written by byMerchantID; their _id begins with
+//     the merchant.
+//   - ledger_folds: {_id: "hashed"}, read and inserted by transaction id alone.
 //   - transitions: {_id: "hashed"}. A transition has no merchant; its id is
 //     "<charge id>/<sequence>", and it is read (TransitionsFrom) and claimed
 //     (ClaimTransitions, which relies on the duplicate _id error) by that id alone. With
@@ -61,6 +65,9 @@ const (
 	collTransitions = "transitions"
 	collRefunds     = "refunds"
 	collLedger      = "ledger_entries"
+	collLedgerFolds = "ledger_folds"
+	collBalSteps    = "balance_steps"
+	collBalHeads    = "balance_heads"
 
 	collWebhookEndpoints  = "webhook_endpoints"
 	collWebhookRuns       = "webhook_runs"
@@ -88,6 +95,11 @@ type Store struct {
 	refunds     *mongo.Collection
 	ledger      *mongo.Collection
 
+	// The balances (balances.go).
+	ledgerFolds  *mongo.Collection
+	balanceSteps *mongo.Collection
+	balanceHeads *mongo.Collection
+
 	webhookEndpoints  *mongo.Collection
 	webhookRuns       *mongo.Collection
 	webhookDeliveries *mongo.Collection
@@ -96,6 +108,9 @@ type Store struct {
 	// atomic (see SaveCharges).
 	ferret bool
 	logger *slog.Logger
+	// fault, when a test sets it, is called between the writes of a fold and fails the
+	// fold where it returns an error (export_test.go).
+	fault func(foldPoint) error
 }
 
 // Open connects to the server at uri, checks that it answers and creates the indexes of
@@ -138,6 +153,10 @@ func open(ctx context.Context, uri, database string, logger *slog.Logger, monito
 		transitions: db.Collection(collTransitions),
 		refunds:     db.Collection(collRefunds),
 		ledger:      db.Collection(collLedger),
+
+		ledgerFolds:  db.Collection(collLedgerFolds),
+		balanceSteps: db.Collection(collBalSteps),
+		balanceHeads: db.Collection(collBalHeads),
 
 		webhookEndpoints:  db.Collection(collWebhookEndpoints),
 		webhookRuns:       db.Collection(collWebhookRuns),
@@ -205,7 +224,6 @@ func indexes() map[string][]mongo.IndexModel {
 			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "charge", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_charge_id")},
 		},
 		collLedger: {
-			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "currency", Value: 1}, {Key: "account", Value: 1}}, Options: options.Index().SetName("merchant_currency_account")},
 			{Keys: bson.D{{Key: "charge_id", Value: 1}}, Options: options.Index().SetName("charge_id")},
 		},
 		collEvents: {

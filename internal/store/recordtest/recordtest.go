@@ -3,6 +3,8 @@
 package recordtest
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/billing/billing/internal/charge"
@@ -38,4 +40,61 @@ func New(merchant string, at time.Time) Records {
 		Delivery: webhook.Delivery{ID: charge.NewID(charge.PrefixWebhookDelivery), Merchant: merchant, Endpoint: endpoint.ID,
 			Event: ev.ID, Attempt: 1, CreatedAt: at, Key: ev.ID + ":" + endpoint.ID},
 	}
+}
+
+// Ledger returns the ledger entries of n charges of merchant, in order, made at at: of
+// every third, authorized, partly captured and partly refunded; of the next, paid at once;
+// of the next, authorized and still held. Their currencies alternate between usd and eur.
+func Ledger(merchant string, n int, at time.Time) []charge.LedgerEntry {
+	var entries []charge.LedgerEntry
+	for i := range n {
+		c := charge.Charge{ID: charge.NewID(charge.PrefixCharge), Merchant: merchant, Amount: int64(1000 + i),
+			Currency: []string{"usd", "eur"}[i%2], Status: charge.StatusPending, Capture: i%3 == 1, CreatedAt: at, UpdatedAt: at}
+		var ts []charge.Transition
+		step := func(f func(charge.Charge) charge.Transition) { ts = append(ts, f(charge.Fold(c, ts))) }
+		switch i % 3 {
+		case 0:
+			r := charge.Refund{ID: charge.NewID(charge.PrefixRefund), Merchant: merchant, Charge: c.ID, Amount: 100,
+				Currency: c.Currency, CreatedAt: at}
+			step(func(v charge.Charge) charge.Transition {
+				return charge.NewTransition(v, charge.StatusRequiresCapture, at, 0, "", "auth")
+			})
+			step(func(v charge.Charge) charge.Transition { return v.RequestCapture(at, 900, 1) })
+			step(func(v charge.Charge) charge.Transition { return v.Settle(at, true, "cap", "") })
+			step(func(v charge.Charge) charge.Transition { return v.ReserveRefund(at, r, 1) })
+			step(func(v charge.Charge) charge.Transition { return v.RefundSucceeded(at, r.ID, "re") })
+		case 1:
+			step(func(v charge.Charge) charge.Transition {
+				return charge.NewTransition(v, charge.StatusSucceeded, at, v.Amount, "", "auth")
+			})
+		case 2:
+			step(func(v charge.Charge) charge.Transition {
+				return charge.NewTransition(v, charge.StatusRequiresCapture, at, 0, "", "auth")
+			})
+		}
+		entries = append(entries, charge.Ledger(c, ts)...)
+	}
+	return entries
+}
+
+// Balance returns the balance that entries (of one merchant) sum to: what a store must
+// answer once it holds them.
+func Balance(entries []charge.LedgerEntry) charge.Balance {
+	sums := map[string][2]int64{}
+	for _, e := range entries {
+		v := sums[e.Currency]
+		switch e.Account {
+		case charge.AccountAvailable:
+			v[0] += e.Amount
+		case charge.AccountAuthorized:
+			v[1] += e.Amount
+		}
+		sums[e.Currency] = v
+	}
+	b := charge.Balance{Object: "balance", Available: []charge.Money{}, Pending: []charge.Money{}}
+	for _, c := range slices.Sorted(maps.Keys(sums)) {
+		b.Available = append(b.Available, charge.Money{Amount: sums[c][0], Currency: c})
+		b.Pending = append(b.Pending, charge.Money{Amount: sums[c][1], Currency: c})
+	}
+	return b
 }
