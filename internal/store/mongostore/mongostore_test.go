@@ -5,9 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"net"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
