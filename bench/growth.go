@@ -18,8 +18,9 @@ type growthResults struct {
 	// storeBytes is the size of the store's files after seeding (the SQLite database and
 	// its WAL; on mongodb, FerretDB's SQLite files).
 	storeBytes int64
-	// large and small are the reads of the large merchant and of a small one.
-	large, small merchantReads
+	// empty, large and small are the reads of a fresh merchant on the twin store (empty
+	// but for it), of the large merchant and of a small one, timed in turn.
+	empty, large, small merchantReads
 	readsCPU     cpuUse
 	// memory is the peak memory of the ingest started again, and of devstack, after it.
 	memory map[string]memory
@@ -36,7 +37,7 @@ func runGrowth(ctx context.Context, opts config, st *stack, grow int, progress f
 		count(float64(grow)), largeMerchant, smallMerchants, smallCharges)
 	cpu := newCPUMeter([]string{"devstack", "bench"}, []int{st.infra.pid(), 0})
 	cpu.start()
-	sd, err := newSeeder(ctx, st, map[string]int{largeMerchant: grow, smallMerchant: smallCharges})
+	sd, err := newSeeder(ctx, st, st.storeConfig(), map[string]int{largeMerchant: grow, smallMerchant: smallCharges})
 	if err != nil {
 		return r, err
 	}
@@ -62,22 +63,41 @@ func runGrowth(ctx context.Context, opts config, st *stack, grow int, progress f
 	if err := st.startIngest(ctx); err != nil {
 		return r, err
 	}
-	cpu = newCPUMeter([]string{"ingest", "devstack", "bench"}, []int{st.ingest.pid(), st.infra.pid(), 0})
-	cpu.start()
-	for _, m := range []struct {
-		sample *merchantSample
-		into   *merchantReads
-	}{{sd.samples[largeMerchant], &r.large}, {sd.samples[smallMerchant], &r.small}} {
-		progress("growth: reads of %s (%s charges), %d requests per read (at most %s each)",
-			m.sample.name, count(float64(m.sample.charges)), opts.reads, opts.readBudget)
-		token, err := st.mintToken(ctx, m.sample.name, readScopes)
-		if err != nil {
-			return r, err
-		}
-		if *m.into, err = measureReads(ctx, st.apiURL(), token, m.sample, opts.reads, opts.readBudget); err != nil {
+	// The same reads on a store empty but for a fresh merchant, served by an ingest of
+	// its own, timed in turn with the grown store's so that the noise of this machine
+	// falls on both alike.
+	progress("growth: seeding the twin store, empty but for %s (%d charges), and starting an ingest on it", freshMerchant, freshCharges)
+	fresh, err := seedFresh(ctx, st, st.twinStoreConfig())
+	if err != nil {
+		return r, fmt.Errorf("the twin store: %w", err)
+	}
+	addrs, err := freeAddrs(2)
+	if err != nil {
+		return r, err
+	}
+	twin, err := st.startTwinIngest(ctx, addrs[0], addrs[1])
+	if err != nil {
+		return r, err
+	}
+	defer func() { err = errors.Join(err, twin.stop()) }()
+	targets := []readTarget{{apiURL: "http://" + addrs[0], sample: fresh}}
+	for _, m := range []*merchantSample{sd.samples[largeMerchant], sd.samples[smallMerchant]} {
+		targets = append(targets, readTarget{apiURL: st.apiURL(), sample: m})
+	}
+	for i := range targets {
+		if targets[i].token, err = st.mintToken(ctx, targets[i].sample.name, readScopes); err != nil {
 			return r, err
 		}
 	}
+	progress("growth: reads of %s (twin store), %s (%s charges) and %s, in turn, %d requests each per read (at most %s a read)",
+		freshMerchant, largeMerchant, count(float64(grow)), smallMerchant, opts.reads, opts.readBudget)
+	cpu = newCPUMeter([]string{"ingest", "ingest-empty", "devstack", "bench"}, []int{st.ingest.pid(), twin.pid(), st.infra.pid(), 0})
+	cpu.start()
+	reads, err := measureReads(ctx, targets, opts.reads, opts.readBudget)
+	if err != nil {
+		return r, err
+	}
+	r.empty, r.large, r.small = reads[0], reads[1], reads[2]
 	r.readsCPU = cpu.stop()
 	r.memory = map[string]memory{}
 	for _, p := range []*process{st.ingest, st.infra} {

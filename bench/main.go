@@ -86,7 +86,7 @@ func parseFlags() config {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, data, logs)")
 	flag.StringVar(&o.store, "store", store.EngineSQLite, "the store engine: sqlite, mongodb, or all (each in turn, one report each)")
 	flag.IntVar(&o.grow, "grow", -1, "charges of the large merchant in the growth phase (-1: 1,000,000 for sqlite, 10,000 for mongodb; 0: no growth phase)")
-	flag.IntVar(&o.reads, "reads", 200, "sequential requests that time each read, on the empty store and after growth")
+	flag.IntVar(&o.reads, "reads", 1000, "sequential requests that time each read, on the empty store and after growth")
 	flag.DurationVar(&o.readBudget, "read-budget", 15*time.Second, "the longest one read is repeated for; fewer requests are timed if it runs out")
 	flag.Parse()
 	return o

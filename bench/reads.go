@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/billing/billing/internal/store"
 )
 
 // readScopes are the scopes of the tokens of the reads.
@@ -72,67 +74,91 @@ type merchantReads struct {
 	elapsed  time.Duration
 }
 
-// measureReads times each read of readSpecs for merchant m, through the API at apiURL
-// with token: one request not counted (its answer checked: 200, and a list not empty),
-// then n sequential requests on one keep-alive connection, or as many as budget allows.
-func measureReads(ctx context.Context, apiURL, token string, m *merchantSample, n int, budget time.Duration) (merchantReads, error) {
-	out := merchantReads{merchant: m.name, charges: m.charges}
-	if len(m.chargeIDs) == 0 || len(m.refunded) == 0 || m.middle == "" || m.endpoint == "" {
-		return out, fmt.Errorf("merchant %s: the seeding left no ids to read (charges %d, refunded %d, endpoint %q)",
-			m.name, len(m.chargeIDs), len(m.refunded), m.endpoint)
-	}
-	client := &http.Client{
-		Transport: &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true},
-		Timeout:   requestTimeout,
-	}
-	defer client.CloseIdleConnections()
-	get := func(path string) (int, []byte, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, apiURL+path, nil)
-		if err != nil {
-			return 0, nil, err
+// readTarget is a merchant whose reads are timed, and the API that serves it.
+type readTarget struct {
+	apiURL, token string
+	sample        *merchantSample
+}
+
+// measureReads times each read of readSpecs for every target: one request per target not
+// counted (its answer checked: 200, and a list not empty), then n rounds of one request
+// per target, or as many rounds as budget allows. A round goes through the targets in
+// turn, starting with a different one each time, so that whatever disturbs the machine
+// falls on all of them alike: their figures compare within one run. Each target has its
+// own keep-alive connection.
+func measureReads(ctx context.Context, targets []readTarget, n int, budget time.Duration) ([]merchantReads, error) {
+	out := make([]merchantReads, len(targets))
+	gets := make([]func(path string) (int, []byte, error), len(targets))
+	for i, tg := range targets {
+		m := tg.sample
+		out[i] = merchantReads{merchant: m.name, charges: m.charges}
+		if len(m.chargeIDs) == 0 || len(m.refunded) == 0 || m.middle == "" || m.endpoint == "" {
+			return out, fmt.Errorf("merchant %s: the seeding left no ids to read (charges %d, refunded %d, endpoint %q)",
+				m.name, len(m.chargeIDs), len(m.refunded), m.endpoint)
 		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, nil, err
+		client := &http.Client{
+			Transport: &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true},
+			Timeout:   requestTimeout,
 		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, body, err
+		defer client.CloseIdleConnections()
+		gets[i] = func(path string) (int, []byte, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, tg.apiURL+path, nil)
+			if err != nil {
+				return 0, nil, err
+			}
+			req.Header.Set("Authorization", "Bearer "+tg.token)
+			resp, err := client.Do(req)
+			if err != nil {
+				return 0, nil, err
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			return resp.StatusCode, body, err
+		}
 	}
 	start := time.Now()
 	for _, spec := range readSpecs {
-		status, body, err := get(spec.path(m, 0))
-		if err == nil {
-			err = checkRead(status, body, spec.list)
+		for i, tg := range targets {
+			status, body, err := gets[i](spec.path(tg.sample, 0))
+			if err == nil {
+				err = checkRead(status, body, spec.list)
+			}
+			if err != nil {
+				return out, fmt.Errorf("merchant %s: %s (%s): %w", tg.sample.name, spec.name, spec.path(tg.sample, 0), err)
+			}
 		}
-		if err != nil {
-			return out, fmt.Errorf("merchant %s: %s (%s): %w", m.name, spec.name, spec.path(m, 0), err)
-		}
-		var r readResult
+		rs := make([]readResult, len(targets))
 		deadline := time.Now().Add(budget)
-		for i := 0; i < n && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
-			begin := time.Now()
-			status, body, err := get(spec.path(m, i))
-			took := time.Since(begin)
-			switch {
-			case err != nil:
-				r.others++
-				r.lastOther = err.Error()
-			case status != http.StatusOK:
-				r.others++
-				r.lastOther = fmt.Sprintf("%d %s", status, bytes.TrimSpace(body))
-			default:
-				r.latencies = append(r.latencies, took)
+		for round := 0; round < n && time.Now().Before(deadline) && ctx.Err() == nil; round++ {
+			for k := range targets {
+				i := (round + k) % len(targets)
+				begin := time.Now()
+				status, body, err := gets[i](spec.path(targets[i].sample, round))
+				took := time.Since(begin)
+				r := &rs[i]
+				switch {
+				case err != nil:
+					r.others++
+					r.lastOther = err.Error()
+				case status != http.StatusOK:
+					r.others++
+					r.lastOther = fmt.Sprintf("%d %s", status, bytes.TrimSpace(body))
+				default:
+					r.latencies = append(r.latencies, took)
+				}
 			}
 		}
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		r.latencies.sort()
-		out.results = append(out.results, r)
+		for i := range rs {
+			rs[i].latencies.sort()
+			out[i].results = append(out[i].results, rs[i])
+		}
 	}
-	out.elapsed = time.Since(start)
+	for i := range out {
+		out[i].elapsed = time.Since(start)
+	}
 	return out, nil
 }
 
@@ -156,13 +182,12 @@ func checkRead(status int, body []byte, list bool) error {
 	return nil
 }
 
-// measureEmptyReads seeds a fresh merchant of freshCharges charges, with an endpoint and
-// smallDeliveries deliveries, into the stack's store (nothing else in it yet), and times
-// its reads through the running ingest.
-func measureEmptyReads(ctx context.Context, opts config, st *stack) (merchantReads, error) {
-	sd, err := newSeeder(ctx, st, map[string]int{freshMerchant: freshCharges})
+// seedFresh seeds a fresh merchant of freshCharges charges, with an endpoint and
+// smallDeliveries deliveries, into the store cfg locates, and returns what its reads need.
+func seedFresh(ctx context.Context, st *stack, cfg store.Config) (*merchantSample, error) {
+	sd, err := newSeeder(ctx, st, cfg, map[string]int{freshMerchant: freshCharges})
 	if err != nil {
-		return merchantReads{}, err
+		return nil, err
 	}
 	m := sd.samples[freshMerchant]
 	err = sd.seed(ctx, merchantPlan(freshMerchant, freshCharges), freshCharges)
@@ -170,11 +195,25 @@ func measureEmptyReads(ctx context.Context, opts config, st *stack) (merchantRea
 		err = sd.endpoint(ctx, m, smallDeliveries)
 	}
 	if err = errors.Join(err, sd.close(ctx)); err != nil {
-		return merchantReads{}, fmt.Errorf("seeding merchant %s: %w", freshMerchant, err)
+		return nil, fmt.Errorf("seeding merchant %s: %w", freshMerchant, err)
+	}
+	return m, nil
+}
+
+// measureEmptyReads seeds a fresh merchant into the stack's store (nothing else in it
+// yet), and times its reads through the running ingest.
+func measureEmptyReads(ctx context.Context, opts config, st *stack) (merchantReads, error) {
+	m, err := seedFresh(ctx, st, st.storeConfig())
+	if err != nil {
+		return merchantReads{}, err
 	}
 	token, err := st.mintToken(ctx, freshMerchant, readScopes)
 	if err != nil {
 		return merchantReads{}, err
 	}
-	return measureReads(ctx, st.apiURL(), token, m, opts.reads, opts.readBudget)
+	reads, err := measureReads(ctx, []readTarget{{st.apiURL(), token, m}}, opts.reads, opts.readBudget)
+	if err != nil {
+		return merchantReads{}, err
+	}
+	return reads[0], nil
 }

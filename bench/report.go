@@ -164,25 +164,49 @@ func (r *report) writeReads(w io.Writer) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(cols ...string) { fmt.Fprintln(tw, strings.Join(cols, "\t")+"\t") }
+	empty := r.emptyReads
 	header := []string{"", "empty store: " + freshMerchant}
-	sizes := []string{"", fmt.Sprintf("(%d charges)", r.emptyReads.charges)}
 	if g.grow > 0 {
-		header = append(header, "grown: "+largeMerchant, "grown: "+smallMerchant)
-		sizes = append(sizes, fmt.Sprintf("(%s charges)", count(float64(g.large.charges))), fmt.Sprintf("(%d charges)", g.small.charges))
+		// The twin store's reads, timed in turn with the grown store's.
+		empty = g.empty
+		header = []string{"", "twin empty store: " + freshMerchant}
+	}
+	sizes := []string{"", fmt.Sprintf("(%d charges)", empty.charges)}
+	if g.grow > 0 {
+		header = append(header, "grown: "+largeMerchant, "grown: "+smallMerchant, "p99 vs empty: large", "small")
+		sizes = append(sizes, fmt.Sprintf("(%s charges)", count(float64(g.large.charges))), fmt.Sprintf("(%d charges)", g.small.charges), "", "")
 	}
 	row(header...)
 	row(sizes...)
+	var over []string
 	for i, spec := range readSpecs {
-		cols := []string{spec.name, cellOf(r.emptyReads, i, r.opts.reads)}
+		cols := []string{spec.name, cellOf(empty, i, r.opts.reads)}
 		if g.grow > 0 {
 			cols = append(cols, cellOf(g.large, i, r.opts.reads), cellOf(g.small, i, r.opts.reads))
+			for _, m := range []merchantReads{g.large, g.small} {
+				ratio, p99 := p99Ratio(empty, m, i)
+				cols = append(cols, fmt.Sprintf("%.2f×", ratio))
+				if ratio > p99Bound || p99 > p99Limit {
+					over = append(over, fmt.Sprintf("%s of %s (%.2f×, %s ms)", strings.TrimSpace(spec.name), m.merchant, ratio, ms(p99)))
+				}
+			}
 		}
 		row(cols...)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, m := range []merchantReads{r.emptyReads, g.large, g.small} {
+	if g.grow > 0 {
+		verdict := "met"
+		if len(over) > 0 {
+			verdict = "not met by " + strings.Join(over, ", ")
+		}
+		if r.engine != store.EngineSQLite {
+			verdict += " (the bound is sqlite's: FerretDB scans for most reads)"
+		}
+		p("every p99 of the grown store within %.1f× of the twin empty store's and under %s ms: %s", p99Bound, ms(p99Limit), verdict)
+	}
+	for _, m := range []merchantReads{empty, g.large, g.small} {
 		for i, res := range m.results {
 			if res.others > 0 {
 				p("  %s, %s: %d answers other than 200, the last: %s", m.merchant, readSpecs[i].name, res.others, res.lastOther)
@@ -191,6 +215,25 @@ func (r *report) writeReads(w io.Writer) error {
 	}
 	p("")
 	return nil
+}
+
+// The bound on the reads of a grown store: each p99 within p99Bound of the same read on an
+// empty store, and under p99Limit.
+const (
+	p99Bound = 1.5
+	p99Limit = 10 * time.Millisecond
+)
+
+// p99Ratio is the p99 of read i of m over that of empty, and m's p99.
+func p99Ratio(empty, m merchantReads, i int) (float64, time.Duration) {
+	if i >= len(empty.results) || i >= len(m.results) {
+		return 0, 0
+	}
+	base, p99 := empty.results[i].latencies.percentile(99), m.results[i].latencies.percentile(99)
+	if base <= 0 {
+		return 0, p99
+	}
+	return float64(p99) / float64(base), p99
 }
 
 // cellOf is the table cell of read i of m.

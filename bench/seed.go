@@ -225,7 +225,7 @@ type seeder struct {
 
 // newSeeder opens the stack's store for seeding; sample names the merchants the reads
 // need ids of, with their number of charges. Close the seeder's store when done.
-func newSeeder(ctx context.Context, st *stack, sample map[string]int) (*seeder, error) {
+func newSeeder(ctx context.Context, st *stack, cfg store.Config, sample map[string]int) (*seeder, error) {
 	raw, err := os.ReadFile(st.webhookKeyPath())
 	if err != nil {
 		return nil, fmt.Errorf("reading the webhook secret key: %w", err)
@@ -238,7 +238,7 @@ func newSeeder(ctx context.Context, st *stack, sample map[string]int) (*seeder, 
 	if err != nil {
 		return nil, err
 	}
-	s, err := store.Open(ctx, st.storeConfig(), nil)
+	s, err := store.Open(ctx, cfg, nil)
 	if err != nil {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}

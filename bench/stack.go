@@ -21,6 +21,8 @@ const (
 	benchMerchant = "bench"
 	// mongoDatabase is the services' database on the mongodb engine (their default).
 	mongoDatabase = "billing"
+	// twinDatabase is the twin store's database on the mongodb engine.
+	twinDatabase = "billing_empty"
 	// infraBanner is what devstack infra prints once NATS and the store are ready.
 	infraBanner = "Services started separately need:"
 )
@@ -36,6 +38,9 @@ type stack struct {
 	// engine is the store engine (BILLING_STORE).
 	engine     string
 	sqlitePath string
+	// twinSQLitePath is the twin store on sqlite: a store of its own, in the same
+	// server or directory, that the growth phase keeps empty but for one merchant.
+	twinSQLitePath string
 
 	natsAddr, mongoAddr      string
 	apiAddr                  string
@@ -65,6 +70,7 @@ func startStack(ctx context.Context, bins binaries, dir, engine string, workerBa
 	}
 	// Where devstack infra puts the file by default; set explicitly for every process.
 	s.sqlitePath = filepath.Join(s.dataDir, "store", "billing.db")
+	s.twinSQLitePath = filepath.Join(s.dataDir, "store-empty", "billing.db")
 	if profile {
 		s.pprofAddrs = map[string]string{"devstack": addrs[5], "ingest": addrs[6], "worker": addrs[7]}
 	}
@@ -120,6 +126,10 @@ func startStack(ctx context.Context, bins binaries, dir, engine string, workerBa
 	return s, nil
 }
 
+// unlimited is the environment of an ingest without a rate limit: the bench is one
+// merchant sending as fast as it can.
+var unlimited = [2]string{"BILLING_RATE_LIMIT=1e9", "BILLING_RATE_BURST=1000000000"}
+
 // startIngest starts the ingest, or starts it again once stopped (its log is then
 // ingest-2.log), on the same addresses, and waits until it is ready.
 func (s *stack) startIngest(ctx context.Context) error {
@@ -133,9 +143,7 @@ func (s *stack) startIngest(ctx context.Context) error {
 		"BILLING_HTTP_ADDR="+s.apiAddr,
 		"BILLING_ADMIN_ADDR="+s.ingestAdmin,
 		"BILLING_AUTH_JWKS_FILE="+s.jwksPath(),
-		// The bench is one merchant sending as fast as it can: no rate limit.
-		"BILLING_RATE_LIMIT=1e9",
-		"BILLING_RATE_BURST=1000000000",
+		unlimited[0], unlimited[1],
 	), s.bins.path("ingest"))
 	if err != nil {
 		return err
@@ -178,6 +186,31 @@ func (s *stack) jwksPath() string { return filepath.Join(s.dataDir, "keys", "jwk
 // storeConfig locates the stack's store for store.Open in the bench.
 func (s *stack) storeConfig() store.Config {
 	return store.Config{Engine: s.engine, SQLitePath: s.sqlitePath, MongoURI: s.mongoURI(), MongoDatabase: mongoDatabase}
+}
+
+// twinStoreConfig locates the twin store.
+func (s *stack) twinStoreConfig() store.Config {
+	return store.Config{Engine: s.engine, SQLitePath: s.twinSQLitePath, MongoURI: s.mongoURI(), MongoDatabase: twinDatabase}
+}
+
+// startTwinIngest starts a second ingest, on the twin store, at apiAddr with its admin
+// listener at adminAddr, and waits until it is ready. The caller stops it.
+func (s *stack) startTwinIngest(ctx context.Context, apiAddr, adminAddr string) (*process, error) {
+	p, err := startProcess("ingest-empty", filepath.Join(s.logDir, "ingest-empty.log"), s.env("ingest",
+		"BILLING_HTTP_ADDR="+apiAddr,
+		"BILLING_ADMIN_ADDR="+adminAddr,
+		"BILLING_AUTH_JWKS_FILE="+s.jwksPath(),
+		unlimited[0], unlimited[1],
+		"BILLING_SQLITE_PATH="+s.twinSQLitePath,
+		"BILLING_MONGO_DATABASE="+twinDatabase,
+	), s.bins.path("ingest"))
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitReady(ctx, adminAddr, startTimeout); err != nil {
+		return nil, errors.Join(err, p.stop())
+	}
+	return p, nil
 }
 
 // webhookKeyPath is the key that devstack infra made to seal webhook secrets.
