@@ -21,7 +21,7 @@ type growthResults struct {
 	// empty, large and small are the reads of a fresh merchant on the twin store (empty
 	// but for it), of the large merchant and of a small one, timed in turn.
 	empty, large, small merchantReads
-	readsCPU     cpuUse
+	readsCPU            cpuUse
 	// memory is the peak memory of the ingest started again, and of devstack, after it.
 	memory map[string]memory
 }
