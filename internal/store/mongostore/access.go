@@ -65,11 +65,39 @@ func (s *Store) eachID(ctx context.Context, ids []string, f func(ctx context.Con
 	return g.Wait()
 }
 
+// inBatch bounds the ids of one $in lookup.
+const inBatch = 1000
+
 // findEach reads the documents (of type D) with the given ids from coll and returns them
-// as from makes them, keyed by id; missing ids are absent from the result.
+// as from makes them, keyed by id; missing ids are absent from the result. On MongoDB it
+// asks for inBatch ids at a time with $in, which the _id index answers; on FerretDB,
+// which would scan the collection for $in, it looks each id up by itself.
 func findEach[D, T any](ctx context.Context, s *Store, coll *mongo.Collection, ids []string, from func(D) T) (map[string]T, error) {
-	var mu sync.Mutex
 	found := make(map[string]T, len(ids))
+	if !s.ferret {
+		for batch := range slices.Chunk(ids, inBatch) {
+			cur, err := coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: batch}}}})
+			if err != nil {
+				return nil, translate(err)
+			}
+			for cur.Next(ctx) {
+				var d D
+				if err := cur.Decode(&d); err != nil {
+					_ = cur.Close(ctx)
+					return nil, err
+				}
+				id, _ := cur.Current.Lookup("_id").StringValueOK()
+				found[id] = from(d)
+			}
+			err = cur.Err()
+			_ = cur.Close(ctx)
+			if err != nil {
+				return nil, translate(err)
+			}
+		}
+		return found, nil
+	}
+	var mu sync.Mutex
 	err := s.eachID(ctx, ids, func(ctx context.Context, id string) error {
 		var d D
 		err := coll.FindOne(ctx, byID(id)).Decode(&d)

@@ -38,10 +38,10 @@ import (
 // whose marks the next folder of the shard writes.
 //
 // A step's number is never used twice: steps are not deleted, so an insert of a number
-// that was ever taken fails, however late it comes. Once a later step is in, a step's
-// list of folds is cleared (it is marked, and read no more), so that an old step keeps
-// only its number and totals, about a hundred bytes: one per fold of a batch, far fewer
-// than the ledger entries.
+// that was ever taken fails, however late it comes. Its folder clears a step's list of
+// folds once it has marked them, so that a step keeps only its number and totals, about
+// a hundred bytes: one per fold of a batch, far fewer than the ledger entries. A list
+// left by a folder that died before clearing it stays, marked, as garbage.
 //
 // balance_heads holds, per shard, the number of a recent step: where readers start. It is
 // advanced with $max after each step is in; readers walk forward from it to the first
@@ -70,7 +70,7 @@ type stepDoc struct {
 	Step     int64      `bson:"step"`
 	Totals   []totalDoc `bson:"totals"`
 	// Folds are the ledger transactions this step added to the totals of the one before.
-	// Cleared once a later step is in.
+	// Cleared by its folder once marked.
 	Folds []string  `bson:"folds"`
 	At    time.Time `bson:"at"`
 }
@@ -176,6 +176,8 @@ func (s *Store) fold(ctx context.Context, merchant string, shard int, es []charg
 		if err != nil {
 			return err
 		}
+		// The folder of the last step marks its folds, then clears its list: a list
+		// still there means it died in between.
 		if err := s.markFolded(ctx, last.Folds, last.Step); err != nil {
 			return err
 		}
@@ -209,16 +211,15 @@ func (s *Store) fold(ctx context.Context, merchant string, shard int, es []charg
 		if err := s.failAt(afterStep); err != nil {
 			return err
 		}
-		return s.settleStep(ctx, next, last)
+		return s.settleStep(ctx, next)
 	}
 	return fmt.Errorf("folding into %s: %d rounds, each lost to another folder: %w",
 		headID(merchant, shard), maxFoldRounds, charge.ErrUnavailable)
 }
 
-// settleStep does what follows the insert of step next, read step last before it: marks
-// the transactions of next (which the next folder would do otherwise), advances the head
-// and clears the folds of last, now that a later step is in.
-func (s *Store) settleStep(ctx context.Context, next, last stepDoc) error {
+// settleStep does what follows the insert of step next: marks the transactions of next,
+// advances the head, and clears the list of next's folds, now marked.
+func (s *Store) settleStep(ctx context.Context, next stepDoc) error {
 	if err := s.markFolded(ctx, next.Folds, next.Step); err != nil {
 		return err
 	}
@@ -237,15 +238,11 @@ func (s *Store) settleStep(ctx context.Context, next, last stepDoc) error {
 	if err := s.failAt(afterHead); err != nil {
 		return err
 	}
-	// The folds of the step read, and of the one before it if the folder that inserted
-	// the step read crashed before clearing them: by exact ids, the one update FerretDB
-	// does through an index.
-	for n := last.Step; n > 0 && n >= last.Step-1; n-- {
-		_, err := s.balanceSteps.UpdateOne(ctx, s.byMerchantID(last.Merchant, stepID(last.Merchant, last.Shard, n)),
-			bson.D{{Key: "$set", Value: bson.D{{Key: "folds", Value: bson.A{}}}}})
-		if err != nil {
-			return fmt.Errorf("clearing the folds of step %d of %s: %w", n, head, translate(err))
-		}
+	// By exact id: the one update FerretDB does through an index.
+	_, err = s.balanceSteps.UpdateOne(ctx, s.byMerchantID(next.Merchant, next.ID),
+		bson.D{{Key: "$set", Value: bson.D{{Key: "folds", Value: bson.A{}}}}})
+	if err != nil {
+		return fmt.Errorf("clearing the folds of step %d of %s: %w", next.Step, head, translate(err))
 	}
 	return nil
 }
