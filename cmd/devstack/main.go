@@ -4,6 +4,9 @@
 //
 //	devstack [up]      everything; prints the API URL and a ready token
 //	devstack infra     only NATS and the store, for separately started ingest and workers
+//	devstack cluster   the production shape: three NATS servers (sync_interval: always),
+//	                   each a process of its own, and the store
+//	devstack nats      one server of that cluster
 //	devstack token     a token the devstack's API accepts
 //	devstack listen    forward webhook deliveries to a local URL
 package main
@@ -40,6 +43,13 @@ const usage = `usage: devstack [up | infra | token [--merchant M] [--scopes "a b
   up      run NATS, the store, the ingest API and a worker (the default)
   infra   run only NATS (BILLING_DEV_NATS_ADDR) and the store: its database file
           (BILLING_SQLITE_PATH) or, with BILLING_STORE=mongodb, FerretDB (BILLING_DEV_MONGO_ADDR)
+  cluster [--nodes 3] [--client-port 4231] [--cluster-port 6231]
+          run the store and a NATS cluster as production runs it: three servers, each a
+          process of its own ("devstack nats", killable and restartable alone), with
+          JetStream fsyncing every write (sync_interval: always); the services take all
+          three URLs and BILLING_STREAM_REPLICAS=3
+  nats --name N --listen ADDR --cluster ADDR --routes ADDR,ADDR
+          run one server of that cluster, its data in BILLING_DATA_DIR/N
   token   print a token the devstack's API accepts
   listen  register a temporary webhook endpoint and forward its deliveries to --forward-to
 `
@@ -58,6 +68,11 @@ func main() {
 	case "infra":
 		limitMemory()
 		err = infra(args)
+	case "cluster":
+		err = cluster(args)
+	case "nats":
+		limitMemory()
+		err = natsNode(args)
 	case "token":
 		err = token(args)
 	case "listen":

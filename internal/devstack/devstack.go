@@ -63,6 +63,17 @@ type Infra struct {
 // StartInfra starts NATS on cfg.DevNATSAddr and the store on cfg.DevMongoAddr, storing
 // under cfg.DataDir, and loads (or creates) the signing key.
 func StartInfra(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Infra, error) {
+	return startInfra(ctx, cfg, logger, "")
+}
+
+// StartInfraBeside is StartInfra for NATS servers that run on their own (the cluster's,
+// NodeDir): it starts the store and loads the keys, and gives natsURL, their client URLs,
+// to the services.
+func StartInfraBeside(ctx context.Context, cfg config.Config, logger *slog.Logger, natsURL string) (*Infra, error) {
+	return startInfra(ctx, cfg, logger, natsURL)
+}
+
+func startInfra(ctx context.Context, cfg config.Config, logger *slog.Logger, natsURL string) (*Infra, error) {
 	host, portStr, err := net.SplitHostPort(cfg.DevNATSAddr)
 	if err != nil {
 		return nil, fmt.Errorf("BILLING_DEV_NATS_ADDR: %w", err)
@@ -86,16 +97,18 @@ func StartInfra(ctx context.Context, cfg config.Config, logger *slog.Logger) (*I
 	if err != nil {
 		return nil, fmt.Errorf("webhook secret key: %w", err)
 	}
-	ns, err := natstest.StartServer(natstest.ServerOptions{
-		Host: host, Port: port, StoreDir: filepath.Join(cfg.DataDir, NATSDir), ServerName: "devstack",
-	})
-	if err != nil {
-		return nil, fmt.Errorf("starting NATS on %s: %w", cfg.DevNATSAddr, err)
+	in := &Infra{NATSURL: natsURL, Store: cfg.Store, Key: key, WebhookSecretKey: webhookKey}
+	if natsURL == "" {
+		ns, err := natstest.StartServer(natstest.ServerOptions{
+			Host: host, Port: port, StoreDir: filepath.Join(cfg.DataDir, NATSDir), ServerName: "devstack",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("starting NATS on %s: %w", cfg.DevNATSAddr, err)
+		}
+		in.NATSURL, in.nats = ns.ClientURL(), ns
 	}
-	in := &Infra{NATSURL: ns.ClientURL(), Store: cfg.Store, Key: key, WebhookSecretKey: webhookKey, nats: ns}
 	if err := in.startStore(ctx, cfg, logger); err != nil {
-		ns.Shutdown()
-		ns.WaitForShutdown()
+		in.Close()
 		return nil, err
 	}
 	logger.Info("devstack infrastructure up", "nats", in.NATSURL, "store", in.Store, "sqlite_path", in.SQLitePath,
@@ -171,11 +184,89 @@ func loadOrCreateWebhookKey(path string) (string, error) {
 	return key, nil
 }
 
-// Close stops the store and NATS.
+// Close stops the store and NATS (if it started NATS).
 func (i *Infra) Close() {
 	if i.store != nil {
 		i.store.Close()
 	}
-	i.nats.Shutdown()
-	i.nats.WaitForShutdown()
+	if i.nats != nil {
+		i.nats.Shutdown()
+		i.nats.WaitForShutdown()
+	}
+}
+
+// ClusterName is the name of the devstack's NATS cluster.
+const ClusterName = "billing"
+
+// Node is one server of the devstack's NATS cluster, as `devstack nats` runs it.
+type Node struct {
+	// Name is the server's (nats-1, ...); its data are in NodeDir(dataDir, Name).
+	Name string
+	// ClientAddr and ClusterAddr are its listeners: for clients, for the other servers.
+	ClientAddr, ClusterAddr string
+	// Routes are the cluster addresses of the other servers.
+	Routes []string
+}
+
+// NodeDir is where, under the data directory, the cluster's server name keeps its data.
+func NodeDir(dataDir, name string) string { return filepath.Join(dataDir, name) }
+
+// ClusterNodes are the n servers of a cluster whose client ports start at clientPort and
+// cluster ports at clusterPort, on 127.0.0.1.
+func ClusterNodes(n, clientPort, clusterPort int) []Node {
+	nodes := make([]Node, n)
+	for i := range nodes {
+		nodes[i] = Node{
+			Name:        fmt.Sprintf("nats-%d", i+1),
+			ClientAddr:  net.JoinHostPort("127.0.0.1", strconv.Itoa(clientPort+i)),
+			ClusterAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(clusterPort+i)),
+		}
+	}
+	for i := range nodes {
+		for j := range nodes {
+			if j != i {
+				nodes[i].Routes = append(nodes[i].Routes, nodes[j].ClusterAddr)
+			}
+		}
+	}
+	return nodes
+}
+
+// ClientURLs is the BILLING_NATS_URL of the services of a cluster: every server's.
+func ClientURLs(nodes []Node) string {
+	urls := make([]string, len(nodes))
+	for i, n := range nodes {
+		urls[i] = "nats://" + n.ClientAddr
+	}
+	return strings.Join(urls, ",")
+}
+
+// StartNode starts node, one server of the devstack's cluster, in this process: JetStream
+// on a file store under NodeDir with every write fsynced before it is acknowledged
+// (sync_interval: always, as in production). The caller shuts it down.
+func StartNode(dataDir string, node Node) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(node.ClientAddr)
+	if err != nil {
+		return nil, fmt.Errorf("client address: %w", err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("client address: %w", err)
+	}
+	chost, cportStr, err := net.SplitHostPort(node.ClusterAddr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster address: %w", err)
+	}
+	cport, err := strconv.Atoi(cportStr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster address: %w", err)
+	}
+	dir := NodeDir(dataDir, node.Name)
+	if err := privateDir(dir); err != nil {
+		return nil, err
+	}
+	return natstest.StartServer(natstest.ServerOptions{
+		Host: host, Port: port, StoreDir: dir, SyncAlways: true, ServerName: node.Name,
+		Cluster: natstest.ClusterOptions{Name: ClusterName, Host: chost, Port: cport, Routes: node.Routes},
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
 
@@ -27,8 +28,21 @@ type ServerOptions struct {
 	// `sync_interval: always` does (docs/design.md, "Production topology"). Slower; off by default.
 	SyncAlways bool
 	// ServerName names the server in logs and JetStream metadata. Defaults to the server's
-	// generated id.
+	// generated id; a server of a cluster needs a name of its own.
 	ServerName string
+	// Cluster, when its Port is set, makes the server one of a JetStream cluster.
+	Cluster ClusterOptions
+}
+
+// ClusterOptions places a server in a cluster.
+type ClusterOptions struct {
+	// Name is the cluster's, the same on every server of it.
+	Name string
+	// Host and Port are where the server listens for the routes of the others.
+	Host string
+	Port int
+	// Routes are the cluster addresses (host:port) of the other servers.
+	Routes []string
 }
 
 // StartServer starts an embedded nats-server with JetStream on a file store and waits until
@@ -47,6 +61,16 @@ func StartServer(opts ServerOptions) (*server.Server, error) {
 		SyncAlways: opts.SyncAlways,
 		NoLog:      true,
 		NoSigs:     true,
+	}
+	if c := opts.Cluster; c.Port != 0 {
+		sopts.Cluster = server.ClusterOpts{Name: c.Name, Host: cmp.Or(c.Host, "127.0.0.1"), Port: c.Port}
+		for _, r := range c.Routes {
+			u, err := url.Parse("nats-route://" + r)
+			if err != nil {
+				return nil, fmt.Errorf("natstest: route %q: %w", r, err)
+			}
+			sopts.Routes = append(sopts.Routes, u)
+		}
 	}
 	s, err := server.NewServer(sopts)
 	if err != nil {
