@@ -361,7 +361,16 @@ func (s *system) moveMoney(t *testing.T, orders []*order, hooks *hookReceiver) {
 	require.Empty(t, hooks.awaitEvents(ctx, ids), "events that never reached the endpoint")
 	t.Logf("events: %v, all delivered", byType)
 
-	// The reconciliation, run as an operator would, finds nothing.
+	s.requireReconciled(t)
+}
+
+// requireReconciled runs `worker reconcile` as an operator would, and requires it to
+// find nothing: every view agrees with its log, the ledger sums to zero, the balances
+// equal the ledger.
+func (s *system) requireReconciled(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
 	var out, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "worker"), "reconcile")
 	cmd.Env, cmd.Stdout, cmd.Stderr = s.workers[0].env, &out, &stderr

@@ -120,6 +120,19 @@ func (p *process) requireRunning(t *testing.T) {
 	}
 }
 
+// waitOutput waits until the process has logged text.
+func (p *process) waitOutput(t *testing.T, text string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(p.log(), text) {
+		p.requireRunning(t)
+		if time.Now().After(deadline) {
+			require.FailNow(t, p.name+" never logged "+text, "%s", p.tail(40))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // waitTCP waits until addr accepts TCP connections.
 func (p *process) waitTCP(t *testing.T, addr string, timeout time.Duration) {
 	t.Helper()

@@ -30,6 +30,12 @@ type system struct {
 	webhookKey string
 	natsAddr   string
 	mongoAddr  string
+	// natsURL is the services' BILLING_NATS_URL: natsAddr's, or every server's of a
+	// cluster; replicas their BILLING_STREAM_REPLICAS.
+	natsURL  string
+	replicas int
+	// nodes are the servers of the NATS cluster (cluster_test.go), if any.
+	nodes []*natsNode
 	// engine is the store's (BILLING_STORE); sqlitePath its file, for sqlite.
 	engine     string
 	sqlitePath string
@@ -55,18 +61,27 @@ type service struct {
 func setup(t *testing.T, engine string) *system {
 	t.Helper()
 	addrs := freeAddrs(t, 3)
-	s := &system{logDir: logDir(t), dataDir: t.TempDir(), natsAddr: addrs[0], mongoAddr: addrs[1], engine: engine}
+	s := &system{logDir: logDir(t), dataDir: t.TempDir(), natsAddr: addrs[0], mongoAddr: addrs[1], engine: engine,
+		natsURL: "nats://" + addrs[0], replicas: 1}
 	s.sqlitePath = filepath.Join(s.dataDir, "store", "billing.db")
 	s.startInfra(t)
+	s.startServices(t, addrs[2], 2)
+	return s
+}
+
+// startServices starts what runs beside the infrastructure: the processor, one ingest
+// serving the API on apiAddr and workers workers, and waits until all are ready.
+func (s *system) startServices(t *testing.T, apiAddr string, workers int) {
+	t.Helper()
 	s.token = s.mintToken(t)
 	key, err := os.ReadFile(filepath.Join(s.dataDir, "keys", "webhook-secret.key"))
 	require.NoError(t, err, "devstack infra writes the webhook secret key")
 	s.webhookKey = strings.TrimSpace(string(key))
 	s.processor = startProcessor(t)
 
-	s.ingest = s.startIngest(t, addrs[2])
-	s.apiURL = "http://" + addrs[2]
-	for i, admin := range freeAddrs(t, 2) {
+	s.ingest = s.startIngest(t, apiAddr)
+	s.apiURL = "http://" + apiAddr
+	for i, admin := range freeAddrs(t, workers) {
 		s.workers = append(s.workers, s.startWorker(t, fmt.Sprintf("worker-%d", i+1), admin))
 	}
 
@@ -74,7 +89,6 @@ func setup(t *testing.T, engine string) *system {
 	transport.MaxIdleConnsPerHost = 64
 	s.client = &http.Client{Timeout: 30 * time.Second, Transport: transport}
 	t.Cleanup(s.client.CloseIdleConnections)
-	return s
 }
 
 // infraEnv is the environment of the devstack commands.
@@ -119,7 +133,8 @@ func (s *system) mintToken(t *testing.T) string {
 func (s *system) serviceEnv(adminAddr string) []string {
 	return append(baseEnv(),
 		"BILLING_ADMIN_ADDR="+adminAddr,
-		"BILLING_NATS_URL=nats://"+s.natsAddr,
+		"BILLING_NATS_URL="+s.natsURL,
+		fmt.Sprintf("BILLING_STREAM_REPLICAS=%d", s.replicas),
 		"BILLING_STORE="+s.engine,
 		"BILLING_SQLITE_PATH="+s.sqlitePath,
 		"BILLING_MONGO_URI=mongodb://"+s.mongoAddr,
@@ -176,6 +191,9 @@ func (s *system) startService(t *testing.T, name, binary, adminAddr string, env 
 // processes is every process the test started, killed ones included.
 func (s *system) processes() []*process {
 	ps := []*process{s.infra, s.ingest.process}
+	for _, n := range s.nodes {
+		ps = append(ps, n.procs...)
+	}
 	for _, w := range s.workers {
 		ps = append(ps, w.process)
 	}

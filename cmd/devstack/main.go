@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -37,12 +38,14 @@ import (
 	"github.com/billing/billing/internal/store"
 )
 
-const usage = `usage: devstack [up | infra | token [--merchant M] [--scopes "a b"] [--ttl 24h]
+const usage = `usage: devstack [up | infra | cluster | nats | token [--merchant M] [--scopes "a b"] [--ttl 24h]
                 | listen --forward-to URL [--api URL] [--merchant M] [--events "a b"]]
 
   up      run NATS, the store, the ingest API and a worker (the default)
-  infra   run only NATS (BILLING_DEV_NATS_ADDR) and the store: its database file
-          (BILLING_SQLITE_PATH) or, with BILLING_STORE=mongodb, FerretDB (BILLING_DEV_MONGO_ADDR)
+  infra [--no-nats]
+          run only NATS (BILLING_DEV_NATS_ADDR) and the store: its database file
+          (BILLING_SQLITE_PATH) or, with BILLING_STORE=mongodb, FerretDB (BILLING_DEV_MONGO_ADDR);
+          --no-nats: the store alone, the services using BILLING_NATS_URL
   cluster [--nodes 3] [--client-port 4231] [--cluster-port 6231]
           run the store and a NATS cluster as production runs it: three servers, each a
           process of its own ("devstack nats", killable and restartable alone), with
@@ -107,6 +110,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 func infra(args []string) error {
 	fs := flag.NewFlagSet("infra", flag.ContinueOnError)
 	configPath := fs.String("config", "", "YAML configuration file (default $BILLING_CONFIG)")
+	noNATS := fs.Bool("no-nats", false, "run no NATS server: the services use BILLING_NATS_URL's (a cluster of \"devstack nats\")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -117,7 +121,13 @@ func infra(args []string) error {
 	logger := service.NewLogger(cfg)
 	ctx, stop := signalContext()
 	defer stop()
-	stack, err := devstack.StartInfra(ctx, cfg, logger)
+	start := devstack.StartInfra
+	if *noNATS {
+		start = func(ctx context.Context, cfg config.Config, logger *slog.Logger) (*devstack.Infra, error) {
+			return devstack.StartInfraBeside(ctx, cfg, logger, cfg.NATSURL)
+		}
+	}
+	stack, err := start(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,211 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/billing/billing/internal/devstack"
+	"github.com/billing/billing/internal/store"
+)
+
+// The production topology on one machine (docs/design.md, "Production"): three NATS
+// servers clustered on loopback, each a `devstack nats` process of its own with JetStream
+// fsyncing every write, streams and the bucket with three replicas, and the services
+// pointed at all three.
+
+// replicatedStreams are the streams (and the bucket's stream) whose replicas the test
+// waits for after a server comes back.
+var replicatedStreams = []string{"CHARGES", "EVENTS", "WEBHOOKS", "KV_IDEMPOTENCY"}
+
+// natsNode is one server of the cluster and the processes that ran it, the current last.
+type natsNode struct {
+	devstack.Node
+	procs []*process
+}
+
+func (n *natsNode) proc() *process { return n.procs[len(n.procs)-1] }
+
+// setupCluster starts the three servers, the store (devstack infra --no-nats), the
+// processor, an ingest and workers workers, and waits until all are ready.
+func setupCluster(t *testing.T, engine string, workers int) *system {
+	t.Helper()
+	addrs := freeAddrs(t, 9)
+	s := &system{logDir: logDir(t), dataDir: t.TempDir(), natsAddr: addrs[6], mongoAddr: addrs[7], engine: engine, replicas: 3}
+	s.sqlitePath = filepath.Join(s.dataDir, "store", "billing.db")
+	for i := range 3 {
+		n := &natsNode{Node: devstack.Node{Name: fmt.Sprintf("nats-%d", i+1), ClientAddr: addrs[i], ClusterAddr: addrs[3+i]}}
+		for j := range 3 {
+			if j != i {
+				n.Routes = append(n.Routes, addrs[3+j])
+			}
+		}
+		s.nodes = append(s.nodes, n)
+	}
+	nodes := make([]devstack.Node, len(s.nodes))
+	for i, n := range s.nodes {
+		nodes[i] = n.Node
+	}
+	s.natsURL = devstack.ClientURLs(nodes)
+	for _, n := range s.nodes {
+		s.startNode(t, n)
+	}
+	s.infra = startProcess(t, s.logDir, "devstack", append(s.infraEnv(), "BILLING_NATS_URL="+s.natsURL), "devstack", "infra", "--no-nats")
+	if engine == store.EngineMongoDB {
+		s.infra.waitTCP(t, s.mongoAddr, startTimeout)
+	}
+	s.infra.waitOutput(t, "Services started separately need:", startTimeout)
+	s.startServices(t, addrs[8], workers)
+	return s
+}
+
+// startNode starts (or starts again) the server of n and waits until it takes clients.
+func (s *system) startNode(t *testing.T, n *natsNode) {
+	t.Helper()
+	name := n.Name
+	if len(n.procs) > 0 {
+		name = fmt.Sprintf("%s-%d", n.Name, len(n.procs)+1)
+	}
+	p := startProcess(t, s.logDir, name, s.infraEnv(), "devstack", "nats", "--name", n.Name,
+		"--listen", n.ClientAddr, "--cluster", n.ClusterAddr, "--routes", strings.Join(n.Routes, ","))
+	n.procs = append(n.procs, p)
+	p.waitTCP(t, n.ClientAddr, startTimeout)
+}
+
+// jetStream connects the test to the cluster, for what only the servers know: which one
+// leads a stream, whether its replicas are current.
+func (s *system) jetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(s.natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	return js
+}
+
+// leaderOf returns the node that leads stream.
+func (s *system) leaderOf(t *testing.T, js jetstream.JetStream, stream string) *natsNode {
+	t.Helper()
+	var leader string
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		st, err := js.Stream(ctx, stream)
+		if err != nil {
+			return false
+		}
+		info, err := st.Info(ctx)
+		if err != nil || info.Cluster == nil {
+			return false
+		}
+		leader = info.Cluster.Leader
+		return leader != ""
+	}, startTimeout, 100*time.Millisecond, "stream %s has no leader", stream)
+	for _, n := range s.nodes {
+		if n.Name == leader {
+			return n
+		}
+	}
+	require.FailNow(t, "unknown leader", "stream %s is led by %q, not a server of the test", stream, leader)
+	return nil
+}
+
+// awaitCurrent waits until every replicated stream has a leader and two current
+// replicas: the cluster whole again after a server came back.
+func (s *system) awaitCurrent(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	var last string
+	require.Eventually(t, func() bool {
+		for _, name := range replicatedStreams {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			info, err := func() (*jetstream.StreamInfo, error) {
+				defer cancel()
+				st, err := js.Stream(ctx, name)
+				if err != nil {
+					return nil, err
+				}
+				return st.Info(ctx)
+			}()
+			switch {
+			case err != nil:
+				last = fmt.Sprintf("%s: %v", name, err)
+				return false
+			case info.Cluster == nil || info.Cluster.Leader == "":
+				last = name + ": no leader"
+				return false
+			}
+			current := 0
+			for _, r := range info.Cluster.Replicas {
+				if r.Current && !r.Offline {
+					current++
+				}
+			}
+			if current < 2 {
+				last = fmt.Sprintf("%s: %d current replicas beside the leader %s", name, current, info.Cluster.Leader)
+				return false
+			}
+		}
+		return true
+	}, 2*startTimeout, 200*time.Millisecond, "the cluster is not whole again: %s", &last)
+}
+
+// Issue 12, scenario 3: while merchants submit charges, SIGKILL the server that leads the
+// CHARGES stream and start it again later, then restart every server one by one (SIGTERM,
+// as an upgrade does). Every 202 settles in its one terminal state, authorized once, and
+// the listing holds exactly the accepted charges: a 202 is stored on a quorum, and a
+// client's retry with the same key never makes a second charge.
+func TestClusterSurvivesServerFaults(t *testing.T) {
+	const (
+		total   = 2000
+		clients = 16
+	)
+	marks := []int64{300, 700, 1100}
+	s := setupCluster(t, store.EngineSQLite, 2)
+	js := s.jetStream(t)
+	s.awaitCurrent(t, js)
+	orders := newOrders(total)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	l := s.submit(ctx, orders, clients, marks...)
+
+	<-l.reached(marks[0])
+	victim := s.leaderOf(t, js, "CHARGES")
+	victim.proc().kill(t)
+	t.Logf("SIGKILLed %s, the leader of CHARGES, after %d accepted charges", victim.Name, l.accepted.Load())
+
+	<-l.reached(marks[1])
+	s.startNode(t, victim)
+	s.awaitCurrent(t, js)
+	t.Logf("%s back and current after %d accepted charges; CHARGES led by %s", victim.Name, l.accepted.Load(),
+		s.leaderOf(t, js, "CHARGES").Name)
+
+	<-l.reached(marks[2])
+	for _, n := range s.nodes {
+		code, took := n.proc().stop()
+		require.Equal(t, 0, code, "%s exit on SIGTERM\n%s", n.Name, n.proc().tail(20))
+		s.startNode(t, n)
+		s.awaitCurrent(t, js)
+		t.Logf("restarted %s (stopped in %s) after %d accepted charges", n.Name, took.Round(time.Millisecond), l.accepted.Load())
+	}
+
+	<-l.done
+	require.Empty(t, l.errors(), "submitting charges")
+	accepted := time.Since(l.start)
+	t.Logf("accepted %d charges in %s: %.0f/s (%d requests retried: %s; %d replayed 202s)",
+		total, l.end.Sub(l.start).Round(time.Millisecond), float64(total)/l.end.Sub(l.start).Seconds(),
+		l.retried.Load(), l.retryReasons(), l.replayed.Load())
+
+	ids := acceptedIDs(t, orders)
+	charges := s.settleAll(t, orders, l.start, accepted)
+	s.checkSettled(t, ids, charges)
+	s.requireReconciled(t)
+}
