@@ -8,11 +8,16 @@ PKGS     ?= ./...
 # per target on two cores.
 FUZZTIME ?= 100000x
 
-.PHONY: run test build vet fmt fuzz bench clean
+.PHONY: run cluster test build vet fmt fuzz bench clean
 
 ## run: the whole system on the embedded default (devstack up)
 run: build
 	$(BIN)/devstack up
+
+## cluster: the store and three clustered NATS servers (sync_interval: always), each a
+## process of its own, for services started separately (README, "The production shape")
+cluster: build
+	$(BIN)/devstack cluster
 
 ## build: the three binaries into ./bin
 build:
