@@ -206,6 +206,6 @@ func TestClusterSurvivesServerFaults(t *testing.T) {
 
 	ids := acceptedIDs(t, orders)
 	charges := s.settleAll(t, orders, l.start, accepted)
-	s.checkSettled(t, ids, charges)
+	s.check(t, ids, charges).require(t)
 	s.requireReconciled(t)
 }

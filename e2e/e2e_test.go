@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +62,7 @@ func chargesSurviveWorkerCrash(t *testing.T, engine string) {
 
 	ids := acceptedIDs(t, orders)
 	charges := s.settleAll(t, orders, l.start, accepted)
-	s.checkSettled(t, ids, charges)
+	s.check(t, ids, charges).require(t)
 
 	// Every charge's event reached the webhook endpoint, signed, whatever died meanwhile.
 	hookCtx, cancelHooks := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -164,8 +162,9 @@ func acceptedIDs(t *testing.T, orders []*order) map[string]*order {
 	return ids
 }
 
-// settleAll waits until every order's charge is terminal and returns them by id; start
-// is when the load began and accepted how long after it the last was accepted.
+// settleAll waits until every order's charge is terminal, or no charge has settled for a
+// minute, and returns them by id as last seen; start is when the load began and accepted
+// how long after it the last was accepted.
 func (s *system) settleAll(t *testing.T, orders []*order, start time.Time, accepted time.Duration) map[string]chargeObject {
 	t.Helper()
 	settleCtx, cancelSettle := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -173,12 +172,10 @@ func (s *system) settleAll(t *testing.T, orders []*order, start time.Time, accep
 	// Few pollers: on two cores, each GET's store reads compete with the workers'.
 	charges, errs := s.settle(settleCtx, orders, 4, time.Minute)
 	if len(errs) > 0 {
-		var first []string
+		// The checker counts them as lost; the first say why.
 		for _, err := range errs[:min(len(errs), 5)] {
-			first = append(first, err.Error())
+			t.Logf("not settled: %v", err)
 		}
-		require.FailNow(t, "charges did not settle", "%d of %d charges are not terminal; the first:\n%s",
-			len(errs), len(orders), strings.Join(first, "\n"))
 	}
 	settled := time.Since(start)
 	var lastUpdate time.Time
@@ -191,84 +188,4 @@ func (s *system) settleAll(t *testing.T, orders []*order, start time.Time, accep
 		len(orders), settled.Round(time.Millisecond), (settled - accepted).Round(time.Millisecond),
 		lastUpdate.Sub(start).Round(time.Millisecond), float64(len(orders))/lastUpdate.Sub(start).Seconds())
 	return charges
-}
-
-// checkSettled checks what merchants and the processor saw of the accepted charges ids,
-// settled as charges: each in the one terminal state its payment method calls for (none
-// lost), authorized exactly once at the processor (none doubled), and the listing holding
-// exactly them (none unexpected).
-func (s *system) checkSettled(t *testing.T, ids map[string]*order, charges map[string]chargeObject) {
-	t.Helper()
-	ctx := t.Context()
-	// Each ends in the one terminal state its payment method calls for.
-	outcomes := map[string]int{}
-	for id, o := range ids {
-		c := charges[id]
-		outcomes[c.Status]++
-		require.Equal(t, id, c.ID)
-		require.Equal(t, o.amount, c.Amount, id)
-		require.Equal(t, "usd", c.Currency, id)
-		require.Equal(t, o.method, c.PaymentMethod, id)
-		require.Zero(t, c.AmountRefunded, id)
-		require.Equal(t, o.settledStatus(), c.Status, "%s: failure_code %v", id, c.FailureCode)
-		switch c.Status {
-		case "failed":
-			require.NotNil(t, c.FailureCode, id)
-			require.Equal(t, "card_declined", *c.FailureCode, id)
-			require.Zero(t, c.AmountCaptured, id)
-		case "requires_capture":
-			require.Nil(t, c.FailureCode, id)
-			require.Zero(t, c.AmountCaptured, id)
-		default:
-			require.Nil(t, c.FailureCode, id)
-			require.Equal(t, o.amount, c.AmountCaptured, id)
-		}
-	}
-	t.Logf("outcomes: %v", outcomes)
-
-	// The processor authorized each charge exactly once, and nothing else.
-	ps := s.processor.stats()
-	require.Empty(t, ps.problems, "processor protocol violations")
-	var twice []string
-	for id, o := range ids {
-		as := ps.byCharge[id]
-		if len(as) != 1 {
-			twice = append(twice, fmt.Sprintf("%s: %d authorizations", id, len(as)))
-			continue
-		}
-		require.Equal(t, authRequest{ChargeID: id, Amount: o.amount, Currency: "usd", PaymentMethod: o.method, Capture: o.capture}, as[0].req)
-	}
-	slices.Sort(twice)
-	require.Empty(t, twice, "charges not authorized exactly once")
-	for id := range ps.byCharge {
-		require.Contains(t, ids, id, "authorized a charge that was never accepted")
-	}
-	t.Logf("processor: %d calls, %d distinct authorizations, %d repeats of a decided key, %d injected 503s",
-		ps.calls, len(ps.byCharge), ps.repeats, ps.failed503)
-
-	// The listing holds exactly the accepted charges, newest first, as they settled.
-	listed, err := s.listAll(ctx)
-	require.NoError(t, err)
-	seen := map[string]bool{}
-	var extra []string
-	for i, c := range listed {
-		require.False(t, seen[c.ID], "%s listed twice", c.ID)
-		seen[c.ID] = true
-		if _, ok := ids[c.ID]; !ok {
-			extra = append(extra, c.ID)
-			continue
-		}
-		require.Equal(t, charges[c.ID].Status, c.Status, "%s: listed and got differ", c.ID)
-		if i > 0 {
-			require.Less(t, c.ID, listed[i-1].ID, "not newest first")
-		}
-	}
-	var missing []string
-	for id := range ids {
-		if !seen[id] {
-			missing = append(missing, id)
-		}
-	}
-	require.Empty(t, extra, "listed charges never accepted")
-	require.Empty(t, missing, "accepted charges not listed")
 }
