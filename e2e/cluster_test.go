@@ -34,10 +34,10 @@ type natsNode struct {
 func (n *natsNode) proc() *process { return n.procs[len(n.procs)-1] }
 
 // setupCluster starts the three servers, the store (devstack infra --no-nats), the
-// processor, an ingest and workers workers, and waits until all are ready.
-func setupCluster(t *testing.T, engine string, workers int) *system {
+// processor, ingests ingests and workers workers, and waits until all are ready.
+func setupCluster(t *testing.T, engine string, ingests, workers int) *system {
 	t.Helper()
-	addrs := freeAddrs(t, 9)
+	addrs := freeAddrs(t, 8+ingests)
 	s := &system{logDir: logDir(t), dataDir: t.TempDir(), natsAddr: addrs[6], mongoAddr: addrs[7], engine: engine, replicas: 3}
 	s.sqlitePath = filepath.Join(s.dataDir, "store", "billing.db")
 	for i := range 3 {
@@ -62,7 +62,7 @@ func setupCluster(t *testing.T, engine string, workers int) *system {
 		s.infra.waitTCP(t, s.mongoAddr, startTimeout)
 	}
 	s.infra.waitOutput(t, "Services started separately need:", startTimeout)
-	s.startServices(t, addrs[8], workers)
+	s.startServices(t, addrs[8:], workers)
 	return s
 }
 
@@ -168,7 +168,7 @@ func TestClusterSurvivesServerFaults(t *testing.T) {
 		clients = 16
 	)
 	marks := []int64{300, 700, 1100}
-	s := setupCluster(t, store.EngineSQLite, 2)
+	s := setupCluster(t, store.EngineSQLite, 1, 2)
 	js := s.jetStream(t)
 	s.awaitCurrent(t, js)
 	orders := newOrders(total)
@@ -203,6 +203,64 @@ func TestClusterSurvivesServerFaults(t *testing.T) {
 	t.Logf("accepted %d charges in %s: %.0f/s (%d requests retried: %s; %d replayed 202s)",
 		total, l.end.Sub(l.start).Round(time.Millisecond), float64(total)/l.end.Sub(l.start).Seconds(),
 		l.retried.Load(), l.retryReasons(), l.replayed.Load())
+
+	ids := acceptedIDs(t, orders)
+	charges := s.settleAll(t, orders, l.start, accepted)
+	s.check(t, ids, charges).require(t)
+	s.requireReconciled(t)
+}
+
+// Issue 12, scenarios 1 and 2, on the same topology: while merchants submit charges
+// through two ingest replicas (each request to either, as a load balancer sends them), a
+// worker is SIGKILLed in the middle of its work again and again, each replaced at once,
+// and an ingest replica is SIGKILLed with requests in flight and started again later. The
+// clients retry what failed, with the same key, on whichever replica answers.
+func TestClusterSurvivesProcessCrashes(t *testing.T) {
+	const (
+		total   = 2000
+		clients = 16
+		every   = 200 // accepted charges between two crashes
+	)
+	s := setupCluster(t, store.EngineSQLite, 2, 3)
+	js := s.jetStream(t)
+	s.awaitCurrent(t, js)
+	orders := newOrders(total)
+	var marks []int64
+	for m := int64(every); m < total; m += every {
+		marks = append(marks, m)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	l := s.submit(ctx, orders, clients, marks...)
+	workerKills := 0
+	for i, m := range marks {
+		<-l.reached(m)
+		switch i {
+		case 2:
+			victim := s.ingests[1]
+			victim.kill(t)
+			t.Logf("SIGKILLed %s after %d accepted charges", victim.name, l.accepted.Load())
+			continue
+		case 5:
+			s.ingests[1] = s.restartIngest(t, s.ingests[1], "ingest-2-restarted")
+			t.Logf("restarted ingest-2 after %d accepted charges", l.accepted.Load())
+			continue
+		}
+		k := workerKills % len(s.workers)
+		victim := s.workers[k]
+		victim.kill(t)
+		s.workers[k] = s.restartWorker(t, victim, fmt.Sprintf("worker-%d-%d", k+1, workerKills/len(s.workers)+2))
+		workerKills++
+		t.Logf("SIGKILLed %s and started another after %d accepted charges", victim.name, l.accepted.Load())
+	}
+
+	<-l.done
+	require.Empty(t, l.errors(), "submitting charges")
+	accepted := time.Since(l.start)
+	t.Logf("accepted %d charges in %s: %.0f/s (%d requests retried: %s; %d replayed 202s); %d workers killed",
+		total, l.end.Sub(l.start).Round(time.Millisecond), float64(total)/l.end.Sub(l.start).Seconds(),
+		l.retried.Load(), l.retryReasons(), l.replayed.Load(), workerKills)
 
 	ids := acceptedIDs(t, orders)
 	charges := s.settleAll(t, orders, l.start, accepted)

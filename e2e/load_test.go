@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -360,7 +361,7 @@ func (s *system) do(ctx context.Context, method, path string, body []byte, heade
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, s.apiURL+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, s.apiURLs[rand.IntN(len(s.apiURLs))]+path, rd)
 	if err != nil {
 		return 0, nil, nil, err
 	}

@@ -42,11 +42,14 @@ type system struct {
 
 	infra     *process
 	processor *processor
-	ingest    *service
+	ingest    *service // the first of ingests
+	ingests   []*service
 	workers   []*service
 	token     string
-	apiURL    string
-	client    *http.Client
+	// apiURLs are the ingests' APIs; each request goes to one of them, as a load
+	// balancer would send it.
+	apiURLs []string
+	client  *http.Client
 }
 
 // service is a running ingest or worker.
@@ -65,13 +68,13 @@ func setup(t *testing.T, engine string) *system {
 		natsURL: "nats://" + addrs[0], replicas: 1}
 	s.sqlitePath = filepath.Join(s.dataDir, "store", "billing.db")
 	s.startInfra(t)
-	s.startServices(t, addrs[2], 2)
+	s.startServices(t, []string{addrs[2]}, 2)
 	return s
 }
 
-// startServices starts what runs beside the infrastructure: the processor, one ingest
-// serving the API on apiAddr and workers workers, and waits until all are ready.
-func (s *system) startServices(t *testing.T, apiAddr string, workers int) {
+// startServices starts what runs beside the infrastructure: the processor, an ingest
+// serving the API on each of apiAddrs and workers workers, and waits until all are ready.
+func (s *system) startServices(t *testing.T, apiAddrs []string, workers int) {
 	t.Helper()
 	s.token = s.mintToken(t)
 	key, err := os.ReadFile(filepath.Join(s.dataDir, "keys", "webhook-secret.key"))
@@ -79,8 +82,11 @@ func (s *system) startServices(t *testing.T, apiAddr string, workers int) {
 	s.webhookKey = strings.TrimSpace(string(key))
 	s.processor = startProcessor(t)
 
-	s.ingest = s.startIngest(t, apiAddr)
-	s.apiURL = "http://" + apiAddr
+	for i, addr := range apiAddrs {
+		s.ingests = append(s.ingests, s.startIngest(t, fmt.Sprintf("ingest-%d", i+1), addr))
+		s.apiURLs = append(s.apiURLs, "http://"+addr)
+	}
+	s.ingest = s.ingests[0]
 	for i, admin := range freeAddrs(t, workers) {
 		s.workers = append(s.workers, s.startWorker(t, fmt.Sprintf("worker-%d", i+1), admin))
 	}
@@ -148,8 +154,9 @@ func (s *system) serviceEnv(adminAddr string) []string {
 	)
 }
 
-// startIngest runs an ingest serving the API on httpAddr and waits until it is ready.
-func (s *system) startIngest(t *testing.T, httpAddr string) *service {
+// startIngest runs an ingest named name (its log file's name) serving the API on
+// httpAddr and waits until it is ready.
+func (s *system) startIngest(t *testing.T, name, httpAddr string) *service {
 	t.Helper()
 	admin := freeAddrs(t, 1)[0]
 	env := append(s.serviceEnv(admin),
@@ -158,7 +165,7 @@ func (s *system) startIngest(t *testing.T, httpAddr string) *service {
 		"BILLING_RATE_LIMIT=100000",
 		"BILLING_RATE_BURST=100000",
 	)
-	return s.startService(t, "ingest", "ingest", admin, env)
+	return s.startService(t, name, "ingest", admin, env)
 }
 
 // startWorker runs a worker named name (its log file's name) with its admin server on
@@ -181,6 +188,12 @@ func (s *system) restartWorker(t *testing.T, w *service, name string) *service {
 	return s.startService(t, name, "worker", w.adminAddr, w.env)
 }
 
+// restartIngest starts a new ingest in the place of in: same addresses, same environment.
+func (s *system) restartIngest(t *testing.T, in *service, name string) *service {
+	t.Helper()
+	return s.startService(t, name, "ingest", in.adminAddr, in.env)
+}
+
 func (s *system) startService(t *testing.T, name, binary, adminAddr string, env []string) *service {
 	t.Helper()
 	p := startProcess(t, s.logDir, name, env, binary)
@@ -190,7 +203,10 @@ func (s *system) startService(t *testing.T, name, binary, adminAddr string, env 
 
 // processes is every process the test started, killed ones included.
 func (s *system) processes() []*process {
-	ps := []*process{s.infra, s.ingest.process}
+	ps := []*process{s.infra}
+	for _, in := range s.ingests {
+		ps = append(ps, in.process)
+	}
 	for _, n := range s.nodes {
 		ps = append(ps, n.procs...)
 	}
