@@ -111,8 +111,8 @@ func (s *system) check(t *testing.T, ids map[string]*order, charges map[string]c
 			v.add("unexpected", &v.unexpected, "%s: authorized, never accepted", id)
 		}
 	}
-	t.Logf("processor: %d calls, %d distinct authorizations, %d repeats of a decided key, %d injected 503s",
-		ps.calls, len(ps.byCharge), ps.repeats, ps.failed503)
+	t.Logf("processor: %d calls, %d distinct authorizations, %d repeats of a decided key, %d injected 503s, %d answers lost on purpose",
+		ps.calls, len(ps.byCharge), ps.repeats, ps.failed503, ps.lost)
 
 	// What the listing holds: exactly the accepted charges, once each, newest first. An
 	// amount names its order (newOrders): a charge not accepted under an order's amount is

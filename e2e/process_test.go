@@ -91,6 +91,16 @@ func (p *process) kill(t *testing.T) {
 	<-p.done
 }
 
+// freeze stops the process (SIGSTOP) for d, then lets it go on (SIGCONT): a process that
+// stalls past its deadlines (a long pause, a partition) and then carries on as if nothing
+// happened.
+func (p *process) freeze(t *testing.T, d time.Duration) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGSTOP))
+	time.Sleep(d)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGCONT))
+}
+
 // log is everything the process wrote so far.
 func (p *process) log() string {
 	data, err := os.ReadFile(p.logPath)

@@ -54,6 +54,10 @@ type processor struct {
 	repeats   int                         // calls with a key already decided
 	failed503 int                         // first calls answered 503 on purpose
 	problems  []string                    // protocol violations by the caller
+	// loseAnswers is the share of first authorization calls whose answer is lost: the
+	// processor decides (the card is charged), then drops the connection unanswered.
+	loseAnswers float64
+	lost        int // answers lost on purpose
 }
 
 // processorStats is a snapshot of what the processor saw.
@@ -63,6 +67,7 @@ type processorStats struct {
 	calls     int
 	repeats   int
 	failed503 int
+	lost      int
 	problems  []string
 }
 
@@ -81,6 +86,14 @@ func startProcessor(t *testing.T) *processor {
 	p.srv = httptest.NewServer(mux)
 	t.Cleanup(p.srv.Close)
 	return p
+}
+
+// loseAnswersOf makes the processor lose the answer of share of its first authorization
+// calls (loseAnswers).
+func (p *processor) loseAnswersOf(share float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.loseAnswers = share
 }
 
 // URL is the base URL the workers call.
@@ -170,10 +183,26 @@ func (p *processor) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 		p.byKey[key] = a
 		p.byCharge[req.ChargeID] = append(p.byCharge[req.ChargeID], a)
+		if rand.Float64() < p.loseAnswers {
+			p.lost++
+			p.mu.Unlock()
+			dropUnanswered(w)
+			return
+		}
 	}
 	decided := a.answer
 	p.mu.Unlock()
 	answer(w, decided)
+}
+
+// dropUnanswered closes the connection of w without an answer: the caller sees it end
+// and cannot know whether anything was decided.
+func dropUnanswered(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler) // the server drops the connection
+	}
+	_ = conn.Close()
 }
 
 // stats returns a copy of what the processor saw so far.
@@ -182,7 +211,7 @@ func (p *processor) stats() processorStats {
 	defer p.mu.Unlock()
 	s := processorStats{
 		byCharge: make(map[string][]authorization, len(p.byCharge)),
-		calls:    p.calls, repeats: p.repeats, failed503: p.failed503,
+		calls:    p.calls, repeats: p.repeats, failed503: p.failed503, lost: p.lost,
 		problems: append([]string(nil), p.problems...),
 	}
 	for id, as := range p.byCharge {
