@@ -319,3 +319,73 @@ func TestClusterSurvivesStalledWorkerAndLostAnswers(t *testing.T) {
 	s.requireReconciled(t)
 	s.logMetrics(t)
 }
+
+// Issue 12, scenario 7: a rolling deploy while merchants submit charges. Every process in
+// turn gets SIGTERM and is started again: each ingest (taken out of the balancer first, as
+// a load balancer does once the pod is told to stop), each worker, each NATS server. Each
+// exits 0 having drained, and the clients see nothing but retryable answers: no
+// connection refused or reset.
+func TestClusterRollingDeploy(t *testing.T) {
+	const (
+		total   = 2000
+		clients = 16
+	)
+	s := setupCluster(t, store.EngineSQLite, 2, 2)
+	js := s.jetStream(t)
+	s.awaitCurrent(t, js)
+	orders := newOrders(total)
+
+	stopped := func(svc *process) {
+		t.Helper()
+		code, took := svc.stop()
+		require.Equal(t, 0, code, "%s exit on SIGTERM (%s)\n%s", svc.name, svc.cmd.ProcessState, svc.tail(20))
+		t.Logf("%s drained and exited 0 in %s", svc.name, took.Round(time.Millisecond))
+	}
+	var steps []func()
+	for i := range s.ingests {
+		steps = append(steps, func() {
+			s.rotate(i, false)
+			stopped(s.ingests[i].process)
+			s.ingests[i] = s.restartIngest(t, s.ingests[i], fmt.Sprintf("ingest-%d-deployed", i+1))
+			s.rotate(i, true)
+		})
+	}
+	for i := range s.workers {
+		steps = append(steps, func() {
+			stopped(s.workers[i].process)
+			s.workers[i] = s.restartWorker(t, s.workers[i], fmt.Sprintf("worker-%d-deployed", i+1))
+		})
+	}
+	for _, n := range s.nodes {
+		steps = append(steps, func() {
+			stopped(n.proc())
+			s.startNode(t, n)
+			s.awaitCurrent(t, js)
+		})
+	}
+	var marks []int64
+	for i := range steps {
+		marks = append(marks, int64((i+1)*total/(len(steps)+2)))
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	l := s.submit(ctx, orders, clients, marks...)
+	for i, step := range steps {
+		<-l.reached(marks[i])
+		step()
+	}
+	<-l.done
+	require.Empty(t, l.errors(), "submitting charges")
+	accepted := time.Since(l.start)
+	t.Logf("accepted %d charges in %s: %.0f/s (%d requests retried: %s; %d replayed 202s)",
+		total, l.end.Sub(l.start).Round(time.Millisecond), float64(total)/l.end.Sub(l.start).Seconds(),
+		l.retried.Load(), l.retryReasons(), l.replayed.Load())
+	_, transport := l.retryWhy.Load("transport")
+	require.False(t, transport, "clients saw connection errors during the deploy: %s", l.retryReasons())
+
+	ids := acceptedIDs(t, orders)
+	charges := s.settleAll(t, orders, l.start, accepted)
+	s.check(t, ids, charges).require(t)
+	s.requireReconciled(t)
+}

@@ -355,13 +355,36 @@ func listPages[T any](ctx context.Context, s *system, path string, id func(T) st
 	}
 }
 
+// apiURL picks the API of an ingest in rotation at random.
+func (s *system) apiURL() string {
+	s.rotationMu.Lock()
+	defer s.rotationMu.Unlock()
+	in := make([]string, 0, len(s.apiURLs))
+	for i, u := range s.apiURLs {
+		if !s.outOfRotation[i] {
+			in = append(in, u)
+		}
+	}
+	return in[rand.IntN(len(in))]
+}
+
+// rotate takes ingest i out of the rotation, or puts it back.
+func (s *system) rotate(i int, in bool) {
+	s.rotationMu.Lock()
+	defer s.rotationMu.Unlock()
+	if s.outOfRotation == nil {
+		s.outOfRotation = map[int]bool{}
+	}
+	s.outOfRotation[i] = !in
+}
+
 // do sends a request with the merchant's token; headers are name, value pairs.
 func (s *system) do(ctx context.Context, method, path string, body []byte, headers ...string) (int, []byte, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, s.apiURLs[rand.IntN(len(s.apiURLs))]+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, s.apiURL()+path, rd)
 	if err != nil {
 		return 0, nil, nil, err
 	}

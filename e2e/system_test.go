@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,9 +47,13 @@ type system struct {
 	ingests   []*service
 	workers   []*service
 	token     string
-	// apiURLs are the ingests' APIs; each request goes to one of them, as a load
-	// balancer would send it.
+	// apiURLs are the ingests' APIs; each request goes to one of those in rotation
+	// (apiURL), as a load balancer would send it.
 	apiURLs []string
+	// outOfRotation are the indexes in apiURLs that a load balancer has taken out, as it
+	// does once an ingest is told to stop.
+	rotationMu    sync.Mutex
+	outOfRotation map[int]bool
 	client  *http.Client
 }
 
