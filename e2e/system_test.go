@@ -54,7 +54,7 @@ type system struct {
 	// does once an ingest is told to stop.
 	rotationMu    sync.Mutex
 	outOfRotation map[int]bool
-	client  *http.Client
+	client        *http.Client
 }
 
 // service is a running ingest or worker.
