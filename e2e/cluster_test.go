@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+	_ "modernc.org/sqlite" // lockSQLite
 
 	"github.com/billing/billing/internal/devstack"
 	"github.com/billing/billing/internal/store"
@@ -388,4 +390,61 @@ func TestClusterRollingDeploy(t *testing.T) {
 	charges := s.settleAll(t, orders, l.start, accepted)
 	s.check(t, ids, charges).require(t)
 	s.requireReconciled(t)
+}
+
+// Issue 12, scenario 4: the store away for 20 seconds while merchants submit charges:
+// another process holds the SQLite database's write lock (BEGIN EXCLUSIVE). The ingest
+// keeps answering 202 (it writes to NATS, not to the store), the workers' writes wait
+// and fail and are retried without using up the charges' processor attempts (no charge
+// fails with processing_error because of the store), and everything settles after.
+func TestClusterSurvivesStoreAway(t *testing.T) {
+	const (
+		total   = 2000
+		clients = 16
+		away    = 20 * time.Second
+	)
+	s := setupCluster(t, store.EngineSQLite, 1, 2)
+	js := s.jetStream(t)
+	s.awaitCurrent(t, js)
+	orders := newOrders(total)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	l := s.submit(ctx, orders, clients, 300)
+	<-l.reached(300)
+	release := lockSQLite(t, s.sqlitePath)
+	before := l.accepted.Load()
+	t.Logf("store locked by another process after %d accepted charges", before)
+	time.Sleep(away)
+	during := l.accepted.Load() - before
+	release()
+	t.Logf("store back after %s; %d charges accepted meanwhile", away, during)
+	require.Positive(t, during, "the ingest stopped accepting while the store was away")
+
+	<-l.done
+	require.Empty(t, l.errors(), "submitting charges")
+	accepted := time.Since(l.start)
+	ids := acceptedIDs(t, orders)
+	charges := s.settleAll(t, orders, l.start, accepted)
+	s.check(t, ids, charges).require(t)
+	s.requireReconciled(t)
+	s.logMetrics(t)
+}
+
+// lockSQLite takes the write lock of the SQLite database at path from this process, as
+// another program holding it would, and returns its release.
+func lockSQLite(t *testing.T, path string) (release func()) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	require.NoError(t, err)
+	conn, err := db.Conn(t.Context())
+	require.NoError(t, err)
+	_, err = conn.ExecContext(t.Context(), "BEGIN EXCLUSIVE")
+	require.NoError(t, err)
+	return func() {
+		_, err := conn.ExecContext(context.Background(), "ROLLBACK")
+		require.NoError(t, err)
+		require.NoError(t, conn.Close())
+		require.NoError(t, db.Close())
+	}
 }
