@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,11 +39,13 @@ type natsNode struct {
 func (n *natsNode) proc() *process { return n.procs[len(n.procs)-1] }
 
 // setupCluster starts the three servers, the store (devstack infra --no-nats), the
-// processor, ingests ingests and workers workers, and waits until all are ready.
-func setupCluster(t *testing.T, engine string, ingests, workers int) *system {
+// processor, ingests ingests and workers workers (extraEnv added to their environment),
+// and waits until all are ready.
+func setupCluster(t *testing.T, engine string, ingests, workers int, extraEnv ...string) *system {
 	t.Helper()
 	addrs := freeAddrs(t, 8+ingests)
-	s := &system{logDir: logDir(t), dataDir: t.TempDir(), natsAddr: addrs[6], mongoAddr: addrs[7], engine: engine, replicas: 3}
+	s := &system{logDir: logDir(t), dataDir: t.TempDir(), natsAddr: addrs[6], mongoAddr: addrs[7], engine: engine, replicas: 3,
+		extraEnv: extraEnv}
 	s.sqlitePath = filepath.Join(s.dataDir, "store", "billing.db")
 	for i := range 3 {
 		n := &natsNode{Node: devstack.Node{Name: fmt.Sprintf("nats-%d", i+1), ClientAddr: addrs[i], ClusterAddr: addrs[3+i]}}
@@ -447,4 +451,74 @@ func lockSQLite(t *testing.T, path string) (release func()) {
 		require.NoError(t, conn.Close())
 		require.NoError(t, db.Close())
 	}
+}
+
+// Issue 12, scenario 9: the CHARGES stream at its configured limit
+// (BILLING_CHARGES_MAX_BYTES) while the workers are down. New requests get 503 with
+// Retry-After, nothing accepted is dropped, and acceptance resumes as the workers drain
+// the stream once they are back.
+func TestClusterStreamFull(t *testing.T) {
+	const (
+		total    = 2000
+		clients  = 16
+		maxBytes = 256 << 10
+	)
+	s := setupCluster(t, store.EngineSQLite, 1, 2, fmt.Sprintf("BILLING_CHARGES_MAX_BYTES=%d", maxBytes))
+	js := s.jetStream(t)
+	s.awaitCurrent(t, js)
+	for _, w := range s.workers {
+		code, _ := w.stop()
+		require.Equal(t, 0, code, "%s exit on SIGTERM", w.name)
+	}
+	orders := newOrders(total)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	l := s.submit(ctx, orders, clients)
+	// The stream fills: acceptance stops short of the total, and requests are refused.
+	var full int64
+	require.Eventually(t, func() bool {
+		n, ok := l.retryWhy.Load("503")
+		if !ok || n.(*atomic.Int64).Load() < 50 {
+			return false
+		}
+		full = l.accepted.Load()
+		return true
+	}, time.Minute, 50*time.Millisecond, "the ingest never refused a request with the stream full")
+	require.Less(t, full, int64(total), "every charge was accepted with the workers down")
+	info, err := func() (*jetstream.StreamInfo, error) {
+		st, err := js.Stream(ctx, "CHARGES")
+		if err != nil {
+			return nil, err
+		}
+		return st.Info(ctx)
+	}()
+	require.NoError(t, err)
+	// Over the limit by at most the publishes in flight when it was reached: one per
+	// client, of under a kilobyte each.
+	require.LessOrEqual(t, info.State.Bytes, uint64(maxBytes+clients*1024))
+	t.Logf("stream full at %d accepted charges (%d messages, %d bytes of %d)", full, info.State.Msgs, info.State.Bytes, maxBytes)
+
+	// A refusal is a 503 with Retry-After, and nothing was accepted for it.
+	o := newOrders(1)[0]
+	o.amount = 999_999 // no other order's
+	status, body, hdr, err := s.do(ctx, http.MethodPost, "/v1/charges", o.body(), "Idempotency-Key", o.key)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusServiceUnavailable, status, "%s", body)
+	require.NotEmpty(t, hdr.Get("Retry-After"))
+
+	for i, w := range s.workers {
+		s.workers[i] = s.restartWorker(t, w, w.name+"-back")
+	}
+	t.Logf("workers back after %d accepted charges", l.accepted.Load())
+	<-l.done
+	require.Empty(t, l.errors(), "submitting charges")
+	accepted := time.Since(l.start)
+	t.Logf("accepted %d charges in %s (%d requests retried: %s)", total, l.end.Sub(l.start).Round(time.Millisecond),
+		l.retried.Load(), l.retryReasons())
+
+	ids := acceptedIDs(t, orders)
+	charges := s.settleAll(t, orders, l.start, accepted)
+	s.check(t, ids, charges).require(t)
+	s.requireReconciled(t)
 }

@@ -37,6 +37,8 @@ type system struct {
 	replicas int
 	// nodes are the servers of the NATS cluster (cluster_test.go), if any.
 	nodes []*natsNode
+	// extraEnv is added to the environment of every ingest and worker.
+	extraEnv []string
 	// engine is the store's (BILLING_STORE); sqlitePath its file, for sqlite.
 	engine     string
 	sqlitePath string
@@ -142,7 +144,7 @@ func (s *system) mintToken(t *testing.T) string {
 
 // serviceEnv is what every ingest and worker sees.
 func (s *system) serviceEnv(adminAddr string) []string {
-	return append(baseEnv(),
+	return append(append(baseEnv(),
 		"BILLING_ADMIN_ADDR="+adminAddr,
 		"BILLING_NATS_URL="+s.natsURL,
 		fmt.Sprintf("BILLING_STREAM_REPLICAS=%d", s.replicas),
@@ -156,7 +158,7 @@ func (s *system) serviceEnv(adminAddr string) []string {
 		"BILLING_WEBHOOK_ALLOW_PRIVATE=true",
 		"BILLING_WEBHOOK_TIMEOUT=2s",
 		"BILLING_WEBHOOK_RETRY_SCHEDULE=200ms,500ms,1s,2s,2s,2s,2s",
-	)
+	), s.extraEnv...)
 }
 
 // startIngest runs an ingest named name (its log file's name) serving the API on

@@ -58,6 +58,11 @@ type Config struct {
 	NATSCreds string `env:"BILLING_NATS_CREDS" yaml:"nats_creds"`
 	// StreamReplicas for the streams and buckets the services create. Defaults to 1.
 	StreamReplicas int `env:"BILLING_STREAM_REPLICAS" yaml:"stream_replicas"`
+	// ChargesMaxBytes bounds the CHARGES stream, the commands accepted and not yet
+	// settled: once it holds that many bytes the ingest answers 503 until the workers
+	// drain it; nothing accepted is dropped. 0 (the default) leaves only the server's
+	// limits.
+	ChargesMaxBytes int64 `env:"BILLING_CHARGES_MAX_BYTES" yaml:"charges_max_bytes"`
 
 	// Store is the store engine: "sqlite", one database file on one machine, shared by
 	// the ingest and any number of workers there; or "mongodb", a MongoDB replica set or
@@ -268,6 +273,9 @@ func (c *Config) Validate(service Service) error {
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		bad("BILLING_STREAM_REPLICAS", "must be 1 to 5, got %d", c.StreamReplicas)
+	}
+	if c.ChargesMaxBytes < 0 {
+		bad("BILLING_CHARGES_MAX_BYTES", "must not be negative, got %d", c.ChargesMaxBytes)
 	}
 	switch c.Store {
 	case "sqlite":

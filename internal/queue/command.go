@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -66,6 +68,9 @@ func (c *Conn) publishCommand(ctx context.Context, cmd charge.Command) (uint64, 
 	if c.nc.IsClosed() {
 		return 0, unavailable(what, errors.New("connection closed"), ErrNotAccepted)
 	}
+	if err := c.checkRoom(ctx, what); err != nil {
+		return 0, err
+	}
 	opts := []jetstream.PublishOpt{jetstream.WithMsgID(msgID)}
 	lock := operationLock(cmd)
 	if lock != "" {
@@ -76,6 +81,7 @@ func (c *Conn) publishCommand(ctx context.Context, cmd charge.Command) (uint64, 
 	case err == nil && ack.Duplicate:
 		return 0, nil
 	case err == nil:
+		c.noteStored(len(subject) + len(msgID) + len(data))
 		return ack.Sequence, nil
 	case lock != "" && wrongLastSequence(err):
 		return 0, c.lockHeld(ctx, lock, cmd, what)
@@ -156,4 +162,59 @@ func (c *Conn) lastCommand(ctx context.Context, subject, what string) (charge.Co
 		return charge.Command{}, fmt.Errorf("decoding command for %s (stream sequence %d): %w", what, msg.Sequence, err)
 	}
 	return cmd, nil
+}
+
+// roomCheckEvery is how old a reading of the size of CHARGES may be when checkRoom
+// decides on it.
+const roomCheckEvery = 250 * time.Millisecond
+
+// room is the last reading of the size of CHARGES.
+type room struct {
+	mu    sync.Mutex
+	at    time.Time
+	bytes uint64
+}
+
+// checkRoom refuses a new command (ErrNotAccepted, so its idempotency claim is released)
+// while CHARGES holds ChargesMaxBytes or more, from a reading at most roomCheckEvery old
+// plus what this process stored since (noteStored). The stream itself has no limit: a
+// limit there would drop accepted commands or, with DiscardNew, is refused beside message
+// schedules; the workers' hand-backs (Later) must never be refused either. The limit is
+// overshot by the publishes in flight at once, and by what other ingests store within
+// roomCheckEvery. If the size cannot be read, the publish goes ahead: it fails by itself
+// if NATS is away.
+func (c *Conn) checkRoom(ctx context.Context, what string) error {
+	limit := c.cfg.ChargesMaxBytes
+	if limit <= 0 {
+		return nil
+	}
+	c.room.mu.Lock()
+	defer c.room.mu.Unlock()
+	if time.Since(c.room.at) >= roomCheckEvery {
+		info, err := c.streams().charges.Info(ctx)
+		if err != nil {
+			return nil
+		}
+		c.room.at, c.room.bytes = time.Now(), info.State.Bytes
+	}
+	if c.room.bytes >= uint64(limit) {
+		return unavailable(what, fmt.Errorf("%s holds %d bytes of commands not yet settled, its limit is %d",
+			StreamCharges, c.room.bytes, limit), ErrNotAccepted, ErrFull)
+	}
+	return nil
+}
+
+// storedOverhead approximates what the stream stores for a command beyond its subject,
+// message id and body: headers and the message's own record.
+const storedOverhead = 64
+
+// noteStored counts a command of about n bytes (subject, id and body) just stored into the
+// last reading of the size of CHARGES, until the next reading replaces it.
+func (c *Conn) noteStored(n int) {
+	if c.cfg.ChargesMaxBytes <= 0 {
+		return
+	}
+	c.room.mu.Lock()
+	c.room.bytes += uint64(n + storedOverhead)
+	c.room.mu.Unlock()
 }

@@ -327,3 +327,40 @@ func TestLookupRefund(t *testing.T) {
 		}, 5*time.Second, 10*time.Millisecond)
 	})
 }
+
+// With ChargesMaxBytes set, new commands are refused once CHARGES holds that much (not
+// accepted: the claim may be released), nothing stored is dropped, and acceptance
+// resumes once the stream is drained.
+func TestPublishCommandStreamFull(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const limit = 8 << 10
+	conn, err := Connect(b.ctx, Config{URL: b.url, Name: t.Name(), ChargesMaxBytes: limit}, nil)
+	require.NoError(t, err)
+	t.Cleanup(conn.Close)
+
+	stored := 0
+	for {
+		err := conn.PublishCommand(b.ctx, newCommand("acct_1"))
+		if err != nil {
+			require.ErrorIs(t, err, ErrFull)
+			require.ErrorIs(t, err, ErrNotAccepted)
+			require.ErrorIs(t, err, charge.ErrUnavailable)
+			require.False(t, PublishOutcomeUnknown(err))
+			break
+		}
+		stored++
+		require.Less(t, stored, 1000, "never refused")
+	}
+	require.Equal(t, uint64(stored), streamMsgs(t, b, StreamCharges), "nothing stored was dropped")
+	s, err := b.conn.js.Stream(b.ctx, StreamCharges)
+	require.NoError(t, err)
+	info, err := s.Info(b.ctx)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, info.State.Bytes, uint64(limit), "refused before the stream was full")
+
+	// Drained, it takes commands again once a new reading shows room.
+	require.NoError(t, s.Purge(b.ctx))
+	require.Eventually(t, func() bool { return conn.PublishCommand(b.ctx, newCommand("acct_1")) == nil },
+		5*time.Second, 50*time.Millisecond, "still refused once drained")
+}

@@ -42,6 +42,10 @@ type Config struct {
 	Replicas int
 	// IdempotencyTTL is how long an idempotency record lives. Defaults to 24h.
 	IdempotencyTTL time.Duration
+	// ChargesMaxBytes bounds the CHARGES stream: while it holds that much, new commands
+	// are refused (ErrNotAccepted), and nothing it holds is dropped. 0: the server's
+	// limits only.
+	ChargesMaxBytes int64
 }
 
 func (c Config) withDefaults() Config {
@@ -55,6 +59,8 @@ func (c Config) validate() error {
 	switch {
 	case c.URL == "":
 		return errors.New("queue: URL is required")
+	case c.ChargesMaxBytes < 0:
+		return fmt.Errorf("queue: ChargesMaxBytes must not be negative, got %d", c.ChargesMaxBytes)
 	case c.Replicas < 1 || c.Replicas > 5:
 		return fmt.Errorf("queue: Replicas must be between 1 and 5, got %d", c.Replicas)
 	case c.IdempotencyTTL < time.Second:
@@ -74,6 +80,8 @@ type Conn struct {
 
 	// handles is set by EnsureStreams.
 	handles atomic.Pointer[handles]
+	// room is the last reading of the size of CHARGES (checkRoom).
+	room room
 }
 
 type handles struct {

@@ -20,6 +20,9 @@ var (
 	// ErrPublishUncertain: a publish was sent but no acknowledgement came back, so the
 	// message may or may not be stored. Returned together with charge.ErrUnavailable.
 	ErrPublishUncertain = errors.New("publish outcome unknown")
+	// ErrFull: CHARGES holds as many bytes as it may (Config.ChargesMaxBytes) until the
+	// workers drain it. Returned together with ErrNotAccepted and charge.ErrUnavailable.
+	ErrFull = errors.New("queue full")
 	// ErrInvalid: an id, key or type cannot be part of a NATS subject (empty, or holding
 	// '.', '*', '>', whitespace or control characters), or an argument is out of range.
 	// It is the caller's mistake: retrying will not help.

@@ -35,6 +35,9 @@ func (c *Conn) EnsureStreams(ctx context.Context) error {
 		Replicas:    c.cfg.Replicas,
 		Duplicates:  duplicateWindow,
 		AllowDirect: true,
+		// No MaxBytes: the stream would drop accepted commands (DiscardOld), and the
+		// server refuses DiscardNew beside message schedules. ChargesMaxBytes is enforced
+		// by the publishers of new commands instead (publishCommand).
 		// Msg.Later: commands that wait long do not hold the consumer's places.
 		AllowMsgSchedules: true,
 	})

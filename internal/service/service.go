@@ -92,7 +92,7 @@ func connect(ctx context.Context, cfg config.Config, name string, logger *slog.L
 	d.queue, err = retry(ctx, logger, "nats", func() (*queue.Conn, error) {
 		return queue.Connect(ctx, queue.Config{
 			URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, Name: name,
-			Replicas: cfg.StreamReplicas, IdempotencyTTL: cfg.IdempotencyTTL,
+			Replicas: cfg.StreamReplicas, IdempotencyTTL: cfg.IdempotencyTTL, ChargesMaxBytes: cfg.ChargesMaxBytes,
 		}, logger)
 	})
 	if err != nil {
