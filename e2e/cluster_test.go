@@ -276,39 +276,39 @@ func TestClusterSurvivesProcessCrashes(t *testing.T) {
 }
 
 // Issue 12, scenarios 5 and 6, on the same topology: a worker frozen (SIGSTOP) for longer
-// than the consumer's ack wait while it holds a batch, so that its messages go to another
-// worker and both handle them once it goes on (SIGCONT); and a processor that charges the
-// card and then drops the connection unanswered on 3% of authorizations, so that the
-// worker cannot know the outcome and must retry with the same key. Neither may charge a
-// card twice or settle a charge twice.
+// than the consumer's ack wait while it waits for the processor's answer in the middle of
+// a batch, so that its messages go to another worker and both handle them once it goes
+// on (SIGCONT); and a processor that charges the card and then drops the connection
+// unanswered on 3% of authorizations, so that the worker cannot know the outcome and
+// must retry with the same key. Neither may charge a card twice or settle a charge twice.
 func TestClusterSurvivesStalledWorkerAndLostAnswers(t *testing.T) {
 	const (
 		total   = 2000
 		clients = 16
-		freezes = 2
 		ackWait = 5 * time.Second // BILLING_WORKER_ACK_WAIT of startWorker
 	)
-	s := setupCluster(t, store.EngineSQLite, 1, 2)
+	// One worker to begin with, so that the call held below is its.
+	s := setupCluster(t, store.EngineSQLite, 1, 1)
 	s.processor.loseAnswersOf(0.03)
 	js := s.jetStream(t)
 	s.awaitCurrent(t, js)
 	orders := newOrders(total)
-	marks := []int64{300, 900}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	l := s.submit(ctx, orders, clients, marks...)
+	l := s.submit(ctx, orders, clients, 300)
+	<-l.reached(300)
+	arrived, release := s.processor.holdNext()
+	<-arrived
+	stalled := s.workers[0]
+	t.Logf("freezing %s for %s, waiting for an authorization in a batch, after %d accepted charges",
+		stalled.name, ackWait+3*time.Second, l.accepted.Load())
 	var frozen sync.WaitGroup
-	for i, m := range marks[:freezes] {
-		<-l.reached(m)
-		victim := s.workers[i%len(s.workers)]
-		t.Logf("freezing %s for %s after %d accepted charges", victim.name, ackWait+3*time.Second, l.accepted.Load())
-		frozen.Go(func() { victim.freeze(t, ackWait+3*time.Second) })
-	}
+	frozen.Go(func() { stalled.freeze(t, ackWait+3*time.Second) })
+	release()
+	s.workers = append(s.workers, s.startWorker(t, "worker-2", freeAddrs(t, 1)[0]))
 	frozen.Wait()
-	for _, w := range s.workers {
-		w.requireRunning(t)
-	}
+	stalled.requireRunning(t)
 
 	<-l.done
 	require.Empty(t, l.errors(), "submitting charges")
@@ -317,7 +317,7 @@ func TestClusterSurvivesStalledWorkerAndLostAnswers(t *testing.T) {
 	charges := s.settleAll(t, orders, l.start, accepted)
 	s.check(t, ids, charges).require(t)
 	// Both faults happened: answers were lost, and the processor was asked again for
-	// decided keys more often than lost answers explain (a frozen worker's messages
+	// decided keys more often than lost answers explain (the frozen worker's batch
 	// handled by the other, then by it again when it went on).
 	ps := s.processor.stats()
 	require.Positive(t, ps.lost, "no answer was lost: the scenario did not run")

@@ -58,6 +58,15 @@ type processor struct {
 	// processor decides (the card is charged), then drops the connection unanswered.
 	loseAnswers float64
 	lost        int // answers lost on purpose
+	// hold, when set, is taken by the next authorization call, which closes arrived and
+	// waits for release before it goes on (holdNext).
+	hold *heldCall
+}
+
+// heldCall is a call the test holds: arrived closes when it comes, and it waits for
+// release.
+type heldCall struct {
+	arrived, release chan struct{}
 }
 
 // processorStats is a snapshot of what the processor saw.
@@ -151,11 +160,29 @@ func answer(w http.ResponseWriter, a authAnswer) {
 	_ = json.NewEncoder(w).Encode(a)
 }
 
+// holdNext holds the next authorization call: arrived closes when it comes, with the
+// worker that made it waiting for its answer, and release lets it go on.
+func (p *processor) holdNext() (arrived <-chan struct{}, release func()) {
+	h := &heldCall{arrived: make(chan struct{}), release: make(chan struct{})}
+	p.mu.Lock()
+	p.hold = h
+	p.mu.Unlock()
+	return h.arrived, sync.OnceFunc(func() { close(h.release) })
+}
+
 func (p *processor) authorize(w http.ResponseWriter, r *http.Request) {
 	var req authRequest
 	key, ok := readCall(p, w, r, "authorization", &req)
 	if !ok {
 		return
+	}
+	p.mu.Lock()
+	h := p.hold
+	p.hold = nil
+	p.mu.Unlock()
+	if h != nil {
+		close(h.arrived)
+		<-h.release
 	}
 	if key == "" {
 		p.problem("authorization of %s without Idempotency-Key", req.ChargeID)
