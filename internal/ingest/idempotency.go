@@ -149,13 +149,33 @@ func (s *Idempotency) Submit(ctx context.Context, req Request, resp Response, ac
 		}
 		rec.Body, rec.Sealed = sealed, true
 	}
-	for attempt := 0; attempt < 3; attempt++ {
-		rev, err := s.KV.Create(ctx, key, mustJSON(rec))
+	value := mustJSON(rec)
+	lost := false // a create whose answer was lost may have stored value
+	for attempt := 0; attempt < claimAttempts; attempt++ {
+		rev, err := s.KV.Create(ctx, key, value)
 		switch {
 		case err == nil:
 			return s.execute(ctx, key, rev, rec)
+		case errors.Is(err, charge.ErrUnavailable) && attempt+1 < claimAttempts:
+			// Its answer lost (the bucket's leader died, the connection moved): maybe
+			// stored. The next create tells, meeting our own claim.
+			lost = true
+			select {
+			case <-ctx.Done():
+				return Response{}, fmt.Errorf("claiming idempotency key: %w", err)
+			case <-time.After(time.Duration(attempt+1) * reclaimWait):
+			}
+			continue
 		case !errors.Is(err, charge.ErrConflict):
 			return Response{}, fmt.Errorf("claiming idempotency key: %w", err)
+		}
+		if lost {
+			// The claim there may be ours, from a create whose answer was lost: the
+			// record holds this attempt's own start time, so it is ours if equal.
+			raw, rev, err := s.KV.Get(ctx, key)
+			if err == nil && bytes.Equal(raw, value) {
+				return s.execute(ctx, key, rev, rec)
+			}
 		}
 		resp, found, err := s.repeat(ctx, key, rec)
 		if found || err != nil {
@@ -165,6 +185,13 @@ func (s *Idempotency) Submit(ctx context.Context, req Request, resp Response, ac
 	}
 	return Response{}, fmt.Errorf("claiming idempotency key: %w", charge.ErrUnavailable)
 }
+
+// claimAttempts bounds the creates of one claim; reclaimWait is the pause after the
+// first whose answer was lost, each further one waiting that much longer.
+const (
+	claimAttempts = 4
+	reclaimWait   = 100 * time.Millisecond
+)
 
 // SubmitChecked is Submit for a request whose response and action depend on state that
 // the request itself changes, such as a capture, which is valid only until the charge is

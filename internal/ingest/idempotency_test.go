@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -262,4 +263,47 @@ func TestSubmitCheckedTakesOverAStalledClaim(t *testing.T) {
 	require.Equal(t, "first", string(resp.Body))
 	require.Equal(t, 1, calls)
 	require.Equal(t, []string{first}, pub.published)
+}
+
+// lostAnswerKV is the real bucket, except that its next Create stores the record and then
+// answers as if the bucket's leader had died before acknowledging it.
+type lostAnswerKV struct {
+	ingest.KeyValue
+	mu   sync.Mutex
+	lose int
+}
+
+func (k *lostAnswerKV) Create(ctx context.Context, key string, value []byte) (uint64, error) {
+	rev, err := k.KeyValue.Create(ctx, key, value)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err == nil && k.lose > 0 {
+		k.lose--
+		return 0, fmt.Errorf("creating idempotency record: answer lost: %w", charge.ErrUnavailable)
+	}
+	return rev, err
+}
+
+// A claim whose create was stored but whose answer was lost is the request's own: the
+// request creates again, meets its own record and goes on, where it used to answer 503
+// and leave its client 409 (key in use) for takeoverAfter. Another request of the key
+// meeting that claim is still told it is in use.
+func TestClaimWhoseAnswerWasLostIsOwn(t *testing.T) {
+	t.Parallel()
+	idem, pub, _ := setup(t)
+	kv := &lostAnswerKV{KeyValue: idem.KV, lose: 1}
+	idem.KV = kv
+	ctx := context.Background()
+	id := charge.NewID("ch")
+	resp, err := idem.Submit(ctx, request("k9", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("first")}, ingest.NewAction(ingest.KindCommand, cmd(id)))
+	require.NoError(t, err)
+	require.False(t, resp.Replayed)
+	require.Equal(t, "first", string(resp.Body))
+	require.Equal(t, []string{id}, pub.published)
+
+	resp, err = idem.Submit(ctx, request("k9", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("second")}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
+	require.NoError(t, err)
+	require.True(t, resp.Replayed)
+	require.Equal(t, "first", string(resp.Body))
+	require.Equal(t, []string{id}, pub.published, "published once")
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/billing/billing/internal/charge"
@@ -76,18 +77,53 @@ func (c *Conn) publishCommand(ctx context.Context, cmd charge.Command) (uint64, 
 	if lock != "" {
 		opts = append(opts, jetstream.WithExpectLastSequenceForSubject(0, lock))
 	}
-	ack, err := c.js.Publish(ctx, subject, data, opts...)
-	switch {
-	case err == nil && ack.Duplicate:
-		return 0, nil
-	case err == nil:
-		c.noteStored(len(subject) + len(msgID) + len(data))
-		return ack.Sequence, nil
-	case lock != "" && wrongLastSequence(err):
-		return 0, c.lockHeld(ctx, lock, cmd, what)
+	// A publish whose answer is lost (the server leading the stream died, the connection
+	// moved to another) is sent again with the same message id, which the stream stores
+	// once, until it is answered or requestTimeout is spent (whatever the caller's
+	// deadline): the caller then knows, and the request needs no retry by its client.
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	// sent: an attempt may have stored the command, so the outcome stays unknown
+	// whatever later attempts answer.
+	sent := false
+	failed := func(err error) error {
+		if sent {
+			return unavailable(what, err, ErrPublishUncertain)
+		}
+		return publishError(what, err)
 	}
-	return 0, publishError(what, err)
+	for attempt := 1; ; attempt++ {
+		ack, err := c.js.Publish(ctx, subject, data, opts...)
+		switch {
+		case err == nil && ack.Duplicate:
+			return 0, nil
+		case err == nil:
+			c.noteStored(len(subject) + len(msgID) + len(data))
+			return ack.Sequence, nil
+		case lock != "" && wrongLastSequence(err):
+			return 0, c.lockHeld(ctx, lock, cmd, what)
+		case notSent(err) && !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrNoStreamResponse):
+			return 0, failed(err)
+		}
+		// Maybe stored, or no stream answered (one electing its leader): again, if there
+		// is time for it.
+		sent = sent || !notSent(err)
+		wait := time.Duration(attempt) * republishWait
+		if d, ok := ctx.Deadline(); !ok || time.Until(d) < wait+republishWait || ctx.Err() != nil {
+			return 0, failed(err)
+		}
+		c.logger.DebugContext(ctx, "publishing command again with the same id", "charge_id", cmd.ChargeID, "attempt", attempt, "error", err)
+		select {
+		case <-ctx.Done():
+			return 0, failed(err)
+		case <-time.After(wait):
+		}
+	}
 }
+
+// republishWait is the pause before the second publish of a command whose answer was
+// lost; each further one waits that much longer.
+const republishWait = 100 * time.Millisecond
 
 // lockHeld answers a capture or cancel whose publish found its charge's operation lock
 // held: nil when what holds it is cmd itself, stored by an earlier publish of the same

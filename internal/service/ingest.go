@@ -25,8 +25,12 @@ import (
 )
 
 // takeoverAfter is how long an idempotency claim may stay "started" before a repeat of
-// the same request finishes it: well past the longest publish (10 s with retries).
-const takeoverAfter = 30 * time.Second
+// the same request finishes it: twice the longest publish (5 s with its retries, whatever
+// the request's deadline). A client's retry comes after the first attempt has answered,
+// so it is kept waiting (409) for the rest of this only when the first publish ended
+// with its outcome unknown; the takeover publishes the same command again, which the
+// stream stores once.
+const takeoverAfter = 10 * time.Second
 
 // RunIngest runs the ingest API until ctx ends, then drains: /readyz turns 503, the
 // listener stops taking requests and in-flight ones finish within the shutdown timeout.
