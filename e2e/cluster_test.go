@@ -522,3 +522,70 @@ func TestClusterStreamFull(t *testing.T) {
 	s.check(t, ids, charges).require(t)
 	s.requireReconciled(t)
 }
+
+// Issue 12, scenario 8: the merchant has three webhook endpoints: one that hangs (holds
+// each delivery past the sender's timeout), one that answers 500, both for a while, and a
+// healthy one. The healthy one gets every event while the others are still failing (they
+// do not hold it up), and once they heal, each gets every event too: none is lost.
+func TestClusterWebhooksBesideBadEndpoints(t *testing.T) {
+	const (
+		total   = 2000
+		clients = 16
+		sickFor = 20 * time.Second // at least; until the healthy one has every event
+	)
+	// Retries spanning longer than the endpoints are sick (about 37 s in all).
+	s := setupCluster(t, store.EngineSQLite, 1, 2, "BILLING_WEBHOOK_RETRY_SCHEDULE=200ms,500ms,1s,2s,3s,5s,5s,5s,5s,5s,5s")
+	js := s.jetStream(t)
+	s.awaitCurrent(t, js)
+	good := startHookReceiver(t)
+	hanging := startSickReceiver(t, sickHang)
+	failing := startSickReceiver(t, sickFail)
+	for _, h := range []*hookReceiver{good, hanging, failing} {
+		h.register(t, s)
+	}
+	orders := newOrders(total)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	l := s.submit(ctx, orders, clients)
+	<-l.done
+	require.Empty(t, l.errors(), "submitting charges")
+	accepted := time.Since(l.start)
+	ids := acceptedIDs(t, orders)
+	charges := s.settleAll(t, orders, l.start, accepted)
+	s.check(t, ids, charges).require(t)
+
+	// The healthy endpoint has every charge's event, the others none yet.
+	got := good.await(ctx, ids)
+	require.Len(t, got, len(ids), "the healthy endpoint is missing events while the others fail")
+	good.mu.Lock()
+	goodDone := good.lastNew.Sub(l.start)
+	good.mu.Unlock()
+	for _, h := range []*hookReceiver{hanging, failing} {
+		h.mu.Lock()
+		require.Empty(t, h.delivered, "a sick endpoint took a delivery")
+		h.mu.Unlock()
+	}
+	t.Logf("the healthy endpoint had all %d events %s after the first request (settled %s after it)",
+		len(got), goodDone.Round(time.Millisecond), time.Since(l.start).Round(time.Millisecond))
+
+	if wait := sickFor - time.Since(l.start); wait > 0 {
+		time.Sleep(wait) // sick for sickFor at least, as an outage of minutes would be
+	}
+	hanging.heal()
+	failing.heal()
+	t.Logf("the sick endpoints healed %s after the first request", time.Since(l.start).Round(time.Millisecond))
+	healCtx, cancelHeal := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancelHeal()
+	for _, h := range []*hookReceiver{hanging, failing} {
+		delivered := h.await(healCtx, ids)
+		require.Len(t, delivered, len(ids), "events lost to an endpoint that was sick")
+	}
+	t.Logf("the healed endpoints had every event %s after the first request", time.Since(l.start).Round(time.Millisecond))
+	for _, h := range []*hookReceiver{good, hanging, failing} {
+		h.mu.Lock()
+		require.Zero(t, h.badSig, "deliveries with a bad signature or body")
+		h.mu.Unlock()
+	}
+	s.requireReconciled(t)
+}

@@ -29,6 +29,40 @@ type hookReceiver struct {
 	badSig     int
 	failed500  int
 	deliveries int
+	// sick, while set, is how the receiver fails every delivery: sickHang holds it
+	// unanswered until healed, sickFail answers 500. heal ends it.
+	sick   sickness
+	healed chan struct{}
+	// lastNew is when an event was last delivered for the first time.
+	lastNew time.Time
+}
+
+// sickness is how a receiver fails every delivery until healed.
+type sickness int
+
+const (
+	healthy sickness = iota
+	sickHang
+	sickFail
+)
+
+// startSickReceiver starts a receiver that fails every delivery as s says until heal.
+func startSickReceiver(t *testing.T, s sickness) *hookReceiver {
+	t.Helper()
+	h := startHookReceiver(t)
+	h.sick, h.healed = s, make(chan struct{})
+	t.Cleanup(h.heal) // a hung handler must let the server close
+	return h
+}
+
+// heal makes the receiver answer as a healthy one does.
+func (h *hookReceiver) heal() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sick != healthy {
+		h.sick = healthy
+		close(h.healed)
+	}
 }
 
 type deliveredEvent struct {
@@ -46,6 +80,22 @@ func startHookReceiver(t *testing.T) *hookReceiver {
 func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	h.mu.Lock()
+	switch h.sick {
+	case sickHang:
+		healed := h.healed
+		h.mu.Unlock()
+		select { // held past the sender's timeout, or until healed
+		case <-healed:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	case sickFail:
+		h.deliveries++
+		h.mu.Unlock()
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
 	defer h.mu.Unlock()
 	h.deliveries++
 	if h.verifier == nil || h.verifier.Verify(r.Header, body) != nil {
@@ -77,6 +127,9 @@ func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.byCharge[ev.Data.Object.ID] = deliveredEvent{ID: ev.ID, Type: ev.Type, Status: ev.Data.Object.Status}
+	if _, ok := h.delivered[ev.ID]; !ok {
+		h.lastNew = time.Now()
+	}
 	h.delivered[ev.ID] = h.byCharge[ev.Data.Object.ID]
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -85,7 +138,7 @@ func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 func (h *hookReceiver) register(t *testing.T, s *system) {
 	t.Helper()
 	code, body, _, err := s.do(t.Context(), "POST", "/v1/webhook_endpoints",
-		[]byte(`{"url": "`+h.URL+`/hooks", "enabled_events": ["*"]}`), "Idempotency-Key", "e2e-endpoint")
+		[]byte(`{"url": "`+h.URL+`/hooks", "enabled_events": ["*"]}`), "Idempotency-Key", "e2e-endpoint-"+h.URL)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, code, "%s", body)
 	var e struct {
