@@ -8,7 +8,7 @@ PKGS     ?= ./...
 # per target on two cores.
 FUZZTIME ?= 100000x
 
-.PHONY: run cluster test build vet fmt fuzz bench clean
+.PHONY: run cluster test chaos build vet fmt fuzz bench clean
 
 ## run: the whole system on the embedded default (devstack up)
 run: build
@@ -36,6 +36,16 @@ test: vet
 	$(GO) test -race -count=1 -timeout 5m -run '^$(ALONE)$$' ./internal/service
 	$(GO) test -race -count=1 -timeout 10m ./e2e
 	$(MAKE) fuzz
+
+## chaos: the fault suite (e2e/cluster_test.go) ten times longer, 20,000 charges a scenario
+## (CHAOS_SCALE); its table (scenario, charges, ok, lost, duplicated, unexpected, time to
+## settle, p99 of the accepted requests) goes to e2e/results/chaos-<UTC time>.md
+CHAOS_SCALE ?= 10
+chaos:
+	@mkdir -p e2e/results; f=$$(pwd)/e2e/results/chaos-$$(date -u +%Y%m%dT%H%M%SZ).md; \
+	printf '| scenario | charges | ok | lost | duplicated | unexpected | time to settle | p99 accepted |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n' > $$f; \
+	E2E_SCALE=$(CHAOS_SCALE) E2E_CHAOS_RESULTS=$$f $(GO) test -count=1 -timeout 90m -run '^TestCluster' -v ./e2e; rc=$$?; \
+	cat $$f; echo "chaos: results in $$f"; exit $$rc
 
 vet:
 	$(GO) vet $(PKGS)

@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The checker, in the manner of Jepsen's queue checker: every charge that got a 202 is
@@ -166,4 +170,39 @@ func settledAsCalledFor(c chargeObject, o *order) bool {
 	default:
 		return c.FailureCode == nil && c.AmountCaptured == o.amount
 	}
+}
+
+// settleAndCheck waits for the orders of load l (all accepted, the last accepted after
+// accepted) to settle, checks them (check), writes the scenario's row to the chaos
+// results when E2E_CHAOS_RESULTS names a file, and fails on anything but ok. It returns
+// the orders by charge id and the charges as settled.
+func (s *system) settleAndCheck(t *testing.T, orders []*order, l *load, accepted time.Duration) (map[string]*order, map[string]chargeObject) {
+	t.Helper()
+	ids := acceptedIDs(t, orders)
+	charges, settled := s.settleAll(t, orders, l.start, accepted)
+	v := s.check(t, ids, charges)
+	p99 := l.acceptedPercentile(99)
+	t.Logf("accepted requests: p99 %s; all settled %s after the first", p99.Round(time.Millisecond), settled.Round(time.Millisecond))
+	if path := os.Getenv("E2E_CHAOS_RESULTS"); path != "" {
+		row := fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %.1f s | %.0f ms |\n", t.Name(), len(orders), v.ok, v.lost, v.duplicated,
+			v.unexpected, settled.Seconds(), float64(p99)/float64(time.Millisecond))
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			_, err = f.WriteString(row)
+			err = errors.Join(err, f.Close())
+		}
+		if err != nil {
+			t.Errorf("writing the chaos results: %v", err)
+		}
+	}
+	v.require(t)
+	return ids, charges
+}
+
+// scaled is n times E2E_SCALE (1 unless set): make chaos runs the scenarios longer.
+func scaled(n int) int {
+	if f, err := strconv.Atoi(os.Getenv("E2E_SCALE")); err == nil && f > 1 {
+		return n * f
+	}
+	return n
 }

@@ -171,16 +171,16 @@ func (s *system) awaitCurrent(t *testing.T, js jetstream.JetStream) {
 // client's retry with the same key never makes a second charge.
 func TestClusterSurvivesServerFaults(t *testing.T) {
 	const (
-		total   = 2000
 		clients = 16
 	)
-	marks := []int64{300, 700, 1100}
+	total := scaled(2000)
+	marks := []int64{int64(total) * 3 / 20, int64(total) * 7 / 20, int64(total) * 11 / 20}
 	s := setupCluster(t, store.EngineSQLite, 1, 2)
 	js := s.jetStream(t)
 	s.awaitCurrent(t, js)
 	orders := newOrders(total)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(scaled(4))*time.Minute)
 	defer cancel()
 	l := s.submit(ctx, orders, clients, marks...)
 
@@ -211,9 +211,7 @@ func TestClusterSurvivesServerFaults(t *testing.T) {
 		total, l.end.Sub(l.start).Round(time.Millisecond), float64(total)/l.end.Sub(l.start).Seconds(),
 		l.retried.Load(), l.retryReasons(), l.replayed.Load())
 
-	ids := acceptedIDs(t, orders)
-	charges := s.settleAll(t, orders, l.start, accepted)
-	s.check(t, ids, charges).require(t)
+	s.settleAndCheck(t, orders, l, accepted)
 	s.requireReconciled(t)
 }
 
@@ -224,20 +222,20 @@ func TestClusterSurvivesServerFaults(t *testing.T) {
 // clients retry what failed, with the same key, on whichever replica answers.
 func TestClusterSurvivesProcessCrashes(t *testing.T) {
 	const (
-		total   = 2000
 		clients = 16
-		every   = 200 // accepted charges between two crashes
 	)
+	total := scaled(2000)
 	s := setupCluster(t, store.EngineSQLite, 2, 3)
 	js := s.jetStream(t)
 	s.awaitCurrent(t, js)
 	orders := newOrders(total)
 	var marks []int64
-	for m := int64(every); m < total; m += every {
+	every := int64(total / 10) // accepted charges between two crashes
+	for m := every; m < int64(total); m += every {
 		marks = append(marks, m)
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(scaled(4))*time.Minute)
 	defer cancel()
 	l := s.submit(ctx, orders, clients, marks...)
 	workerKills := 0
@@ -269,9 +267,7 @@ func TestClusterSurvivesProcessCrashes(t *testing.T) {
 		total, l.end.Sub(l.start).Round(time.Millisecond), float64(total)/l.end.Sub(l.start).Seconds(),
 		l.retried.Load(), l.retryReasons(), l.replayed.Load(), workerKills)
 
-	ids := acceptedIDs(t, orders)
-	charges := s.settleAll(t, orders, l.start, accepted)
-	s.check(t, ids, charges).require(t)
+	s.settleAndCheck(t, orders, l, accepted)
 	s.requireReconciled(t)
 }
 
@@ -283,10 +279,10 @@ func TestClusterSurvivesProcessCrashes(t *testing.T) {
 // must retry with the same key. Neither may charge a card twice or settle a charge twice.
 func TestClusterSurvivesStalledWorkerAndLostAnswers(t *testing.T) {
 	const (
-		total   = 2000
 		clients = 16
 		ackWait = 5 * time.Second // BILLING_WORKER_ACK_WAIT of startWorker
 	)
+	total := scaled(2000)
 	// One worker to begin with, so that the call held below is its.
 	s := setupCluster(t, store.EngineSQLite, 1, 1)
 	s.processor.loseAnswersOf(0.03)
@@ -294,7 +290,7 @@ func TestClusterSurvivesStalledWorkerAndLostAnswers(t *testing.T) {
 	s.awaitCurrent(t, js)
 	orders := newOrders(total)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(scaled(4))*time.Minute)
 	defer cancel()
 	l := s.submit(ctx, orders, clients, 300)
 	<-l.reached(300)
@@ -313,9 +309,7 @@ func TestClusterSurvivesStalledWorkerAndLostAnswers(t *testing.T) {
 	<-l.done
 	require.Empty(t, l.errors(), "submitting charges")
 	accepted := time.Since(l.start)
-	ids := acceptedIDs(t, orders)
-	charges := s.settleAll(t, orders, l.start, accepted)
-	s.check(t, ids, charges).require(t)
+	s.settleAndCheck(t, orders, l, accepted)
 	// Both faults happened: answers were lost, and the processor was asked again for
 	// decided keys more often than lost answers explain (the frozen worker's batch
 	// handled by the other, then by it again when it went on).
@@ -333,9 +327,9 @@ func TestClusterSurvivesStalledWorkerAndLostAnswers(t *testing.T) {
 // connection refused or reset.
 func TestClusterRollingDeploy(t *testing.T) {
 	const (
-		total   = 2000
 		clients = 16
 	)
+	total := scaled(2000)
 	s := setupCluster(t, store.EngineSQLite, 2, 2)
 	js := s.jetStream(t)
 	s.awaitCurrent(t, js)
@@ -374,7 +368,7 @@ func TestClusterRollingDeploy(t *testing.T) {
 		marks = append(marks, int64((i+1)*total/(len(steps)+2)))
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(scaled(4))*time.Minute)
 	defer cancel()
 	l := s.submit(ctx, orders, clients, marks...)
 	for i, step := range steps {
@@ -390,9 +384,7 @@ func TestClusterRollingDeploy(t *testing.T) {
 	_, transport := l.retryWhy.Load("transport")
 	require.False(t, transport, "clients saw connection errors during the deploy: %s", l.retryReasons())
 
-	ids := acceptedIDs(t, orders)
-	charges := s.settleAll(t, orders, l.start, accepted)
-	s.check(t, ids, charges).require(t)
+	s.settleAndCheck(t, orders, l, accepted)
 	s.requireReconciled(t)
 }
 
@@ -403,16 +395,16 @@ func TestClusterRollingDeploy(t *testing.T) {
 // fails with processing_error because of the store), and everything settles after.
 func TestClusterSurvivesStoreAway(t *testing.T) {
 	const (
-		total   = 2000
 		clients = 16
 		away    = 20 * time.Second
 	)
+	total := scaled(2000)
 	s := setupCluster(t, store.EngineSQLite, 1, 2)
 	js := s.jetStream(t)
 	s.awaitCurrent(t, js)
 	orders := newOrders(total)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(scaled(4))*time.Minute)
 	defer cancel()
 	l := s.submit(ctx, orders, clients, 300)
 	<-l.reached(300)
@@ -428,9 +420,7 @@ func TestClusterSurvivesStoreAway(t *testing.T) {
 	<-l.done
 	require.Empty(t, l.errors(), "submitting charges")
 	accepted := time.Since(l.start)
-	ids := acceptedIDs(t, orders)
-	charges := s.settleAll(t, orders, l.start, accepted)
-	s.check(t, ids, charges).require(t)
+	s.settleAndCheck(t, orders, l, accepted)
 	s.requireReconciled(t)
 	s.logMetrics(t)
 }
@@ -459,10 +449,10 @@ func lockSQLite(t *testing.T, path string) (release func()) {
 // the stream once they are back.
 func TestClusterStreamFull(t *testing.T) {
 	const (
-		total    = 2000
 		clients  = 16
 		maxBytes = 256 << 10
 	)
+	total := scaled(2000)
 	s := setupCluster(t, store.EngineSQLite, 1, 2, fmt.Sprintf("BILLING_CHARGES_MAX_BYTES=%d", maxBytes))
 	js := s.jetStream(t)
 	s.awaitCurrent(t, js)
@@ -472,7 +462,7 @@ func TestClusterStreamFull(t *testing.T) {
 	}
 	orders := newOrders(total)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(scaled(4))*time.Minute)
 	defer cancel()
 	l := s.submit(ctx, orders, clients)
 	// The stream fills: acceptance stops short of the total, and requests are refused.
@@ -517,9 +507,7 @@ func TestClusterStreamFull(t *testing.T) {
 	t.Logf("accepted %d charges in %s (%d requests retried: %s)", total, l.end.Sub(l.start).Round(time.Millisecond),
 		l.retried.Load(), l.retryReasons())
 
-	ids := acceptedIDs(t, orders)
-	charges := s.settleAll(t, orders, l.start, accepted)
-	s.check(t, ids, charges).require(t)
+	s.settleAndCheck(t, orders, l, accepted)
 	s.requireReconciled(t)
 }
 
@@ -529,10 +517,10 @@ func TestClusterStreamFull(t *testing.T) {
 // do not hold it up), and once they heal, each gets every event too: none is lost.
 func TestClusterWebhooksBesideBadEndpoints(t *testing.T) {
 	const (
-		total   = 2000
 		clients = 16
 		sickFor = 20 * time.Second // at least; until the healthy one has every event
 	)
+	total := scaled(2000)
 	// Retries spanning longer than the endpoints are sick (about 37 s in all).
 	s := setupCluster(t, store.EngineSQLite, 1, 2, "BILLING_WEBHOOK_RETRY_SCHEDULE=200ms,500ms,1s,2s,3s,5s,5s,5s,5s,5s,5s")
 	js := s.jetStream(t)
@@ -545,15 +533,13 @@ func TestClusterWebhooksBesideBadEndpoints(t *testing.T) {
 	}
 	orders := newOrders(total)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(scaled(4))*time.Minute)
 	defer cancel()
 	l := s.submit(ctx, orders, clients)
 	<-l.done
 	require.Empty(t, l.errors(), "submitting charges")
 	accepted := time.Since(l.start)
-	ids := acceptedIDs(t, orders)
-	charges := s.settleAll(t, orders, l.start, accepted)
-	s.check(t, ids, charges).require(t)
+	ids, _ := s.settleAndCheck(t, orders, l, accepted)
 
 	// The healthy endpoint has every charge's event, the others none yet.
 	got := good.await(ctx, ids)

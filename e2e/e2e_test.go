@@ -60,9 +60,7 @@ func chargesSurviveWorkerCrash(t *testing.T, engine string) {
 		total, l.end.Sub(l.start).Round(time.Millisecond), float64(total)/l.end.Sub(l.start).Seconds(),
 		l.retried.Load(), l.retryReasons(), l.replayed.Load())
 
-	ids := acceptedIDs(t, orders)
-	charges := s.settleAll(t, orders, l.start, accepted)
-	s.check(t, ids, charges).require(t)
+	ids, charges := s.settleAndCheck(t, orders, l, accepted)
 
 	// Every charge's event reached the webhook endpoint, signed, whatever died meanwhile.
 	hookCtx, cancelHooks := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -165,7 +163,7 @@ func acceptedIDs(t *testing.T, orders []*order) map[string]*order {
 // settleAll waits until every order's charge is terminal, or no charge has settled for a
 // minute, and returns them by id as last seen; start is when the load began and accepted
 // how long after it the last was accepted.
-func (s *system) settleAll(t *testing.T, orders []*order, start time.Time, accepted time.Duration) map[string]chargeObject {
+func (s *system) settleAll(t *testing.T, orders []*order, start time.Time, accepted time.Duration) (map[string]chargeObject, time.Duration) {
 	t.Helper()
 	settleCtx, cancelSettle := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancelSettle()
@@ -187,5 +185,5 @@ func (s *system) settleAll(t *testing.T, orders []*order, start time.Time, accep
 	t.Logf("all %d settled %s after the first request (%s after accepting ended; the last update at +%s): %.0f/s",
 		len(orders), settled.Round(time.Millisecond), (settled - accepted).Round(time.Millisecond),
 		lastUpdate.Sub(start).Round(time.Millisecond), float64(len(orders))/lastUpdate.Sub(start).Seconds())
-	return charges
+	return charges, lastUpdate.Sub(start)
 }

@@ -88,6 +88,20 @@ type load struct {
 	end      time.Time // the last 202
 	mu       sync.Mutex
 	errs     []error
+	// latencies are those of the requests answered 202, for acceptedPercentile.
+	latencies []time.Duration
+}
+
+// acceptedPercentile is the p-th percentile of the latencies of the requests answered 202.
+func (l *load) acceptedPercentile(p float64) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.latencies) == 0 {
+		return 0
+	}
+	sorted := slices.Clone(l.latencies)
+	slices.Sort(sorted)
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p/100))]
 }
 
 // submit starts submitting orders with clients concurrent clients and returns at once;
@@ -171,7 +185,9 @@ func (l *load) retryReasons() string {
 func (s *system) create(ctx context.Context, l *load, o *order) error {
 	backoff := 20 * time.Millisecond
 	for {
+		begin := time.Now()
 		status, body, hdr, err := s.do(ctx, http.MethodPost, "/v1/charges", o.body(), "Idempotency-Key", o.key)
+		took := time.Since(begin)
 		var why string
 		switch {
 		case ctx.Err() != nil:
@@ -192,6 +208,9 @@ func (s *system) create(ctx context.Context, l *load, o *order) error {
 			if hdr.Get("Idempotent-Replayed") == "true" {
 				l.replayed.Add(1)
 			}
+			l.mu.Lock()
+			l.latencies = append(l.latencies, took)
+			l.mu.Unlock()
 			o.id = c.ID
 			return nil
 		case status == http.StatusConflict, status == http.StatusTooManyRequests, status >= 500:
