@@ -1,6 +1,10 @@
 package charge
 
-import "time"
+import (
+	"maps"
+	"slices"
+	"time"
+)
 
 // Account is one of the ledger's accounts. Each merchant has each account once per
 // currency.
@@ -112,6 +116,35 @@ func (b Balance) Public() Balance {
 	}
 	if b.Pending == nil {
 		b.Pending = []Money{}
+	}
+	return b
+}
+
+// BalanceSums adds account amounts up into a Balance, by currency: index 0 what the
+// available account holds, 1 what the authorized account holds (the balance's pending).
+// Every engine's Balance and the tests' expectations build theirs with it.
+type BalanceSums map[string][2]int64
+
+// Add counts amount of account in currency. The currency appears in the balance even if
+// account is neither available nor authorized: money has moved in it.
+func (s BalanceSums) Add(currency string, account Account, amount int64) {
+	v := s[currency]
+	switch account {
+	case AccountAvailable:
+		v[0] += amount
+	case AccountAuthorized:
+		v[1] += amount
+	}
+	s[currency] = v
+}
+
+// Balance returns the sums as the balance object, currencies in alphabetical order; the
+// lists are empty, not nil, when nothing was added.
+func (s BalanceSums) Balance() Balance {
+	b := Balance{Object: "balance", Available: []Money{}, Pending: []Money{}}
+	for _, c := range slices.Sorted(maps.Keys(s)) {
+		b.Available = append(b.Available, Money{Amount: s[c][0], Currency: c})
+		b.Pending = append(b.Pending, Money{Amount: s[c][1], Currency: c})
 	}
 	return b
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -321,7 +320,7 @@ func (s *Store) lastStep(ctx context.Context, merchant string, shard int) (stepD
 // a merchant without entries.
 func (s *Store) Balance(ctx context.Context, merchant string) (charge.Balance, error) {
 	var mu sync.Mutex
-	byCurrency := map[string][2]int64{}
+	sums := charge.BalanceSums{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(idParallelism)
 	for shard := range balanceShards {
@@ -333,14 +332,7 @@ func (s *Store) Balance(ctx context.Context, merchant string) (charge.Balance, e
 			mu.Lock()
 			defer mu.Unlock()
 			for _, t := range last.Totals {
-				v := byCurrency[t.Currency]
-				switch t.Account {
-				case charge.AccountAvailable:
-					v[0] += t.Amount
-				case charge.AccountAuthorized:
-					v[1] += t.Amount
-				}
-				byCurrency[t.Currency] = v
+				sums.Add(t.Currency, t.Account, t.Amount)
 			}
 			return nil
 		})
@@ -348,10 +340,5 @@ func (s *Store) Balance(ctx context.Context, merchant string) (charge.Balance, e
 	if err := g.Wait(); err != nil {
 		return charge.Balance{}, fmt.Errorf("reading the balance: %w", err)
 	}
-	b := charge.Balance{Object: "balance", Available: []charge.Money{}, Pending: []charge.Money{}}
-	for _, c := range slices.Sorted(maps.Keys(byCurrency)) {
-		b.Available = append(b.Available, charge.Money{Amount: byCurrency[c][0], Currency: c})
-		b.Pending = append(b.Pending, charge.Money{Amount: byCurrency[c][1], Currency: c})
-	}
-	return b, nil
+	return sums.Balance(), nil
 }

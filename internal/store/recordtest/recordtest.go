@@ -3,8 +3,6 @@
 package recordtest
 
 import (
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/billing/billing/internal/charge"
@@ -80,21 +78,9 @@ func Ledger(merchant string, n int, at time.Time) []charge.LedgerEntry {
 // Balance returns the balance that entries (of one merchant) sum to: what a store must
 // answer once it holds them.
 func Balance(entries []charge.LedgerEntry) charge.Balance {
-	sums := map[string][2]int64{}
+	sums := charge.BalanceSums{}
 	for _, e := range entries {
-		v := sums[e.Currency]
-		switch e.Account {
-		case charge.AccountAvailable:
-			v[0] += e.Amount
-		case charge.AccountAuthorized:
-			v[1] += e.Amount
-		}
-		sums[e.Currency] = v
+		sums.Add(e.Currency, e.Account, e.Amount)
 	}
-	b := charge.Balance{Object: "balance", Available: []charge.Money{}, Pending: []charge.Money{}}
-	for _, c := range slices.Sorted(maps.Keys(sums)) {
-		b.Available = append(b.Available, charge.Money{Amount: sums[c][0], Currency: c})
-		b.Pending = append(b.Pending, charge.Money{Amount: sums[c][1], Currency: c})
-	}
-	return b
+	return sums.Balance()
 }

@@ -88,7 +88,7 @@ func compareAccounts(a, b account) int {
 // authorized account holds. Currencies appear once money has moved in them, in
 // alphabetical order; the lists are empty, not nil, for a merchant without entries.
 func (s *Store) Balance(ctx context.Context, merchant string) (charge.Balance, error) {
-	rows, err := s.query(ctx, "SELECT currency, account, amount FROM balances WHERE merchant = ? ORDER BY currency", merchant)
+	rows, err := s.query(ctx, "SELECT currency, account, amount FROM balances WHERE merchant = ?", merchant)
 	if err != nil {
 		return charge.Balance{}, s.wrap("reading the balance", err)
 	}
@@ -105,20 +105,11 @@ func (s *Store) Balance(ctx context.Context, merchant string) (charge.Balance, e
 	if err != nil {
 		return charge.Balance{}, s.wrap("reading the balance", err)
 	}
-	b := charge.Balance{Object: "balance", Available: []charge.Money{}, Pending: []charge.Money{}}
+	b := charge.BalanceSums{}
 	for _, v := range sums {
-		if n := len(b.Available); n == 0 || b.Available[n-1].Currency != v.currency {
-			b.Available = append(b.Available, charge.Money{Currency: v.currency})
-			b.Pending = append(b.Pending, charge.Money{Currency: v.currency})
-		}
-		switch v.account {
-		case charge.AccountAvailable:
-			b.Available[len(b.Available)-1].Amount += v.amount
-		case charge.AccountAuthorized:
-			b.Pending[len(b.Pending)-1].Amount += v.amount
-		}
+		b.Add(v.currency, v.account, v.amount)
 	}
-	return b, nil
+	return b.Balance(), nil
 }
 
 // EachLedgerEntry calls f with every ledger entry, for reconciliation.
