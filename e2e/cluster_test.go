@@ -26,6 +26,9 @@ import (
 // fsyncing every write, streams and the bucket with three replicas, and the services
 // pointed at all three.
 
+// clusterClients are the concurrent merchants' clients of every scenario.
+const clusterClients = 16
+
 // replicatedStreams are the streams (and the bucket's stream) whose replicas the test
 // waits for after a server comes back.
 var replicatedStreams = []string{"CHARGES", "EVENTS", "WEBHOOKS", "KV_IDEMPOTENCY"}
@@ -40,7 +43,7 @@ func (n *natsNode) proc() *process { return n.procs[len(n.procs)-1] }
 
 // setupCluster starts the three servers, the store (devstack infra --no-nats), the
 // processor, ingests ingests and workers workers (extraEnv added to their environment),
-// and waits until all are ready.
+// and waits until all are ready and every replicated stream is whole.
 func setupCluster(t *testing.T, engine string, ingests, workers int, extraEnv ...string) *system {
 	t.Helper()
 	addrs := freeAddrs(t, 8+ingests)
@@ -70,6 +73,8 @@ func setupCluster(t *testing.T, engine string, ingests, workers int, extraEnv ..
 	}
 	s.infra.waitOutput(t, "Services started separately need:", startTimeout)
 	s.startServices(t, addrs[8:], workers)
+	s.js = s.jetStream(t)
+	s.awaitCurrent(t)
 	return s
 }
 
@@ -127,7 +132,7 @@ func (s *system) leaderOf(t *testing.T, js jetstream.JetStream, stream string) *
 
 // awaitCurrent waits until every replicated stream has a leader and two current
 // replicas: the cluster whole again after a server came back.
-func (s *system) awaitCurrent(t *testing.T, js jetstream.JetStream) {
+func (s *system) awaitCurrent(t *testing.T) {
 	t.Helper()
 	var last string
 	require.Eventually(t, func() bool {
@@ -135,7 +140,7 @@ func (s *system) awaitCurrent(t *testing.T, js jetstream.JetStream) {
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 			info, err := func() (*jetstream.StreamInfo, error) {
 				defer cancel()
-				st, err := js.Stream(ctx, name)
+				st, err := s.js.Stream(ctx, name)
 				if err != nil {
 					return nil, err
 				}
@@ -170,46 +175,36 @@ func (s *system) awaitCurrent(t *testing.T, js jetstream.JetStream) {
 // the listing holds exactly the accepted charges: a 202 is stored on a quorum, and a
 // client's retry with the same key never makes a second charge.
 func TestClusterSurvivesServerFaults(t *testing.T) {
-	const (
-		clients = 16
-	)
 	total := scaled(2000)
 	marks := []int64{int64(total) * 3 / 20, int64(total) * 7 / 20, int64(total) * 11 / 20}
 	s := setupCluster(t, store.EngineSQLite, 1, 2)
-	js := s.jetStream(t)
-	s.awaitCurrent(t, js)
 	orders := newOrders(total)
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(scaled(4))*time.Minute)
 	defer cancel()
-	l := s.submit(ctx, orders, clients, marks...)
+	l := s.submit(ctx, orders, clusterClients, marks...)
 
 	<-l.reached(marks[0])
-	victim := s.leaderOf(t, js, "CHARGES")
+	victim := s.leaderOf(t, s.js, "CHARGES")
 	victim.proc().kill(t)
 	t.Logf("SIGKILLed %s, the leader of CHARGES, after %d accepted charges", victim.Name, l.accepted.Load())
 
 	<-l.reached(marks[1])
 	s.startNode(t, victim)
-	s.awaitCurrent(t, js)
+	s.awaitCurrent(t)
 	t.Logf("%s back and current after %d accepted charges; CHARGES led by %s", victim.Name, l.accepted.Load(),
-		s.leaderOf(t, js, "CHARGES").Name)
+		s.leaderOf(t, s.js, "CHARGES").Name)
 
 	<-l.reached(marks[2])
 	for _, n := range s.nodes {
 		code, took := n.proc().stop()
 		require.Equal(t, 0, code, "%s exit on SIGTERM\n%s", n.Name, n.proc().tail(20))
 		s.startNode(t, n)
-		s.awaitCurrent(t, js)
+		s.awaitCurrent(t)
 		t.Logf("restarted %s (stopped in %s) after %d accepted charges", n.Name, took.Round(time.Millisecond), l.accepted.Load())
 	}
 
-	<-l.done
-	require.Empty(t, l.errors(), "submitting charges")
-	accepted := time.Since(l.start)
-	t.Logf("accepted %d charges in %s: %.0f/s (%d requests retried: %s; %d replayed 202s)",
-		total, l.end.Sub(l.start).Round(time.Millisecond), float64(total)/l.end.Sub(l.start).Seconds(),
-		l.retried.Load(), l.retryReasons(), l.replayed.Load())
+	accepted := l.finish(t)
 
 	s.settleAndCheck(t, orders, l, accepted)
 	s.requireReconciled(t)
@@ -221,13 +216,8 @@ func TestClusterSurvivesServerFaults(t *testing.T) {
 // and an ingest replica is SIGKILLed with requests in flight and started again later. The
 // clients retry what failed, with the same key, on whichever replica answers.
 func TestClusterSurvivesProcessCrashes(t *testing.T) {
-	const (
-		clients = 16
-	)
 	total := scaled(2000)
 	s := setupCluster(t, store.EngineSQLite, 2, 3)
-	js := s.jetStream(t)
-	s.awaitCurrent(t, js)
 	orders := newOrders(total)
 	var marks []int64
 	every := int64(total / 10) // accepted charges between two crashes
@@ -237,7 +227,7 @@ func TestClusterSurvivesProcessCrashes(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(scaled(4))*time.Minute)
 	defer cancel()
-	l := s.submit(ctx, orders, clients, marks...)
+	l := s.submit(ctx, orders, clusterClients, marks...)
 	workerKills := 0
 	for i, m := range marks {
 		<-l.reached(m)
@@ -260,12 +250,8 @@ func TestClusterSurvivesProcessCrashes(t *testing.T) {
 		t.Logf("SIGKILLed %s and started another after %d accepted charges", victim.name, l.accepted.Load())
 	}
 
-	<-l.done
-	require.Empty(t, l.errors(), "submitting charges")
-	accepted := time.Since(l.start)
-	t.Logf("accepted %d charges in %s: %.0f/s (%d requests retried: %s; %d replayed 202s); %d workers killed",
-		total, l.end.Sub(l.start).Round(time.Millisecond), float64(total)/l.end.Sub(l.start).Seconds(),
-		l.retried.Load(), l.retryReasons(), l.replayed.Load(), workerKills)
+	accepted := l.finish(t)
+	t.Logf("%d workers killed", workerKills)
 
 	s.settleAndCheck(t, orders, l, accepted)
 	s.requireReconciled(t)
@@ -279,20 +265,17 @@ func TestClusterSurvivesProcessCrashes(t *testing.T) {
 // must retry with the same key. Neither may charge a card twice or settle a charge twice.
 func TestClusterSurvivesStalledWorkerAndLostAnswers(t *testing.T) {
 	const (
-		clients = 16
 		ackWait = 5 * time.Second // BILLING_WORKER_ACK_WAIT of startWorker
 	)
 	total := scaled(2000)
 	// One worker to begin with, so that the call held below is its.
 	s := setupCluster(t, store.EngineSQLite, 1, 1)
 	s.processor.loseAnswersOf(0.03)
-	js := s.jetStream(t)
-	s.awaitCurrent(t, js)
 	orders := newOrders(total)
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(scaled(4))*time.Minute)
 	defer cancel()
-	l := s.submit(ctx, orders, clients, 300)
+	l := s.submit(ctx, orders, clusterClients, 300)
 	<-l.reached(300)
 	arrived, release := s.processor.holdNext()
 	<-arrived
@@ -306,9 +289,7 @@ func TestClusterSurvivesStalledWorkerAndLostAnswers(t *testing.T) {
 	frozen.Wait()
 	stalled.requireRunning(t)
 
-	<-l.done
-	require.Empty(t, l.errors(), "submitting charges")
-	accepted := time.Since(l.start)
+	accepted := l.finish(t)
 	s.settleAndCheck(t, orders, l, accepted)
 	// Both faults happened: answers were lost, and the processor was asked again for
 	// decided keys more often than lost answers explain (the frozen worker's batch
@@ -332,13 +313,8 @@ const deregistrationDelay = time.Second
 // exits 0 having drained, and the clients see nothing but retryable answers: no
 // connection refused or reset.
 func TestClusterRollingDeploy(t *testing.T) {
-	const (
-		clients = 16
-	)
 	total := scaled(2000)
 	s := setupCluster(t, store.EngineSQLite, 2, 2)
-	js := s.jetStream(t)
-	s.awaitCurrent(t, js)
 	orders := newOrders(total)
 
 	stopped := func(svc *process) {
@@ -369,7 +345,7 @@ func TestClusterRollingDeploy(t *testing.T) {
 		steps = append(steps, func() {
 			stopped(n.proc())
 			s.startNode(t, n)
-			s.awaitCurrent(t, js)
+			s.awaitCurrent(t)
 		})
 	}
 	var marks []int64
@@ -379,17 +355,12 @@ func TestClusterRollingDeploy(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(scaled(4))*time.Minute)
 	defer cancel()
-	l := s.submit(ctx, orders, clients, marks...)
+	l := s.submit(ctx, orders, clusterClients, marks...)
 	for i, step := range steps {
 		<-l.reached(marks[i])
 		step()
 	}
-	<-l.done
-	require.Empty(t, l.errors(), "submitting charges")
-	accepted := time.Since(l.start)
-	t.Logf("accepted %d charges in %s: %.0f/s (%d requests retried: %s; %d replayed 202s)",
-		total, l.end.Sub(l.start).Round(time.Millisecond), float64(total)/l.end.Sub(l.start).Seconds(),
-		l.retried.Load(), l.retryReasons(), l.replayed.Load())
+	accepted := l.finish(t)
 	_, transport := l.retryWhy.Load("transport")
 	require.False(t, transport, "clients saw connection errors during the deploy: %s", l.retryReasons())
 
@@ -404,18 +375,15 @@ func TestClusterRollingDeploy(t *testing.T) {
 // fails with processing_error because of the store), and everything settles after.
 func TestClusterSurvivesStoreAway(t *testing.T) {
 	const (
-		clients = 16
-		away    = 20 * time.Second
+		away = 20 * time.Second
 	)
 	total := scaled(2000)
 	s := setupCluster(t, store.EngineSQLite, 1, 2)
-	js := s.jetStream(t)
-	s.awaitCurrent(t, js)
 	orders := newOrders(total)
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(scaled(4))*time.Minute)
 	defer cancel()
-	l := s.submit(ctx, orders, clients, 300)
+	l := s.submit(ctx, orders, clusterClients, 300)
 	<-l.reached(300)
 	release := lockSQLite(t, s.sqlitePath)
 	before := l.accepted.Load()
@@ -426,9 +394,7 @@ func TestClusterSurvivesStoreAway(t *testing.T) {
 	t.Logf("store back after %s; %d charges accepted meanwhile", away, during)
 	require.Positive(t, during, "the ingest stopped accepting while the store was away")
 
-	<-l.done
-	require.Empty(t, l.errors(), "submitting charges")
-	accepted := time.Since(l.start)
+	accepted := l.finish(t)
 	s.settleAndCheck(t, orders, l, accepted)
 	s.requireReconciled(t)
 	s.logMetrics(t)
@@ -458,13 +424,10 @@ func lockSQLite(t *testing.T, path string) (release func()) {
 // the stream once they are back.
 func TestClusterStreamFull(t *testing.T) {
 	const (
-		clients  = 16
 		maxBytes = 256 << 10
 	)
 	total := scaled(2000)
 	s := setupCluster(t, store.EngineSQLite, 1, 2, fmt.Sprintf("BILLING_CHARGES_MAX_BYTES=%d", maxBytes))
-	js := s.jetStream(t)
-	s.awaitCurrent(t, js)
 	for _, w := range s.workers {
 		code, _ := w.stop()
 		require.Equal(t, 0, code, "%s exit on SIGTERM", w.name)
@@ -473,7 +436,7 @@ func TestClusterStreamFull(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(scaled(4))*time.Minute)
 	defer cancel()
-	l := s.submit(ctx, orders, clients)
+	l := s.submit(ctx, orders, clusterClients)
 	// The stream fills: acceptance stops short of the total, and requests are refused.
 	var full int64
 	require.Eventually(t, func() bool {
@@ -486,7 +449,7 @@ func TestClusterStreamFull(t *testing.T) {
 	}, time.Minute, 50*time.Millisecond, "the ingest never refused a request with the stream full")
 	require.Less(t, full, int64(total), "every charge was accepted with the workers down")
 	info, err := func() (*jetstream.StreamInfo, error) {
-		st, err := js.Stream(ctx, "CHARGES")
+		st, err := s.js.Stream(ctx, "CHARGES")
 		if err != nil {
 			return nil, err
 		}
@@ -495,7 +458,7 @@ func TestClusterStreamFull(t *testing.T) {
 	require.NoError(t, err)
 	// Over the limit by at most the publishes in flight when it was reached: one per
 	// client, of under a kilobyte each.
-	require.LessOrEqual(t, info.State.Bytes, uint64(maxBytes+clients*1024))
+	require.LessOrEqual(t, info.State.Bytes, uint64(maxBytes+clusterClients*1024))
 	t.Logf("stream full at %d accepted charges (%d messages, %d bytes of %d)", full, info.State.Msgs, info.State.Bytes, maxBytes)
 
 	// A refusal is a 503 with Retry-After, and nothing was accepted for it.
@@ -510,11 +473,7 @@ func TestClusterStreamFull(t *testing.T) {
 		s.workers[i] = s.restartWorker(t, w, w.name+"-back")
 	}
 	t.Logf("workers back after %d accepted charges", l.accepted.Load())
-	<-l.done
-	require.Empty(t, l.errors(), "submitting charges")
-	accepted := time.Since(l.start)
-	t.Logf("accepted %d charges in %s (%d requests retried: %s)", total, l.end.Sub(l.start).Round(time.Millisecond),
-		l.retried.Load(), l.retryReasons())
+	accepted := l.finish(t)
 
 	s.settleAndCheck(t, orders, l, accepted)
 	s.requireReconciled(t)
@@ -527,14 +486,11 @@ func TestClusterStreamFull(t *testing.T) {
 func TestClusterWebhooksBesideBadEndpoints(t *testing.T) {
 	const healthyLag = 30 * time.Second
 	const (
-		clients = 16
 		sickFor = 20 * time.Second // at least; until the healthy one has every event
 	)
 	total := scaled(2000)
 	// Retries spanning longer than the endpoints are sick (about 37 s in all).
 	s := setupCluster(t, store.EngineSQLite, 1, 2, "BILLING_WEBHOOK_RETRY_SCHEDULE=200ms,500ms,1s,2s,3s,5s,5s,5s,5s,5s,5s")
-	js := s.jetStream(t)
-	s.awaitCurrent(t, js)
 	good := startHookReceiver(t)
 	hanging := startSickReceiver(t, sickHang)
 	failing := startSickReceiver(t, sickFail)
@@ -545,10 +501,8 @@ func TestClusterWebhooksBesideBadEndpoints(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(scaled(4))*time.Minute)
 	defer cancel()
-	l := s.submit(ctx, orders, clients)
-	<-l.done
-	require.Empty(t, l.errors(), "submitting charges")
-	accepted := time.Since(l.start)
+	l := s.submit(ctx, orders, clusterClients)
+	accepted := l.finish(t)
 	ids, charges := s.settleAndCheck(t, orders, l, accepted)
 	var lastSettled time.Time
 	for _, c := range charges {

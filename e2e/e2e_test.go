@@ -53,12 +53,7 @@ func chargesSurviveWorkerCrash(t *testing.T, engine string) {
 	<-l.reached(startAt)
 	s.workers = append(s.workers, s.restartWorker(t, victim, "worker-1-restarted"))
 	t.Logf("restarted it after %d accepted charges", l.accepted.Load())
-	<-l.done
-	require.Empty(t, l.errors(), "submitting charges")
-	accepted := time.Since(l.start)
-	t.Logf("accepted %d charges in %s: %.0f/s (%d requests retried: %s; %d replayed 202s)",
-		total, l.end.Sub(l.start).Round(time.Millisecond), float64(total)/l.end.Sub(l.start).Seconds(),
-		l.retried.Load(), l.retryReasons(), l.replayed.Load())
+	accepted := l.finish(t)
 
 	ids, charges := s.settleAndCheck(t, orders, l, accepted)
 

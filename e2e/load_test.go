@@ -13,7 +13,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // order is one charge the merchant submits, and what became of it.
@@ -138,6 +141,19 @@ func (s *system) submit(ctx context.Context, orders []*order, clients int, marks
 		close(l.done)
 	}()
 	return l
+}
+
+// finish waits until every order is accepted, fails the test if any could not be, logs
+// how it went and returns how long after the start the wait ended.
+func (l *load) finish(t *testing.T) time.Duration {
+	t.Helper()
+	<-l.done
+	require.Empty(t, l.errors(), "submitting charges")
+	n := l.accepted.Load()
+	t.Logf("accepted %d charges in %s: %.0f/s (%d requests retried: %s; %d replayed 202s)",
+		n, l.end.Sub(l.start).Round(time.Millisecond), float64(n)/l.end.Sub(l.start).Seconds(),
+		l.retried.Load(), l.retryReasons(), l.replayed.Load())
+	return time.Since(l.start)
 }
 
 // reached returns a channel closed once mark charges are accepted or the load is over.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/billing/billing/internal/store"
@@ -35,8 +36,10 @@ type system struct {
 	// cluster; replicas their BILLING_STREAM_REPLICAS.
 	natsURL  string
 	replicas int
-	// nodes are the servers of the NATS cluster (cluster_test.go), if any.
+	// nodes are the servers of the NATS cluster (cluster_test.go), if any, and js the
+	// test's own connection to it.
 	nodes []*natsNode
+	js    jetstream.JetStream
 	// extraEnv is added to the environment of every ingest and worker.
 	extraEnv []string
 	// engine is the store's (BILLING_STORE); sqlitePath its file, for sqlite.
