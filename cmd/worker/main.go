@@ -4,6 +4,10 @@
 // `worker reconcile` checks charges, refunds, ledger entries and the processor's records
 // against each other, prints one line per disagreement and a summary, and exits 1 if
 // there was any.
+//
+// `worker deadletters` lists the messages given up on (poison messages, charges failed
+// after their last attempt); `worker deadletters -replay ID[,ID...]` (or `-replay all`)
+// publishes them again for the workers, after a fix.
 package main
 
 import (
@@ -12,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/billing/billing/internal/config"
@@ -21,6 +26,9 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "reconcile" {
 		os.Exit(reconcile(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "deadletters" {
+		os.Exit(deadLetters(os.Args[2:]))
 	}
 	configPath := flag.String("config", "", "YAML configuration file (default $BILLING_CONFIG)")
 	flag.Parse()
@@ -63,6 +71,34 @@ func reconcile(args []string) int {
 	}
 	if len(rep.Findings) > 0 {
 		return 1
+	}
+	return 0
+}
+
+// deadLetters runs `worker deadletters` and returns the exit code: 0 when done, 2 when it
+// could not run.
+func deadLetters(args []string) int {
+	fs := flag.NewFlagSet("deadletters", flag.ContinueOnError)
+	configPath := fs.String("config", "", "YAML configuration file (default $BILLING_CONFIG)")
+	replay := fs.String("replay", "", "comma-separated ids of dead letters to publish again, or \"all\"")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(config.Worker, *configPath, os.Environ())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "worker deadletters: bad configuration:\n%v\n", err)
+		return 2
+	}
+	logger := service.NewLogger(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var ids []string
+	if *replay != "" {
+		ids = strings.Split(*replay, ",")
+	}
+	if _, err := service.DeadLetters(ctx, cfg, logger, ids, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "worker deadletters: %v\n", err)
+		return 2
 	}
 	return 0
 }

@@ -39,8 +39,8 @@ type Refund struct {
 	UpdatedAt   time.Time    `json:"-"`
 	// Reference is the processor's reference for the refund.
 	Reference string `json:"-"`
-	// Delivery is the delivery number of the command that reserved the refund: attempts at
-	// the processor are counted from it.
+	// Delivery is the attempt number of the command that reserved the refund (its waits
+	// uncounted): attempts at the processor are counted from it.
 	Delivery uint64 `json:"-"`
 	// Version is the version of the charge this view of the refund was folded from:
 	// writes of the refund document are conditional on it, like the charge's.

@@ -40,8 +40,8 @@ type Transition struct {
 	// the other refund transitions.
 	Refund   *Refund
 	RefundID string
-	// Delivery is, for an intent, the delivery number of the command that claimed it:
-	// the attempts at the processor call are counted from there.
+	// Delivery is, for an intent, the attempt number of the command that claimed it (its
+	// waits uncounted): the attempts at the processor call are counted from there.
 	Delivery uint64
 	// Operation is, for the intent of a capture or cancel, the id of the command that
 	// claimed it (Command.ID): its ingest tells its own from another's by it.
@@ -124,8 +124,8 @@ func NewTransition(c Charge, to Status, at time.Time, amountCaptured int64, fail
 	return c.withEvent(t, authorizationEvent(to), c.AmountRefunded)
 }
 
-// RequestCapture is the intent to capture amount of c; delivery is the number of the
-// delivery of the command that claims it. c.CheckCapture(amount) must have passed.
+// RequestCapture is the intent to capture amount of c; delivery is the attempt number
+// of the command that claims it. c.CheckCapture(amount) must have passed.
 func (c Charge) RequestCapture(at time.Time, amount int64, delivery uint64) Transition {
 	t := c.next(KindCaptureRequested, at)
 	t.Amount, t.Delivery = amount, delivery
@@ -271,13 +271,15 @@ type ListParams struct {
 	Status        Status
 }
 
-// DeadLetter records a command that was given up on after its last attempt, so that an
-// operator can see what happened and nothing disappears silently.
+// DeadLetter records a message that was given up on (a command after its last attempt,
+// or any message that can never be handled), so that an operator can see what happened,
+// replay it, and nothing disappears silently.
 type DeadLetter struct {
-	ID       string // the subject of the command
+	ID       string // the message's, the same on each of its deliveries: a command's subject
 	Subject  string
 	Data     []byte
+	Headers  map[string]string // the message's own headers, for a replay
 	Reason   string
-	Attempts uint64
+	Attempts uint64 // deliveries
 	At       time.Time
 }

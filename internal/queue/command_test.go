@@ -215,7 +215,7 @@ func TestOperationLock(t *testing.T) {
 		}
 	}
 	require.NotNil(t, held)
-	require.NoError(t, held.Later(b.ctx, 500*time.Millisecond))
+	require.NoError(t, held.Later(b.ctx, 500*time.Millisecond, 1))
 	require.ErrorIs(t, b.conn.PublishCommand(b.ctx, operation(charge.CommandCancel, id, 0)), charge.ErrOperationInProgress)
 	require.NoError(t, b.conn.PublishCommand(b.ctx, capture))
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -230,6 +231,50 @@ func (k *Consumer) Waiting(ctx context.Context) (uint64, error) {
 
 // Header returns the value of a header of the message, or "".
 func (m *Msg) Header(key string) string { return m.m.Headers().Get(key) }
+
+// Headers returns the message's own headers: not those of NATS (Nats-*) nor those that
+// Later adds to a copy.
+func (m *Msg) Headers() map[string]string {
+	var h map[string]string
+	for k, v := range m.m.Headers() {
+		switch {
+		case len(v) == 0, strings.HasPrefix(k, "Nats-"), k == deliveredHeader, k == attemptHeader, k == idHeader:
+			continue
+		}
+		if h == nil {
+			h = map[string]string{}
+		}
+		h[k] = v[0]
+	}
+	return h
+}
+
+// ID names the message, the same on each of its deliveries and on its copies handed back
+// for later: a command's subject, which is its own (one create, capture and cancel per
+// charge, a refund's id in its subject); on the other streams, whose subjects are shared
+// (a webhook endpoint's tasks), the subject and the stream sequence.
+func (m *Msg) ID() string {
+	if id := m.m.Headers().Get(idHeader); id != "" {
+		return id
+	}
+	if m.later != nil && !m.later.bySeq {
+		return m.m.Subject()
+	}
+	md, err := m.m.Metadata()
+	if err != nil {
+		return m.m.Subject()
+	}
+	return m.m.Subject() + "#" + strconv.FormatUint(md.Sequence.Stream, 10)
+}
+
+// Attempt returns which attempt of the work this delivery is: 1, or what the Later that
+// made this copy said.
+func (m *Msg) Attempt() uint64 {
+	if n, err := strconv.ParseUint(m.m.Headers().Get(attemptHeader), 10, 64); err == nil && n > 0 {
+		return n
+	}
+	return 1
+}
 
 // Msg is one delivered message. Exactly one of Ack, NakWithDelay, Later or Term settles
 // it; InProgress extends its AckWait meanwhile.

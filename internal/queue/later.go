@@ -68,16 +68,23 @@ func (l *laterSubject) subject(subject string, seq uint64) string {
 // before it was handed back, so that NumDelivered goes on counting.
 const deliveredHeader = "Billing-Delivered"
 
+// attemptHeader carries, on a later copy, which attempt its delivery is (Msg.Attempt).
+const attemptHeader = "Billing-Attempt"
+
+// idHeader carries, on a later copy, the ID of the message it copies.
+const idHeader = "Billing-Message-Id"
+
 // Later hands the message back to be delivered again once d has passed, without holding a
 // place among the consumer's unacknowledged messages meanwhile (see above). It returns
-// once the copy is stored and this delivery acknowledged. The copy keeps the payload and
-// the headers but those of NATS (Nats-*); its NumDelivered goes on from this one's.
+// once the copy is stored and this delivery acknowledged. The copy keeps the payload, the
+// headers but those of NATS (Nats-*) and the ID; its NumDelivered goes on from this
+// one's, and its Attempt is attempt.
 //
 // An error means the copy was not stored: settle the delivery otherwise (a delayed nak).
 // Once the copy is stored, a failed ack of this delivery is not reported: there is
 // nothing better to do than what follows anyway, AckWait redelivering this delivery,
 // whose Later then replaces the copy.
-func (m *Msg) Later(ctx context.Context, d time.Duration) error {
+func (m *Msg) Later(ctx context.Context, d time.Duration, attempt uint64) error {
 	if m.later == nil {
 		return invalid("%s: this stream does not take messages back for later", m.m.Subject())
 	}
@@ -92,6 +99,8 @@ func (m *Msg) Later(ctx context.Context, d time.Duration) error {
 		}
 	}
 	copied.Header.Set(deliveredHeader, strconv.FormatUint(m.NumDelivered(), 10))
+	copied.Header.Set(attemptHeader, strconv.FormatUint(max(attempt, 1), 10))
+	copied.Header.Set(idHeader, m.ID())
 	copied.Header.Set("Nats-Schedule", "@at "+time.Now().Add(d).UTC().Format(time.RFC3339Nano))
 	copied.Header.Set("Nats-Schedule-Target", m.m.Subject())
 	if _, err := m.js.PublishMsg(ctx, copied); err != nil {

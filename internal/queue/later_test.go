@@ -61,7 +61,7 @@ func TestLaterCommand(t *testing.T) {
 	require.Equal(t, refundSubject(cmd2.ChargeID, cmd2.Refund.ID), m2.Subject())
 
 	handedBack := time.Now()
-	require.NoError(t, m2.Later(b.ctx, 1500*time.Millisecond))
+	require.NoError(t, m2.Later(b.ctx, 1500*time.Millisecond, 3))
 	require.Equal(t, 1, ackPending(t, b, cons), "Later holds no place: only the nak'd one does")
 	got, err := b.conn.LookupRefund(b.ctx, cmd2.Refund.ID)
 	require.NoError(t, err, "a refund waiting for later is still found by its id")
@@ -74,6 +74,9 @@ func TestLaterCommand(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(handedBack), 1400*time.Millisecond, "not before its time")
 	require.Equal(t, m2.Subject(), back.Subject())
 	require.Equal(t, uint64(2), back.NumDelivered(), "delivered once before it was handed back")
+	require.Equal(t, uint64(3), back.Attempt(), "the attempt Later gave")
+	require.Equal(t, m2.ID(), back.ID(), "the copy is the same message")
+	require.Equal(t, m2.Subject(), back.ID(), "a command is named by its subject")
 	require.JSONEq(t, string(m2.Data()), string(back.Data()))
 	require.NoError(t, back.Ack(b.ctx))
 	_, err = b.conn.LookupRefund(b.ctx, cmd2.Refund.ID)
@@ -89,7 +92,7 @@ func TestLaterCreateIsStillFound(t *testing.T) {
 	require.NoError(t, err)
 	cmd := newCommand("acct_1")
 	require.NoError(t, b.conn.PublishCommand(b.ctx, cmd))
-	require.NoError(t, fetchOne(t, b, cons, 5*time.Second).Later(b.ctx, time.Hour))
+	require.NoError(t, fetchOne(t, b, cons, 5*time.Second).Later(b.ctx, time.Hour, 1))
 	got, err := b.conn.LookupCommand(b.ctx, cmd.ChargeID)
 	require.NoError(t, err)
 	require.Equal(t, cmd.ChargeID, got.ChargeID)
@@ -115,7 +118,7 @@ func TestLaterTasks(t *testing.T) {
 	}
 	require.NoError(t, b.conn.PublishTasks(b.ctx, tasks))
 	for range tasks {
-		require.NoError(t, fetchOne(t, b, cons, 5*time.Second).Later(b.ctx, time.Second))
+		require.NoError(t, fetchOne(t, b, cons, 5*time.Second).Later(b.ctx, time.Second, 1))
 	}
 	require.Zero(t, ackPending(t, b, cons))
 	keys := map[string]bool{}
@@ -157,7 +160,7 @@ func TestStreamsUpgradeInPlace(t *testing.T) {
 	require.NoError(t, err)
 	m := fetchOne(t, b, cons, 5*time.Second)
 	require.Equal(t, "charges."+cmd.ChargeID+".create", m.Subject())
-	require.NoError(t, m.Later(ctx, 100*time.Millisecond))
+	require.NoError(t, m.Later(ctx, 100*time.Millisecond, 1))
 	require.NoError(t, fetchOne(t, b, cons, 10*time.Second).Ack(ctx))
 }
 

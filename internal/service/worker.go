@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/billing/billing/internal/config"
+	"github.com/billing/billing/internal/consume"
 	"github.com/billing/billing/internal/processor"
 	"github.com/billing/billing/internal/queue"
 	"github.com/billing/billing/internal/webhook"
@@ -123,7 +124,7 @@ func webhooksRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.
 		Help: "Webhook deliveries waiting for their next attempt after a failed one (about).",
 	}, gauge(tasks.Waiting)))
 	guard := &webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}
-	fanout := &webhook.Fanout{Store: d.store, Tasks: d.queue, Source: source[webhook.Message]{events}, Logger: logger}
+	fanout := webhook.NewFanout(d.store, d.queue, logger, d.reg, time.Now)
 	deliverer := webhook.NewDeliverer(webhook.DelivererConfig{
 		Concurrency: cfg.WebhookConcurrency, PerEndpoint: cfg.WebhookEndpointConcurrency,
 		Timeout: cfg.WebhookTimeout, Schedule: cfg.WebhookRetrySchedule,
@@ -132,8 +133,8 @@ func webhooksRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.
 		logger, d.reg, time.Now)
 	janitor := &webhook.Janitor{Store: d.store, Retention: cfg.EventRetention, Interval: janitorInterval, Logger: logger, NowFunc: time.Now}
 	return []func(context.Context) error{
-		fanout.Run,
-		func(ctx context.Context) error { return deliverer.Run(ctx, source[webhook.Message]{tasks}) },
+		func(ctx context.Context) error { return fanout.Run(ctx, source{events}) },
+		func(ctx context.Context) error { return deliverer.Run(ctx, source{tasks}) },
 		janitor.Run,
 	}, nil
 }
@@ -153,17 +154,16 @@ func gauge(count func(context.Context) (uint64, error)) func() float64 {
 }
 
 // CommandSource adapts the queue's consumer to the worker's Source.
-func CommandSource(c *queue.Consumer) worker.Source { return source[worker.Message]{c} }
+func CommandSource(c *queue.Consumer) worker.Source { return source{c} }
 
-// source adapts a queue consumer to a consumer package's Source, whose message interface
-// *queue.Msg satisfies.
-type source[M any] struct{ c *queue.Consumer }
+// source adapts a queue consumer to consume.Source.
+type source struct{ c *queue.Consumer }
 
-func (s source[M]) Fetch(ctx context.Context, max int, wait time.Duration) ([]M, error) {
+func (s source) Fetch(ctx context.Context, max int, wait time.Duration) ([]consume.Message, error) {
 	msgs, err := s.c.Fetch(ctx, max, wait)
-	out := make([]M, len(msgs))
+	out := make([]consume.Message, len(msgs))
 	for i, m := range msgs {
-		out[i] = any(m).(M)
+		out[i] = m
 	}
 	return out, err
 }

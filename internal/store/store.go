@@ -75,6 +75,7 @@ type Store interface {
 	Balance(ctx context.Context, merchant string) (charge.Balance, error)
 	InsertDeadLetters(ctx context.Context, ds []charge.DeadLetter) error
 	DeadLetters(ctx context.Context) ([]charge.DeadLetter, error)
+	DeleteDeadLetter(ctx context.Context, id string) error
 
 	// Webhook endpoints, delivery runs and attempts.
 	InsertEndpoint(ctx context.Context, e webhook.Endpoint) error

@@ -389,6 +389,7 @@ func testDeadLetters(t *testing.T, eng engine) {
 	}
 	d2 := d1
 	d2.ID = charge.NewID(charge.PrefixCharge) + ":" + string(charge.CommandCreate)
+	d2.Headers = map[string]string{"Billing-Merchant": "merchant_1"} // kept for a replay
 
 	require.NoError(t, b.store.InsertDeadLetters(ctx, []charge.DeadLetter{d1}))
 	changed := d1
@@ -402,4 +403,11 @@ func testDeadLetters(t *testing.T, eng engine) {
 	want := []charge.DeadLetter{d1, d2}
 	slices.SortFunc(want, func(a, b charge.DeadLetter) int { return strings.Compare(a.ID, b.ID) })
 	require.Equal(t, want, got)
+
+	// A replayed dead letter is deleted; deleting it again is no error.
+	require.NoError(t, b.store.DeleteDeadLetter(ctx, d1.ID))
+	require.NoError(t, b.store.DeleteDeadLetter(ctx, d1.ID))
+	got, err = b.store.DeadLetters(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []charge.DeadLetter{d2}, got)
 }

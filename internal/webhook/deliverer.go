@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/internal/consume"
 	"github.com/billing/billing/webhooksig"
 )
 
@@ -60,13 +61,11 @@ type Deliverer struct {
 	now     charge.TimeNow
 	metrics *delivererMetrics
 
+	loop   *consume.Loop
 	global chan struct{}
 	cache  endpointCache
 	mu     sync.Mutex
 	ends   map[string]*endpointSlots
-	held   map[Message]struct{}
-	wg     sync.WaitGroup
-	freed  chan struct{}
 }
 
 type endpointSlots struct {
@@ -82,48 +81,37 @@ func NewDeliverer(cfg DelivererConfig, store Store, sealer Sealer, client *http.
 	cfg.Timeout = cmp.Or(cfg.Timeout, 15*time.Second)
 	cfg.DisableAfter = cmp.Or(cfg.DisableAfter, 5*24*time.Hour)
 	cfg.AckWait = cmp.Or(cfg.AckWait, 60*time.Second)
+	// A worker holds at most 4 × Concurrency tasks at once, waiting for a slot or in
+	// flight; the loop keeps them in progress meanwhile.
+	loop := consume.New(consume.Config{
+		Name: "webhook deliveries", Metric: "billing_webhook_tasks_total",
+		Help:  "Webhook delivery tasks settled, by result (acked, retried, waiting, dead_lettered).",
+		Batch: 4 * cfg.Concurrency, AckWait: cfg.AckWait,
+	}, store, logger, reg, now)
 	return &Deliverer{
 		cfg: cfg, store: store, sealer: sealer, client: client, logger: logger, now: now,
-		metrics: newDelivererMetrics(reg),
-		global:  make(chan struct{}, cfg.Concurrency),
-		ends:    map[string]*endpointSlots{},
-		held:    map[Message]struct{}{},
-		freed:   make(chan struct{}, 1),
+		metrics: newDelivererMetrics(reg), loop: loop,
+		global: make(chan struct{}, cfg.Concurrency),
+		ends:   map[string]*endpointSlots{},
 	}
 }
 
-// capacity bounds the tasks a worker holds at once, waiting or in flight.
-func (d *Deliverer) capacity() int { return 4 * d.cfg.Concurrency }
-
 // Run delivers tasks from src until ctx ends, then finishes the deliveries in hand.
 func (d *Deliverer) Run(ctx context.Context, src Source) error {
-	stop := d.keepInProgress()
-	defer stop()
-	for ctx.Err() == nil {
-		d.mu.Lock()
-		free := d.capacity() - len(d.held)
-		d.mu.Unlock()
-		if free <= 0 {
-			select {
-			case <-d.freed:
-			case <-ctx.Done():
-			}
-			continue
-		}
-		msgs, err := src.Fetch(ctx, free, time.Second)
-		if err != nil && ctx.Err() == nil {
-			d.logger.WarnContext(ctx, "fetching webhook tasks", "error", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-		}
+	return d.loop.Run(ctx, src, func(ctx context.Context, msgs []Message) {
 		for _, m := range msgs {
-			d.dispatch(context.WithoutCancel(ctx), m)
+			d.dispatch(ctx, m)
 		}
-	}
-	d.wg.Wait()
-	return nil
+	})
+}
+
+// deferDelay is how long a task waits when its endpoint already has as many held as it
+// may: a few seconds at first, longer each time it is deferred again. An endpoint that
+// hangs or fails holds a backlog of tasks; were they all to come back every second or
+// two, they would fill every fetch, and the tasks of healthy endpoints behind them would
+// wait minutes for theirs.
+func deferDelay(n uint64) time.Duration {
+	return min(time.Duration(n)*2*time.Second, time.Minute) + rand.N(time.Second)
 }
 
 // dispatch starts the delivery of one task, or puts it back for later if its endpoint
@@ -131,8 +119,11 @@ func (d *Deliverer) Run(ctx context.Context, src Source) error {
 func (d *Deliverer) dispatch(ctx context.Context, m Message) {
 	var t Task
 	if err := json.Unmarshal(m.Data(), &t); err != nil || t.Endpoint == "" || t.Key == "" {
-		d.logger.ErrorContext(ctx, "undecodable webhook task; dropped", "error", err)
-		_ = m.Term()
+		reason := "undecodable webhook task"
+		if err != nil {
+			reason += ": " + err.Error()
+		}
+		d.loop.SettleOne(ctx, m, consume.Refuse(reason))
 		return
 	}
 	d.mu.Lock()
@@ -143,72 +134,36 @@ func (d *Deliverer) dispatch(ctx context.Context, m Message) {
 	}
 	if e.held >= d.cfg.HeldPerEndpoint {
 		d.mu.Unlock()
-		// Not an attempt: the run's attempt count is kept in the store, not taken from
-		// the number of deliveries of the message.
+		// A wait, not an attempt: the run's attempt count is kept in the store.
 		d.metrics.deferred.Inc()
-		_ = m.NakWithDelay(time.Second + rand.N(2*time.Second))
+		d.loop.SettleOne(ctx, m, consume.Wait(deferDelay(m.NumDelivered())))
 		return
 	}
 	e.held++
-	d.held[m] = struct{}{}
 	d.mu.Unlock()
 
-	d.wg.Add(1)
 	go func() {
-		defer d.wg.Done()
 		defer func() {
 			d.mu.Lock()
 			e.held--
-			delete(d.held, m)
 			if e.held == 0 {
 				delete(d.ends, t.Endpoint)
 			}
 			d.mu.Unlock()
-			select {
-			case d.freed <- struct{}{}:
-			default:
-			}
 		}()
 		e.slots <- struct{}{}
 		defer func() { <-e.slots }()
 		d.global <- struct{}{}
 		defer func() { <-d.global }()
-		d.deliver(ctx, m, t)
+		d.loop.SettleOne(ctx, m, d.deliver(ctx, m, t))
 	}()
 }
 
-// keepInProgress marks held tasks in progress every third of the ack wait, so a task
-// waiting for its endpoint's slot is not redelivered to another worker meanwhile.
-func (d *Deliverer) keepInProgress() func() {
-	done := make(chan struct{})
-	go func() {
-		tick := time.NewTicker(d.cfg.AckWait / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				d.mu.Lock()
-				msgs := make([]Message, 0, len(d.held))
-				for m := range d.held {
-					msgs = append(msgs, m)
-				}
-				d.mu.Unlock()
-				for _, m := range msgs {
-					_ = m.InProgress()
-				}
-			}
-		}
-	}()
-	return func() { close(done) }
-}
-
-// deliver makes one attempt of task t and settles m: ack when delivered, given up, or
-// the endpoint is gone or disabled; otherwise handed back for the next attempt with
-// Later, not a delayed nak: retries of an endpoint that is down, hours apart, would hold
-// the task consumer's places (MaxAckPending) until none was left for any other endpoint.
-func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
+// deliver makes one attempt of task t and says what becomes of it: done when delivered,
+// given up, or the endpoint is gone or disabled; otherwise a retry at the schedule's next
+// delay, which hands it back for later rather than hold one of the task consumer's places
+// (MaxAckPending) for hours while an endpoint is down.
+func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) consume.Outcome {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout+30*time.Second)
 	defer cancel()
 	attempt := 1
@@ -217,28 +172,23 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 		// attempts were made.
 		made, err := d.store.Run(ctx, t.Key)
 		if err != nil {
-			d.requeue(ctx, m, err)
-			return
+			return d.requeue(ctx, err)
 		}
 		attempt = made + 1
 	}
 	e, err := d.cache.get(ctx, d.store, t.Endpoint, d.now())
 	if errors.Is(err, charge.ErrNotFound) {
-		_ = m.Ack(ctx) // deleted: nothing to deliver to
-		return
+		return consume.Done() // deleted: nothing to deliver to
 	}
 	if err != nil {
-		d.requeue(ctx, m, err)
-		return
+		return d.requeue(ctx, err)
 	}
 	if e.Status != StatusEnabled {
-		_ = m.Ack(ctx)
-		return
+		return consume.Done()
 	}
 	keys, err := d.keys(e)
 	if err != nil {
-		d.requeue(ctx, m, err)
-		return
+		return d.requeue(ctx, err)
 	}
 
 	now := d.now()
@@ -270,7 +220,7 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 		rec.Error = &why
 	}
 
-	var settle func() error
+	var out consume.Outcome
 	if !ok || e.FailingSince != nil {
 		d.cache.forget(e.ID) // its health is about to change
 	}
@@ -280,15 +230,14 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 		if e.FailingSince != nil {
 			_ = d.store.SetEndpointHealth(ctx, e.ID, nil, "")
 		}
-		settle = func() error { return m.Ack(ctx) }
+		out = consume.Done()
 	case status == http.StatusGone:
 		d.metrics.outcomes.WithLabelValues("gone").Inc()
 		d.logger.InfoContext(ctx, "endpoint answered 410 Gone; disabled", "endpoint", e.ID)
 		if err := d.store.SetEndpointHealth(ctx, e.ID, e.FailingSince, "gone"); err != nil {
-			d.requeue(ctx, m, err)
-			return
+			return d.requeue(ctx, err)
 		}
-		settle = func() error { return m.Ack(ctx) }
+		out = consume.Done()
 	default:
 		since := e.FailingSince
 		if since == nil {
@@ -301,49 +250,37 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) {
 		}
 		if e.FailingSince == nil || reason != "" {
 			if err := d.store.SetEndpointHealth(ctx, e.ID, since, reason); err != nil {
-				d.requeue(ctx, m, err)
-				return
+				return d.requeue(ctx, err)
 			}
 		}
 		delay, again := nextDelay(d.cfg.Schedule, attempt, resp, now)
 		if !again || reason != "" {
 			d.metrics.outcomes.WithLabelValues("gave_up").Inc()
-			settle = func() error { return m.Ack(ctx) }
+			out = consume.Done()
 			break
 		}
 		d.metrics.outcomes.WithLabelValues("failed").Inc()
 		next := now.Add(delay).UTC().Truncate(time.Millisecond)
 		rec.NextAttemptAt = &next
 		if err := d.store.SaveRun(ctx, t.Key, attempt); err != nil {
-			d.requeue(ctx, m, err)
-			return
+			return d.requeue(ctx, err)
 		}
-		settle = func() error {
-			if err := m.Later(ctx, delay); err != nil {
-				// Not handed back: wait in place rather than come again after the ack wait.
-				d.logger.WarnContext(ctx, "handing webhook task back for later; naking it", "endpoint", e.ID, "error", err)
-				return m.NakWithDelay(delay)
-			}
-			return nil
-		}
+		out = consume.Retry(delay)
 	}
 	if err := d.store.InsertDelivery(ctx, rec); err != nil {
 		d.logger.WarnContext(ctx, "recording delivery attempt", "endpoint", e.ID, "error", err)
 	}
-	if err := settle(); err != nil {
-		d.logger.WarnContext(ctx, "settling webhook task", "endpoint", e.ID, "error", err)
-	}
+	return out
 }
 
-// requeue puts the task back after a failure of ours (not the endpoint's); if the endpoint
-// was deleted meanwhile, there is nothing left to do.
-func (d *Deliverer) requeue(ctx context.Context, m Message, err error) {
+// requeue is the outcome of a failure of ours (not the endpoint's): a wait, no attempt
+// made; if the endpoint was deleted meanwhile, there is nothing left to do.
+func (d *Deliverer) requeue(ctx context.Context, err error) consume.Outcome {
 	if errors.Is(err, charge.ErrNotFound) {
-		_ = m.Ack(ctx)
-		return
+		return consume.Done()
 	}
 	d.logger.WarnContext(ctx, "webhook task deferred after an internal error", "error", err)
-	_ = m.NakWithDelay(5 * time.Second)
+	return consume.Wait(5 * time.Second)
 }
 
 // keys opens the endpoint's active secrets.

@@ -67,14 +67,18 @@ func (s *oneTask) Fetch(ctx context.Context, _ int, wait time.Duration) ([]webho
 
 type taskMsg struct{ data []byte }
 
-func (m *taskMsg) Data() []byte                               { return m.data }
-func (m *taskMsg) Header(string) string                       { return "" }
-func (m *taskMsg) NumDelivered() uint64                       { return 1 }
-func (m *taskMsg) Ack(context.Context) error                  { return nil }
-func (m *taskMsg) NakWithDelay(time.Duration) error           { return nil }
-func (m *taskMsg) Later(context.Context, time.Duration) error { return nil }
-func (m *taskMsg) Term() error                                { return nil }
-func (m *taskMsg) InProgress() error                          { return nil }
+func (m *taskMsg) Data() []byte                                       { return m.data }
+func (m *taskMsg) Subject() string                                    { return "webhooks.we_1" }
+func (m *taskMsg) ID() string                                         { return "webhooks.we_1#1" }
+func (m *taskMsg) Header(string) string                               { return "" }
+func (m *taskMsg) Headers() map[string]string                         { return nil }
+func (m *taskMsg) NumDelivered() uint64                               { return 1 }
+func (m *taskMsg) Attempt() uint64                                    { return 1 }
+func (m *taskMsg) Ack(context.Context) error                          { return nil }
+func (m *taskMsg) NakWithDelay(time.Duration) error                   { return nil }
+func (m *taskMsg) Later(context.Context, time.Duration, uint64) error { return nil }
+func (m *taskMsg) Term() error                                        { return nil }
+func (m *taskMsg) InProgress() error                                  { return nil }
 
 // A delivery refused by the address guard at connection (a host that resolves to a
 // forbidden address: here "localhost", registered while it resolved elsewhere) is recorded

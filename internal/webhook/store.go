@@ -46,4 +46,7 @@ type Store interface {
 	ListEvents(ctx context.Context, merchant, eventType string, limit int, startingAfter string) ([]charge.Event, bool, error)
 	// DeleteBefore removes events and delivery records created before t (retention).
 	DeleteBefore(ctx context.Context, t time.Time) (int64, error)
+
+	// InsertDeadLetters records messages given up on (an undecodable event or task).
+	InsertDeadLetters(ctx context.Context, ds []charge.DeadLetter) error
 }

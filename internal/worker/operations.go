@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/internal/consume"
 	"github.com/billing/billing/internal/processor"
 )
 
@@ -74,7 +75,7 @@ func (w *Worker) operateWave(ctx context.Context, items []*item) error {
 			// Not for ever for a charge that never comes.
 			w.logger.ErrorContext(ctx, "command for a charge that was never stored", "type", it.cmd.Type, "charge_id", it.cmd.ChargeID)
 			it.outcome = outcomeRefused
-			dead = append(dead, deadLetterOf(it.msg, "no such charge after "+refundWaitLimit.String(), w.now()))
+			dead = append(dead, consume.DeadLetterOf(it.msg, "no such charge after "+refundWaitLimit.String(), w.now()))
 		}
 	}
 	if err := w.store.InsertDeadLetters(ctx, dead); err != nil {
@@ -160,7 +161,7 @@ func (w *Worker) decide(ctx context.Context, ops []*op) {
 			switch {
 			case err != nil:
 				w.logger.WarnContext(ctx, "applying command", "type", o.it.cmd.Type, "charge_id", o.it.cmd.ChargeID, "error", err)
-				o.it.outcome = outcomeRetry
+				o.it.outcome = outcomeAway
 			case done:
 				o.next = nil
 			default:
@@ -197,9 +198,9 @@ func (w *Worker) nextStep(ctx context.Context, it *item, view charge.Charge, ans
 			var t charge.Transition
 			if cmd.Type == charge.CommandCapture {
 				amount := cmp.Or(cmd.Amount, view.Amount)
-				refusal, t = view.CheckCapture(amount), view.RequestCapture(now, amount, it.msg.NumDelivered())
+				refusal, t = view.CheckCapture(amount), view.RequestCapture(now, amount, it.msg.Attempt())
 			} else {
-				refusal, t = view.CheckCancel(), view.RequestCancel(now, it.msg.NumDelivered())
+				refusal, t = view.CheckCancel(), view.RequestCancel(now, it.msg.Attempt())
 			}
 			if refusal != nil {
 				w.logger.InfoContext(ctx, "command refused", "type", cmd.Type, "charge_id", cmd.ChargeID, "reason", refusal.Detail)
@@ -243,7 +244,7 @@ func (w *Worker) nextStep(ctx context.Context, it *item, view charge.Charge, ans
 		}
 		switch decision, refusal := view.CheckRefund(r.Amount); {
 		case decision == charge.RefundReserve:
-			t := view.ReserveRefund(now, r, it.msg.NumDelivered())
+			t := view.ReserveRefund(now, r, it.msg.Attempt())
 			return &t, false, nil
 		case decision == charge.RefundWait && now.Sub(cmd.AcceptedAt) < refundWaitLimit:
 			it.outcome = outcomeWait
@@ -272,7 +273,7 @@ func settledBy(view charge.Charge, typ charge.CommandType) bool {
 	return false
 }
 
-// call makes the processor call of an intent claimed at delivery number claimedAt, once
+// call makes the processor call of an intent claimed at attempt number claimedAt, once
 // per command handling (*ans keeps the answer), and turns its outcome into an answer: nil
 // with it marked for retry on a transient error while attempts remain; a refusal with
 // processing_error on a permanent one or once the attempts are used up (with a dead
@@ -283,7 +284,7 @@ func (w *Worker) call(ctx context.Context, it *item, claimedAt uint64, f func(co
 	}
 	res, err := f(ctx)
 	attempts := uint64(1)
-	if n := it.msg.NumDelivered(); n >= claimedAt && claimedAt > 0 {
+	if n := it.msg.Attempt(); n >= claimedAt && claimedAt > 0 {
 		attempts = n - claimedAt + 1
 	}
 	switch {
@@ -294,7 +295,7 @@ func (w *Worker) call(ctx context.Context, it *item, claimedAt uint64, f func(co
 			return nil, nil
 		}
 		w.logger.WarnContext(ctx, "giving up on command after its last attempt", "type", it.cmd.Type, "charge_id", it.cmd.ChargeID, "attempts", attempts, "error", err)
-		if err := w.store.InsertDeadLetters(ctx, []charge.DeadLetter{deadLetterOf(it.msg, err.Error(), w.now())}); err != nil {
+		if err := w.store.InsertDeadLetters(ctx, []charge.DeadLetter{consume.DeadLetterOf(it.msg, err.Error(), w.now())}); err != nil {
 			return nil, err
 		}
 		*ans = &answer{code: charge.FailureProcessingError}

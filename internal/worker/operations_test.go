@@ -271,7 +271,7 @@ func TestRefundGivesUpAfterItsAttempts(t *testing.T) {
 	for n := uint64(1); n <= uint64(len(b.schedule)); n++ {
 		m := b.handle(t, r, n)
 		require.False(t, m.acked.Load())
-		require.Equal(t, int64(b.schedule[n-1]), m.nakDelay.Load())
+		require.Equal(t, int64(b.schedule[n-1]), m.later.Load(), "handed back, the attempt counted")
 	}
 	require.True(t, b.handle(t, r, uint64(len(b.schedule))+1).acked.Load())
 	got, err := b.store.GetRefund(context.Background(), "merchant_w", r.Refund.ID)

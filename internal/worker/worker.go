@@ -17,30 +17,17 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/internal/consume"
 	"github.com/billing/billing/internal/processor"
 )
 
 // Message is one delivery of a queued command.
-type Message interface {
-	Data() []byte
-	Subject() string
-	NumDelivered() uint64
-	Ack(ctx context.Context) error
-	NakWithDelay(d time.Duration) error
-	// Later hands the message back to come again, as a new delivery, after d, without
-	// holding one of the consumer's places for unacknowledged messages meanwhile.
-	Later(ctx context.Context, d time.Duration) error
-	Term() error
-	InProgress() error
-}
+type Message = consume.Message
 
-// Source hands out batches of messages; an empty batch means none arrived within wait.
-type Source interface {
-	Fetch(ctx context.Context, max int, wait time.Duration) ([]Message, error)
-}
+// Source hands out batches of messages.
+type Source = consume.Source
 
 // Store is where results are recorded.
 type Store interface {
@@ -99,6 +86,7 @@ type Worker struct {
 	logger    *slog.Logger
 	now       charge.TimeNow
 	metrics   *metrics
+	loop      *consume.Loop
 	charges   keyedMutex // one operation per charge at a time in this process
 }
 
@@ -110,66 +98,19 @@ func New(cfg Config, source Source, store Store, events EventPublisher, proc Pro
 	cfg.FetchWait = cmp.Or(cfg.FetchWait, time.Second)
 	cfg.StepTimeout = cmp.Or(cfg.StepTimeout, 30*time.Second)
 	cfg.AckWait = cmp.Or(cfg.AckWait, 30*time.Second)
+	loop := consume.New(consume.Config{
+		Name: "charges", Metric: "billing_worker_commands_total",
+		Help:  "Commands settled, by result (acked, retried, waiting, dead_lettered).",
+		Batch: cfg.Batch, Pipelines: cfg.Pipelines, FetchWait: cfg.FetchWait, StepTimeout: cfg.StepTimeout, AckWait: cfg.AckWait,
+	}, store, logger, reg, now)
 	return &Worker{cfg: cfg, source: source, store: store, events: events, processor: proc,
-		logger: logger, now: now, metrics: newMetrics(reg)}
+		logger: logger, now: now, metrics: newMetrics(reg), loop: loop}
 }
 
 // Run fetches and handles batches until ctx is cancelled. A batch already fetched is
-// finished and acknowledged before Run returns: cancellation stops fetching, not handling.
+// finished and settled before Run returns: cancellation stops fetching, not handling.
 func (w *Worker) Run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	for range w.cfg.Pipelines {
-		g.Go(func() error { return w.loop(ctx) })
-	}
-	return g.Wait()
-}
-
-func (w *Worker) loop(ctx context.Context) error {
-	// size is how many commands a fetch takes: as many as the last batch's pace handles
-	// in half of StepTimeout (at most Batch), and at most half of a batch that ran out of
-	// it. A slow store or machine then makes batches smaller, rather than every batch time
-	// out and be retried whole for ever.
-	size := w.cfg.Batch
-	for {
-		msgs, err := w.source.Fetch(ctx, size, w.cfg.FetchWait)
-		if ctx.Err() != nil {
-			// Draining: whatever this fetch returned is still ours to finish.
-			w.handleDetached(ctx, msgs)
-			return nil
-		}
-		if err != nil {
-			w.logger.WarnContext(ctx, "fetching commands", "error", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		start := time.Now()
-		timedOut := w.handleDetached(ctx, msgs)
-		if n := len(msgs); n > 0 {
-			took := max(time.Since(start), time.Millisecond)
-			size = int(min(int64(w.cfg.Batch), max(1, int64(n)*int64(w.cfg.StepTimeout/2)/int64(took))))
-			if timedOut {
-				size = max(1, min(size, n/2))
-				w.logger.WarnContext(ctx, "a batch ran out of time; fetching fewer commands at once", "batch", size, "step_timeout", w.cfg.StepTimeout)
-			}
-		}
-	}
-}
-
-// handleDetached handles msgs on a context that outlives ctx's cancellation, so that a
-// drain finishes in-flight work, bounded by StepTimeout. It reports whether the batch ran
-// out of that time.
-func (w *Worker) handleDetached(ctx context.Context, msgs []Message) (timedOut bool) {
-	if len(msgs) == 0 {
-		return false
-	}
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.StepTimeout)
-	defer cancel()
-	w.Handle(hctx, msgs)
-	return hctx.Err() != nil
+	return w.loop.Run(ctx, w.source, w.Handle)
 }
 
 // item is one command of a batch on its way through the steps.
@@ -181,20 +122,23 @@ type item struct {
 }
 
 // outcome is what becomes of a command's message once its batch is handled; Handle
-// settles every message from it, in one place.
+// turns it into the consume package's outcome, which settles it.
 type outcome int
 
 const (
 	// outcomeAck: everything the command causes is durable.
 	outcomeAck outcome = iota
-	// outcomeRetry: a transient error; delivered again after the retry schedule's delay,
-	// an attempt used.
+	// outcomeRetry: the processor's transient error; delivered again after the retry
+	// schedule's delay, an attempt used.
 	outcomeRetry
+	// outcomeAway: the store or the queue failed us, or another worker holds the charge;
+	// delivered again soon, no attempt used: the processor did not fail.
+	outcomeAway
 	// outcomeWait: the charge is not ready for the command; delivered again later, no
 	// attempt used.
 	outcomeWait
 	// outcomeRefused: the charge's history refuses the command (a capture after a
-	// cancel); acknowledged and counted.
+	// cancel); acknowledged.
 	outcomeRefused
 	// outcomeDeadLetter: the store refuses the command's documents for good; recorded as
 	// a dead letter and terminated, so that it neither comes back for ever nor holds
@@ -202,24 +146,23 @@ const (
 	outcomeDeadLetter
 )
 
-// Handle runs a batch of messages through every step and settles each message: ack once
-// everything it causes is durable, a delayed nak on a transient error, term for a message
-// that can never be handled.
+// Handle runs a batch of messages through every step and settles each message (see
+// package consume): ack once everything it causes is durable, a retry on the processor's
+// transient error, a wait when the charge is not ready or the store is away, a dead
+// letter for a message that can never be handled.
 func (w *Worker) Handle(ctx context.Context, msgs []Message) {
 	start := time.Now()
 	defer func() { w.metrics.batch.Observe(time.Since(start).Seconds()) }()
 
-	items := w.decode(ctx, msgs)
-	if len(items) == 0 {
-		return
-	}
-	stop := w.keepInProgress(items)
-	defer stop()
+	items := w.decode(msgs)
+	defer w.settle(ctx, items)
 	var creates, operations []*item
 	for _, it := range items {
-		if it.cmd.Type == charge.CommandCreate {
+		switch {
+		case it.outcome == outcomeDeadLetter:
+		case it.cmd.Type == charge.CommandCreate:
 			creates = append(creates, it)
-		} else {
+		default:
 			operations = append(operations, it)
 		}
 	}
@@ -229,31 +172,31 @@ func (w *Worker) Handle(ctx context.Context, msgs []Message) {
 		w.isolate(ctx, "handling batch", creates, w.settleCharges)
 	}
 	wg.Wait()
-	w.deadLetter(ctx, items)
-	for _, it := range items {
+}
+
+// settle settles every item's message as its outcome says.
+func (w *Worker) settle(ctx context.Context, items []*item) {
+	msgs := make([]Message, len(items))
+	outs := make([]consume.Outcome, len(items))
+	for i, it := range items {
+		msgs[i] = it.msg
 		switch it.outcome {
 		case outcomeRetry:
-			w.retry(ctx, it)
+			outs[i] = consume.Retry(w.delay(it.msg.Attempt()))
+		case outcomeAway:
+			outs[i] = consume.Wait(waitDelay(it.msg.NumDelivered()))
 		case outcomeWait:
-			w.wait(ctx, it)
-			w.metrics.commands.WithLabelValues("waiting").Inc()
+			outs[i] = consume.Wait(w.waitFor(it))
 		case outcomeDeadLetter:
-			if err := it.msg.Term(); err != nil {
-				// Redelivered, it is refused again and terminated then.
-				w.logger.WarnContext(ctx, "terminating dead-lettered command", "charge_id", it.cmd.ChargeID, "error", err)
-			}
-			w.metrics.commands.WithLabelValues("dead_lettered").Inc()
+			outs[i] = consume.Refuse(it.reason)
 		default:
 			if it.outcome == outcomeRefused {
-				w.metrics.commands.WithLabelValues("refused").Inc()
+				w.metrics.refused.Inc()
 			}
-			if err := it.msg.Ack(ctx); err != nil {
-				// The command is redelivered and re-run, a no-op now.
-				w.logger.WarnContext(ctx, "acknowledging command", "charge_id", it.cmd.ChargeID, "error", err)
-			}
-			w.metrics.commands.WithLabelValues("acked").Inc()
+			outs[i] = consume.Done()
 		}
 	}
+	w.loop.Settle(ctx, msgs, outs)
 }
 
 // isolate runs step on items. An error leaves them all to be retried, except that when
@@ -279,88 +222,28 @@ func (w *Worker) isolate(ctx context.Context, what string, items []*item, step f
 	default:
 		w.logger.WarnContext(ctx, what, "error", err, "commands", len(items))
 		for _, it := range items {
-			it.outcome = outcomeRetry
-		}
-	}
-}
-
-// deadLetter records the dead letters of items whose outcome is outcomeDeadLetter. If
-// that fails, they are retried instead: a dead letter is terminated only once recorded.
-func (w *Worker) deadLetter(ctx context.Context, items []*item) {
-	var dead []charge.DeadLetter
-	for _, it := range items {
-		if it.outcome == outcomeDeadLetter {
-			dead = append(dead, deadLetterOf(it.msg, it.reason, w.now()))
-		}
-	}
-	if len(dead) == 0 {
-		return
-	}
-	if err := w.store.InsertDeadLetters(ctx, dead); err != nil {
-		w.logger.WarnContext(ctx, "recording dead letters", "error", err)
-		for _, it := range items {
-			if it.outcome == outcomeDeadLetter {
-				it.outcome = outcomeRetry
-			}
+			it.outcome = outcomeAway
 		}
 	}
 }
 
 // decode parses each message; one that cannot be parsed will never be handled, so it is
-// recorded as a dead letter and terminated.
-func (w *Worker) decode(ctx context.Context, msgs []Message) []*item {
+// refused: dead-lettered and terminated.
+func (w *Worker) decode(msgs []Message) []*item {
 	items := make([]*item, 0, len(msgs))
-	var dead []charge.DeadLetter
-	var deadMsgs []Message
 	for _, m := range msgs {
 		var cmd charge.Command
 		err := json.Unmarshal(m.Data(), &cmd)
 		if err == nil && !cmd.Valid() {
 			err = fmt.Errorf("unsupported or incomplete command %q", cmd.Type)
 		}
+		it := &item{msg: m, cmd: cmd}
 		if err != nil {
-			w.logger.ErrorContext(ctx, "undecodable command", "subject", m.Subject(), "error", err)
-			dead = append(dead, deadLetterOf(m, err.Error(), w.now()))
-			deadMsgs = append(deadMsgs, m)
-			continue
+			it.outcome, it.reason = outcomeDeadLetter, "undecodable: "+err.Error()
 		}
-		items = append(items, &item{msg: m, cmd: cmd})
-	}
-	if len(dead) > 0 {
-		if err := w.store.InsertDeadLetters(ctx, dead); err != nil {
-			w.logger.WarnContext(ctx, "recording dead letters", "error", err)
-			for _, m := range deadMsgs {
-				_ = m.NakWithDelay(w.delay(m.NumDelivered()))
-			}
-			return items
-		}
-		for _, m := range deadMsgs {
-			_ = m.Term()
-			w.metrics.commands.WithLabelValues("dead_lettered").Inc()
-		}
+		items = append(items, it)
 	}
 	return items
-}
-
-// keepInProgress marks the items' messages in progress every third of the ack wait until
-// the returned func is called, so that a slow batch is not redelivered while it runs.
-func (w *Worker) keepInProgress(items []*item) func() {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(w.cfg.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				for _, it := range items {
-					_ = it.msg.InProgress()
-				}
-			}
-		}
-	}()
-	return func() { close(done) }
 }
 
 // settleCharges is the work of a batch of create commands. In the common case it is
@@ -432,7 +315,7 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 			entries = append(entries, charge.Entries(bases[it.cmd.ChargeID], ts[0])...)
 		} else {
 			// Another worker holds it and has not decided yet: come back to it.
-			it.outcome = outcomeRetry
+			it.outcome = outcomeAway
 		}
 	}
 	if err := w.store.InsertEvents(ctx, events); err != nil {
@@ -573,13 +456,13 @@ func (w *Worker) authorizeOne(ctx context.Context, it *item, c charge.Charge) (c
 	switch {
 	case errors.Is(err, processor.ErrTransient) || errors.Is(err, context.DeadlineExceeded):
 		w.metrics.processor.WithLabelValues("transient").Inc()
-		if it.msg.NumDelivered() <= uint64(len(w.cfg.RetrySchedule)) {
+		if it.msg.Attempt() <= uint64(len(w.cfg.RetrySchedule)) {
 			it.outcome = outcomeRetry
 			return charge.Transition{}, nil, false
 		}
-		w.logger.WarnContext(ctx, "giving up on charge after its last attempt", "charge_id", c.ID, "attempts", it.msg.NumDelivered(), "error", err)
+		w.logger.WarnContext(ctx, "giving up on charge after its last attempt", "charge_id", c.ID, "attempts", it.msg.Attempt(), "error", err)
 		return charge.NewTransition(c, charge.StatusFailed, now, 0, charge.FailureProcessingError, ""),
-			new(deadLetterOf(it.msg, err.Error(), now)), true
+			new(consume.DeadLetterOf(it.msg, err.Error(), now)), true
 	case err != nil:
 		w.metrics.processor.WithLabelValues("permanent").Inc()
 		w.logger.WarnContext(ctx, "processor refused charge", "charge_id", c.ID, "error", err)
@@ -593,34 +476,6 @@ func (w *Worker) authorizeOne(ctx context.Context, it *item, c charge.Charge) (c
 	default:
 		w.metrics.processor.WithLabelValues("approved").Inc()
 		return charge.NewTransition(c, charge.StatusRequiresCapture, now, 0, "", res.Reference), nil, true
-	}
-}
-
-// deadLetterOf records m as given up on at at, for reason.
-func deadLetterOf(m Message, reason string, at time.Time) charge.DeadLetter {
-	return charge.DeadLetter{
-		ID: m.Subject(), Subject: m.Subject(), Data: m.Data(), Reason: reason, Attempts: m.NumDelivered(), At: at,
-	}
-}
-
-// retry asks for it to be delivered again after the schedule's delay.
-func (w *Worker) retry(ctx context.Context, it *item) {
-	w.putBack(ctx, it, w.delay(it.msg.NumDelivered()))
-	w.metrics.commands.WithLabelValues("retried").Inc()
-}
-
-// putBack has the command delivered again after d: handed back for later (see
-// waitInPlace) from handBackFrom on, by a delayed nak below it or when handing back fails.
-func (w *Worker) putBack(ctx context.Context, it *item, d time.Duration) {
-	if d >= handBackFrom {
-		err := it.msg.Later(ctx, d)
-		if err == nil {
-			return
-		}
-		w.logger.WarnContext(ctx, "handing command back for later; naking it", "charge_id", it.cmd.ChargeID, "error", err)
-	}
-	if err := it.msg.NakWithDelay(d); err != nil {
-		w.logger.WarnContext(ctx, "requeueing command", "charge_id", it.cmd.ChargeID, "error", err)
 	}
 }
 
@@ -698,44 +553,33 @@ func (k *keyedMutex) lock(key string) func() {
 	}
 }
 
-// waitDelay is the wait before delivery n+1 of a command whose charge is not ready for
-// it: short at first, since a charge is usually decided within a second, then longer.
+// waitDelay is the wait before delivery n+1 of a command that waits (its charge not
+// ready, the store away): short at first, since a charge is usually decided within a
+// second and the store back as soon, then longer.
 func waitDelay(n uint64) time.Duration {
 	return min(time.Duration(n)*250*time.Millisecond, 10*time.Second)
 }
 
 const (
 	// waitInPlace is how long after its acceptance a command that waits for its charge is
-	// redelivered by delayed naks, each of which keeps it among the consumer's
-	// unacknowledged messages. Later, it is handed back with Message.Later instead: a
-	// refund of a charge its merchant has not captured may wait a week
-	// (refundWaitLimit), and enough of those would hold every place the consumer has
-	// (MaxAckPending), so that it delivered nothing else, to any merchant.
+	// redelivered after waitDelay. Later, every quarter of the time it has waited: a refund
+	// of a charge its merchant has not captured may wait a week (refundWaitLimit).
 	waitInPlace = time.Minute
-	// handBackFrom is the shortest retry delay for which a command is handed back rather
-	// than nak'd: the processor's transient errors (pm_card_processingError, an outage)
-	// hold a place for the first seconds of their retry schedule only, so that a merchant
-	// sending many such charges does not stop the consumer either.
-	handBackFrom = 5 * time.Second
-	// maxLaterDelay bounds the delay of a command handed back for later: a refund settles
-	// at most about this long after the capture it waited for.
+	// maxLaterDelay bounds the wait of a command for its charge: a refund settles at most
+	// about this long after the capture it waited for.
 	maxLaterDelay = 5 * time.Minute
 )
 
-// wait puts back a command whose charge is not ready for it: by a delayed nak within
-// waitInPlace of its acceptance, then for later, every quarter of the time it has waited
-// (at most maxLaterDelay).
-func (w *Worker) wait(ctx context.Context, it *item) {
+// waitFor is how long a command whose charge is not ready for it waits before it comes
+// again.
+func (w *Worker) waitFor(it *item) time.Duration {
 	if waited := w.now().Sub(it.cmd.AcceptedAt); waited >= waitInPlace {
-		w.putBack(ctx, it, min(waited/4, maxLaterDelay))
-		return
+		return min(waited/4, maxLaterDelay)
 	}
-	if err := it.msg.NakWithDelay(waitDelay(it.msg.NumDelivered())); err != nil {
-		w.logger.WarnContext(ctx, "requeueing command", "charge_id", it.cmd.ChargeID, "error", err)
-	}
+	return waitDelay(it.msg.NumDelivered())
 }
 
-// delay is the wait before the next attempt after delivery number n.
+// delay is the wait before the next attempt after attempt number n.
 func (w *Worker) delay(n uint64) time.Duration {
 	s := w.cfg.RetrySchedule
 	if n == 0 {
@@ -748,16 +592,16 @@ func (w *Worker) delay(n uint64) time.Duration {
 }
 
 type metrics struct {
-	commands  *prometheus.CounterVec
+	refused   prometheus.Counter
 	processor *prometheus.CounterVec
 	batch     prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "billing_worker_commands_total", Help: "Commands settled, by result (acked, retried, dead_lettered).",
-		}, []string{"result"}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "billing_worker_refused_commands_total", Help: "Commands the charge's history refuses (a capture after a cancel), acknowledged.",
+		}),
 		processor: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "billing_processor_calls_total", Help: "Processor calls by outcome (approved, declined, transient, permanent).",
 		}, []string{"outcome"}),
@@ -766,6 +610,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 	}
-	reg.MustRegister(m.commands, m.processor, m.batch)
+	reg.MustRegister(m.refused, m.processor, m.batch)
 	return m
 }

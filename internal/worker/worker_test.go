@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -125,20 +126,27 @@ func (p *countingProcessor) count(id string) int {
 type msg struct {
 	data      []byte
 	delivered uint64
+	attempt   uint64 // 0: delivered (no waits before)
 	acked     atomic.Bool
 	nakDelay  atomic.Int64
 	later     atomic.Int64 // the delay of Later, which also acknowledges
+	laterAt   atomic.Uint64
 	termed    atomic.Bool
 }
 
 func (m *msg) Data() []byte                       { return m.data }
 func (m *msg) Subject() string                    { return "charges.test.create" }
+func (m *msg) ID() string                         { return m.Subject() }
+func (m *msg) Header(string) string               { return "" }
+func (m *msg) Headers() map[string]string         { return nil }
 func (m *msg) NumDelivered() uint64               { return m.delivered }
+func (m *msg) Attempt() uint64                    { return cmp.Or(m.attempt, m.delivered) }
 func (m *msg) Ack(context.Context) error          { m.acked.Store(true); return nil }
 func (m *msg) NakWithDelay(d time.Duration) error { m.nakDelay.Store(int64(d)); return nil }
 func (m *msg) Term() error                        { m.termed.Store(true); return nil }
-func (m *msg) Later(_ context.Context, d time.Duration) error {
+func (m *msg) Later(_ context.Context, d time.Duration, attempt uint64) error {
 	m.later.Store(int64(d))
+	m.laterAt.Store(attempt)
 	return nil
 }
 func (m *msg) InProgress() error { return nil }
@@ -305,29 +313,31 @@ func TestEventWrittenAfterCrashBeforeIt(t *testing.T) {
 	}
 }
 
-// A retry 5 seconds or more away is handed back for later rather than nak'd, so that
-// charges the processor keeps failing transiently (pm_card_processingError, sent by the
-// thousand) hold the consumer's places only for the first seconds of their schedule.
-func TestLongRetriesAreHandedBack(t *testing.T) {
+// A retry is handed back for later with its attempt counted on the copy, so that charges
+// the processor keeps failing transiently (pm_card_processingError, sent by the thousand)
+// hold none of the consumer's places, and so that only the processor's failures spend
+// attempts: a delivery that only waited (the store away) leaves the count as it was.
+func TestRetriesAreHandedBackCountingTheAttempt(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.proc.fail = errors.Join(processor.ErrTransient, errors.New("503"))
-	w := worker.New(worker.Config{RetrySchedule: []time.Duration{time.Second, 10 * time.Second}},
-		nil, b.store, b.conn, b.proc, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), time.Now)
 	_, data := command(t, "pm_card_visa", true)
 
 	first := &msg{data: data, delivered: 1}
-	w.Handle(context.Background(), []worker.Message{first})
-	require.Equal(t, int64(time.Second), first.nakDelay.Load(), "1 s: nak'd")
-	require.Zero(t, first.later.Load())
+	b.worker.Handle(context.Background(), []worker.Message{first})
+	require.Zero(t, first.nakDelay.Load())
+	require.Equal(t, int64(time.Second), first.later.Load(), "the schedule's first delay")
+	require.Equal(t, uint64(2), first.laterAt.Load(), "attempt 2 comes next")
 
-	second := &msg{data: data, delivered: 2}
-	w.Handle(context.Background(), []worker.Message{second})
-	require.Zero(t, second.nakDelay.Load())
-	require.Equal(t, int64(10*time.Second), second.later.Load(), "10 s: handed back")
+	// Delivered many times (waits for the store, crashes), but only at attempt 2.
+	second := &msg{data: data, delivered: 40, attempt: 2}
+	b.worker.Handle(context.Background(), []worker.Message{second})
+	require.False(t, second.acked.Load(), "waits spend no attempt: the charge is not failed")
+	require.Equal(t, int64(2*time.Second), second.later.Load())
+	require.Equal(t, uint64(3), second.laterAt.Load())
 
-	last := &msg{data: data, delivered: 3}
-	w.Handle(context.Background(), []worker.Message{last})
+	last := &msg{data: data, delivered: 41, attempt: 3}
+	b.worker.Handle(context.Background(), []worker.Message{last})
 	require.True(t, last.acked.Load(), "failed with processing_error after the last attempt")
 }
 
@@ -342,7 +352,7 @@ func TestTransientErrorsThenProcessingError(t *testing.T) {
 		m := &msg{data: data, delivered: uint64(attempt)}
 		b.worker.Handle(context.Background(), []worker.Message{m})
 		require.False(t, m.acked.Load())
-		require.Equal(t, int64(b.schedule[attempt-1]), m.nakDelay.Load(), "attempt %d", attempt)
+		require.Equal(t, int64(b.schedule[attempt-1]), m.later.Load(), "attempt %d", attempt)
 		// Undecided, the charge is not stored: the ingest serves it from its command.
 		_, err := b.store.GetCharge(context.Background(), "merchant_w", cmd.ChargeID)
 		require.ErrorIs(t, err, charge.ErrNotFound)

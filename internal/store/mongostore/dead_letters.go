@@ -13,20 +13,21 @@ import (
 
 // deadLetterDoc is a dead letter as the dead_letters collection stores it.
 type deadLetterDoc struct {
-	ID       string    `bson:"_id"`
-	Subject  string    `bson:"subject"`
-	Data     []byte    `bson:"data"`
-	Reason   string    `bson:"reason"`
-	Attempts uint64    `bson:"attempts"`
-	At       time.Time `bson:"at"`
+	ID       string            `bson:"_id"`
+	Subject  string            `bson:"subject"`
+	Data     []byte            `bson:"data"`
+	Headers  map[string]string `bson:"headers,omitempty"`
+	Reason   string            `bson:"reason"`
+	Attempts uint64            `bson:"attempts"`
+	At       time.Time         `bson:"at"`
 }
 
 func newDeadLetterDoc(d charge.DeadLetter) deadLetterDoc {
-	return deadLetterDoc{ID: d.ID, Subject: d.Subject, Data: d.Data, Reason: d.Reason, Attempts: d.Attempts, At: d.At}
+	return deadLetterDoc{ID: d.ID, Subject: d.Subject, Data: d.Data, Headers: d.Headers, Reason: d.Reason, Attempts: d.Attempts, At: d.At}
 }
 
 func (d deadLetterDoc) toDeadLetter() charge.DeadLetter {
-	return charge.DeadLetter{ID: d.ID, Subject: d.Subject, Data: d.Data, Reason: d.Reason, Attempts: d.Attempts, At: d.At}
+	return charge.DeadLetter{ID: d.ID, Subject: d.Subject, Data: d.Data, Headers: d.Headers, Reason: d.Reason, Attempts: d.Attempts, At: d.At}
 }
 
 // InsertDeadLetters records commands given up on, in one unordered bulk write. It is
@@ -51,7 +52,8 @@ func (s *Store) InsertDeadLetters(ctx context.Context, ds []charge.DeadLetter) e
 }
 
 // DeadLetters returns every dead letter, by id. It is meant for operators and tests: the
-// collection stays small because only commands that exhausted their attempts land there.
+// collection stays small because only messages given up on land there, and a replay
+// removes them.
 func (s *Store) DeadLetters(ctx context.Context) ([]charge.DeadLetter, error) {
 	cur, err := s.deadLetters.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
@@ -66,4 +68,13 @@ func (s *Store) DeadLetters(ctx context.Context) ([]charge.DeadLetter, error) {
 		ds[i] = d.toDeadLetter()
 	}
 	return ds, nil
+}
+
+// DeleteDeadLetter removes the dead letter id, once replayed. One already gone is no
+// error.
+func (s *Store) DeleteDeadLetter(ctx context.Context, id string) error {
+	if _, err := s.deadLetters.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+		return fmt.Errorf("deleting dead letter %s: %w", id, translate(err))
+	}
+	return nil
 }

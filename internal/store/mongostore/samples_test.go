@@ -79,7 +79,7 @@ func samples() []sample {
 		{"ledger entry, empty", charge.LedgerEntry{}},
 		{"dead letter", charge.DeadLetter{
 			ID: "charges.refund.ch_1", Subject: "charges.refund.ch_1", Data: []byte(`{"amount":1}`),
-			Reason: "processing_error", Attempts: 9, At: at,
+			Headers: map[string]string{"Billing-Merchant": "acct_1"}, Reason: "processing_error", Attempts: 9, At: at,
 		}},
 		{"dead letter, empty", charge.DeadLetter{}},
 		{"endpoint", endpoint},

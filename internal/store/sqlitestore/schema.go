@@ -131,6 +131,8 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_endpoint_id ON webhook_deliveries (endpoint, id);
 CREATE INDEX webhook_deliveries_created_at ON webhook_deliveries (created_at);
 `,
+	// 2: a dead letter keeps its message's headers (an event's merchant), for a replay.
+	`ALTER TABLE dead_letters ADD COLUMN headers TEXT; -- JSON object, NULL for none`,
 }
 
 // migrate brings the schema up to date. It runs in one BEGIN IMMEDIATE transaction, so
