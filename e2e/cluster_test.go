@@ -368,26 +368,36 @@ func TestClusterRollingDeploy(t *testing.T) {
 	s.requireReconciled(t)
 }
 
-// Issue 12, scenario 4: the store away for 20 seconds while merchants submit charges:
-// another process holds the SQLite database's write lock (BEGIN EXCLUSIVE). The ingest
-// keeps answering 202 (it writes to NATS, not to the store), the workers' writes wait
-// and fail and are retried without using up the charges' processor attempts (no charge
-// fails with processing_error because of the store), and everything settles after.
+// Issue 12, scenario 4: the store away for 20 seconds while merchants submit charges. On
+// SQLite another process holds the database's write lock (BEGIN EXCLUSIVE); on the
+// MongoDB engine its server (FerretDB, in devstack infra) is killed and started again
+// after. The ingest keeps answering 202 (it writes to NATS, not to the store), the
+// workers' writes fail and wait without using up the charges' processor attempts (no
+// charge fails with processing_error because of the store), and everything settles after.
 func TestClusterSurvivesStoreAway(t *testing.T) {
-	const (
-		away = 20 * time.Second
-	)
+	for _, engine := range []string{store.EngineSQLite, store.EngineMongoDB} {
+		t.Run(engine, func(t *testing.T) { storeAway(t, engine) })
+	}
+}
+
+func storeAway(t *testing.T, engine string) {
+	const away = 20 * time.Second
 	total := scaled(2000)
-	s := setupCluster(t, store.EngineSQLite, 1, 2)
+	s := setupCluster(t, engine, 1, 2)
 	orders := newOrders(total)
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(scaled(4))*time.Minute)
 	defer cancel()
 	l := s.submit(ctx, orders, clusterClients, 300)
 	<-l.reached(300)
-	release := lockSQLite(t, s.sqlitePath)
+	var release func()
+	if engine == store.EngineSQLite {
+		release = lockSQLite(t, s.sqlitePath)
+	} else {
+		release = s.stopMongo(t)
+	}
 	before := l.accepted.Load()
-	t.Logf("store locked by another process after %d accepted charges", before)
+	t.Logf("store away after %d accepted charges", before)
 	time.Sleep(away)
 	during := l.accepted.Load() - before
 	release()
@@ -398,6 +408,17 @@ func TestClusterSurvivesStoreAway(t *testing.T) {
 	s.settleAndCheck(t, orders, l, accepted)
 	s.requireReconciled(t)
 	s.logMetrics(t)
+}
+
+// stopMongo kills the MongoDB-compatible server (devstack infra, which runs only the store
+// in the cluster) and returns what starts it again on the same data.
+func (s *system) stopMongo(t *testing.T) (restart func()) {
+	t.Helper()
+	s.infra.kill(t)
+	return func() {
+		s.infra = startProcess(t, s.logDir, "devstack-2", append(s.infraEnv(), "BILLING_NATS_URL="+s.natsURL), "devstack", "infra", "--no-nats")
+		s.infra.waitTCP(t, s.mongoAddr, startTimeout)
+	}
 }
 
 // lockSQLite takes the write lock of the SQLite database at path from this process, as
