@@ -331,34 +331,51 @@ func (l *Loop) Settle(ctx context.Context, msgs []Message, outs []Outcome) {
 			recorded = false
 		}
 	}
+	// Each verb is a round trip to the server (a hand-back two: the copy, then the ack),
+	// and in the cluster a replicated write: in turn, a batch of 256 would take a
+	// second or more. They go out together, a bounded number at once.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, settleConcurrency)
 	for i, m := range msgs {
 		o := outs[i]
 		if o.Kind == KindRefuse && !recorded {
 			o = Wait(refusedWait)
 		}
-		var err error
-		switch o.Kind {
-		case KindDone:
-			err = m.Ack(ctx)
-			l.results.WithLabelValues("acked").Inc()
-		case KindRetry:
-			err = l.later(ctx, m, o.After, m.Attempt()+1)
-			l.results.WithLabelValues("retried").Inc()
-		case KindWait:
-			if o.After < HandBackFrom {
-				err = m.NakWithDelay(o.After)
-			} else {
-				err = l.later(ctx, m, o.After, m.Attempt())
-			}
-			l.results.WithLabelValues("waiting").Inc()
-		case KindRefuse:
-			l.logger.ErrorContext(ctx, "dead-lettered", "subject", m.Subject(), "reason", o.Reason)
-			err = m.Term()
-			l.results.WithLabelValues("dead_lettered").Inc()
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			l.settle(ctx, m, o)
+		})
+	}
+	wg.Wait()
+}
+
+// settleConcurrency bounds the messages Settle settles at once.
+const settleConcurrency = 64
+
+func (l *Loop) settle(ctx context.Context, m Message, o Outcome) {
+	var err error
+	switch o.Kind {
+	case KindDone:
+		err = m.Ack(ctx)
+		l.results.WithLabelValues("acked").Inc()
+	case KindRetry:
+		err = l.later(ctx, m, o.After, m.Attempt()+1)
+		l.results.WithLabelValues("retried").Inc()
+	case KindWait:
+		if o.After < HandBackFrom {
+			err = m.NakWithDelay(o.After)
+		} else {
+			err = l.later(ctx, m, o.After, m.Attempt())
 		}
-		if err != nil {
-			l.logger.WarnContext(ctx, "settling a message; it comes again after its ack wait", "subject", m.Subject(), "error", err)
-		}
+		l.results.WithLabelValues("waiting").Inc()
+	case KindRefuse:
+		l.logger.ErrorContext(ctx, "dead-lettered", "subject", m.Subject(), "reason", o.Reason)
+		err = m.Term()
+		l.results.WithLabelValues("dead_lettered").Inc()
+	}
+	if err != nil {
+		l.logger.WarnContext(ctx, "settling a message; it comes again after its ack wait", "subject", m.Subject(), "error", err)
 	}
 }
 

@@ -204,6 +204,9 @@ func (c *Conn) lastCommand(ctx context.Context, subject, what string) (charge.Co
 // decides on it.
 const roomCheckEvery = 250 * time.Millisecond
 
+// roomReadTimeout bounds one reading of the size of CHARGES.
+const roomReadTimeout = time.Second
+
 // room is the last reading of the size of CHARGES.
 type room struct {
 	mu    sync.Mutex
@@ -224,14 +227,20 @@ func (c *Conn) checkRoom(ctx context.Context, what string) error {
 	if limit <= 0 {
 		return nil
 	}
+	// One reading at a time, which the requests behind it share: bounded, and when it
+	// fails the last reading stands until the next is due, so that a server away costs
+	// the requests one short wait each period, not one each.
 	c.room.mu.Lock()
 	defer c.room.mu.Unlock()
 	if time.Since(c.room.at) >= roomCheckEvery {
-		info, err := c.streams().charges.Info(ctx)
+		ictx, cancel := context.WithTimeout(ctx, roomReadTimeout)
+		info, err := c.streams().charges.Info(ictx)
+		cancel()
+		c.room.at = time.Now()
 		if err != nil {
 			return nil
 		}
-		c.room.at, c.room.bytes = time.Now(), info.State.Bytes
+		c.room.bytes = info.State.Bytes
 	}
 	if c.room.bytes >= uint64(limit) {
 		return unavailable(what, fmt.Errorf("%s holds %d bytes of commands not yet settled, its limit is %d",

@@ -66,6 +66,13 @@ type Deliverer struct {
 	cache  endpointCache
 	mu     sync.Mutex
 	ends   map[string]*endpointSlots
+	sick   map[string]*sickness // endpoints whose last attempt from this worker failed
+}
+
+// sickness is what a worker knows of an endpoint whose attempts fail: since when, and
+// when it may try one again (its circuit is open: one attempt at a time probes it).
+type sickness struct {
+	since, nextProbe time.Time
 }
 
 type endpointSlots struct {
@@ -93,15 +100,23 @@ func NewDeliverer(cfg DelivererConfig, store Store, sealer Sealer, client *http.
 		metrics: newDelivererMetrics(reg), loop: loop,
 		global: make(chan struct{}, cfg.Concurrency),
 		ends:   map[string]*endpointSlots{},
+		sick:   map[string]*sickness{},
 	}
 }
 
 // Run delivers tasks from src until ctx ends, then finishes the deliveries in hand.
 func (d *Deliverer) Run(ctx context.Context, src Source) error {
 	return d.loop.Run(ctx, src, func(ctx context.Context, msgs []Message) {
+		// Those put back at once are settled together, not one round trip after another
+		// while the batch's other tasks wait to start.
+		var back []Message
+		var outs []consume.Outcome
 		for _, m := range msgs {
-			d.dispatch(ctx, m)
+			if o, started := d.dispatch(ctx, m); !started {
+				back, outs = append(back, m), append(outs, o)
+			}
 		}
+		d.loop.Settle(ctx, back, outs)
 	})
 }
 
@@ -114,20 +129,44 @@ func deferDelay(n uint64) time.Duration {
 	return min(time.Duration(n)*2*time.Second, time.Minute) + rand.N(time.Second)
 }
 
+// probeEvery is how often a worker tries an endpoint whose attempts fail, whatever its
+// tasks' own retry schedules say.
+const probeEvery = time.Second
+
+// sickDelay is how long a task waits, without an attempt, while its endpoint has been
+// failing for age: half of that (at least 2 s, at most 30 min), and a little more at
+// random so that a backlog does not come back at once. An endpoint that answers 500 in a
+// millisecond would otherwise have every task of its backlog tried on its schedule, and
+// those attempts (each a request, two writes and a hand-back) would take the workers from
+// the deliveries of healthy endpoints; tasks sent back every second or two would fill
+// every fetch. Waiting half its outage, a task comes back a few times in all, and a
+// backlog drains within about half the outage once the endpoint answers again.
+func sickDelay(age time.Duration) time.Duration {
+	d := min(max(age/2, 2*time.Second), 30*time.Minute)
+	return d + rand.N(d/4+1)
+}
+
 // dispatch starts the delivery of one task, or puts it back for later if its endpoint
-// already has as many held as it may.
-func (d *Deliverer) dispatch(ctx context.Context, m Message) {
+// already has as many held as it may, or is failing (its circuit open) with a task in hand
+// to probe it. When it starts the delivery, that settles the task; otherwise dispatch
+// returns what becomes of it, for the caller to settle.
+func (d *Deliverer) dispatch(ctx context.Context, m Message) (consume.Outcome, bool) {
 	var t Task
 	if err := json.Unmarshal(m.Data(), &t); err != nil || t.Endpoint == "" || t.Key == "" {
 		reason := "undecodable webhook task"
 		if err != nil {
 			reason += ": " + err.Error()
 		}
-		d.loop.SettleOne(ctx, m, consume.Refuse(reason))
-		return
+		return consume.Refuse(reason), false
 	}
 	d.mu.Lock()
 	e := d.ends[t.Endpoint]
+	if sick := d.sick[t.Endpoint]; sick != nil && e != nil {
+		// Its circuit is open and a task of it is in hand already, to probe it.
+		d.mu.Unlock()
+		d.metrics.deferred.Inc()
+		return consume.Wait(sickDelay(d.now().Sub(sick.since))), false
+	}
 	if e == nil {
 		e = &endpointSlots{slots: make(chan struct{}, d.cfg.PerEndpoint)}
 		d.ends[t.Endpoint] = e
@@ -136,8 +175,7 @@ func (d *Deliverer) dispatch(ctx context.Context, m Message) {
 		d.mu.Unlock()
 		// A wait, not an attempt: the run's attempt count is kept in the store.
 		d.metrics.deferred.Inc()
-		d.loop.SettleOne(ctx, m, consume.Wait(deferDelay(m.NumDelivered())))
-		return
+		return consume.Wait(deferDelay(m.NumDelivered())), false
 	}
 	e.held++
 	d.mu.Unlock()
@@ -153,10 +191,17 @@ func (d *Deliverer) dispatch(ctx context.Context, m Message) {
 		}()
 		e.slots <- struct{}{}
 		defer func() { <-e.slots }()
+		if wait, open := d.circuitOpen(t.Endpoint); open {
+			// It failed since this task was dispatched, and another probes it.
+			d.metrics.deferred.Inc()
+			d.loop.SettleOne(ctx, m, consume.Wait(wait))
+			return
+		}
 		d.global <- struct{}{}
 		defer func() { <-d.global }()
 		d.loop.SettleOne(ctx, m, d.deliver(ctx, m, t))
 	}()
+	return consume.Outcome{}, true
 }
 
 // deliver makes one attempt of task t and says what becomes of it: done when delivered,
@@ -178,12 +223,14 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) consume.Outc
 	}
 	e, err := d.cache.get(ctx, d.store, t.Endpoint, d.now())
 	if errors.Is(err, charge.ErrNotFound) {
-		return consume.Done() // deleted: nothing to deliver to
+		d.noteHealth(t.Endpoint, true, d.now()) // nothing to probe
+		return consume.Done()                   // deleted: nothing to deliver to
 	}
 	if err != nil {
 		return d.requeue(ctx, err)
 	}
 	if e.Status != StatusEnabled {
+		d.noteHealth(t.Endpoint, true, d.now()) // nothing to probe
 		return consume.Done()
 	}
 	keys, err := d.keys(e)
@@ -204,6 +251,7 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) consume.Outc
 	}
 	d.metrics.duration.Observe(elapsed.Seconds())
 	ok := sendErr == nil && status >= 200 && status <= 299
+	d.noteHealth(e.ID, ok, now)
 	if !ok {
 		why := fmt.Sprintf("endpoint answered %d", status)
 		if sendErr != nil {
@@ -271,6 +319,40 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) consume.Outc
 		d.logger.WarnContext(ctx, "recording delivery attempt", "endpoint", e.ID, "error", err)
 	}
 	return out
+}
+
+// circuitOpen reports whether a task of endpoint id must wait rather than be tried now,
+// and for how long: its last attempt failed and the next probe is not due. When it is due,
+// the caller's task is the probe.
+func (d *Deliverer) circuitOpen(id string) (time.Duration, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	sick := d.sick[id]
+	if sick == nil {
+		return 0, false
+	}
+	now := d.now()
+	if now.Before(sick.nextProbe) {
+		return sickDelay(now.Sub(sick.since)), true
+	}
+	sick.nextProbe = now.Add(probeEvery)
+	return 0, false
+}
+
+// noteHealth records whether an attempt to endpoint id, made at now, succeeded: a failure
+// opens its circuit in this worker (see dispatch), a success closes it.
+func (d *Deliverer) noteHealth(id string, ok bool, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case ok:
+		delete(d.sick, id)
+	case d.sick[id] == nil:
+		if len(d.sick) > 100_000 {
+			clear(d.sick)
+		}
+		d.sick[id] = &sickness{since: now, nextProbe: now.Add(probeEvery)}
+	}
 }
 
 // requeue is the outcome of a failure of ours (not the endpoint's): a wait, no attempt

@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,3 +150,111 @@ func TestDeliveryErrorNamesNoAddress(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// manyTasks hands out its messages in one batch, then nothing.
+type manyTasks struct {
+	once sync.Once
+	msgs []webhook.Message
+}
+
+func (s *manyTasks) Fetch(ctx context.Context, _ int, wait time.Duration) ([]webhook.Message, error) {
+	var out []webhook.Message
+	s.once.Do(func() { out = s.msgs })
+	if out != nil {
+		return out, nil
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(wait):
+	}
+	return nil, nil
+}
+
+// settledMsg records how it was settled.
+type settledMsg struct {
+	taskMsg
+	mu      sync.Mutex
+	verb    string
+	delay   time.Duration
+	settled chan struct{}
+}
+
+func (m *settledMsg) settle(verb string, d time.Duration) error {
+	m.mu.Lock()
+	m.verb, m.delay = verb, d
+	m.mu.Unlock()
+	close(m.settled)
+	return nil
+}
+func (m *settledMsg) Ack(context.Context) error          { return m.settle("ack", 0) }
+func (m *settledMsg) NakWithDelay(d time.Duration) error { return m.settle("wait", d) }
+func (m *settledMsg) Later(_ context.Context, d time.Duration, _ uint64) error {
+	return m.settle("later", d)
+}
+
+// An endpoint whose attempts fail has its circuit opened in the worker: one attempt a
+// second probes it, and the other tasks of its backlog wait without an attempt, instead
+// of each being tried (and failing) on its own schedule, taking the workers from the
+// deliveries of healthy endpoints.
+func TestFailingEndpointIsProbedNotFlooded(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	st := &memStore{
+		endpoint: webhook.Endpoint{
+			ID: "we_1", Merchant: "merchant_1", URL: srv.URL, Status: webhook.StatusEnabled,
+			Secrets: []webhook.SealedSecret{{Sealed: []byte(secret)}},
+		},
+		deliveries: make(chan webhook.Delivery, 100),
+	}
+	const n = 50
+	src := &manyTasks{}
+	var msgs []*settledMsg
+	for i := range n {
+		task, err := json.Marshal(webhook.Task{Key: fmt.Sprint("k", i), Merchant: "merchant_1", Endpoint: "we_1", Event: fmt.Sprint("evt_", i), Body: []byte(`{}`)})
+		require.NoError(t, err)
+		m := &settledMsg{taskMsg: taskMsg{data: task}, settled: make(chan struct{})}
+		msgs = append(msgs, m)
+		src.msgs = append(src.msgs, m)
+	}
+	d := webhook.NewDeliverer(webhook.DelivererConfig{Schedule: []time.Duration{time.Minute}, Timeout: 5 * time.Second},
+		st, plainSealer{}, webhook.NewClient(&webhook.Guard{AllowPrivate: true}, 5*time.Second, 16),
+		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), time.Now)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, src) }()
+	for _, m := range msgs {
+		select {
+		case <-m.settled:
+		case <-time.After(30 * time.Second):
+			t.Fatal("a task was not settled")
+		}
+	}
+	cancel()
+	require.NoError(t, <-done)
+
+	waited, retried := 0, 0
+	for _, m := range msgs {
+		switch m.verb {
+		case "wait", "later":
+			if m.delay >= 50*time.Second {
+				retried++ // the schedule's retry after an attempt
+				continue
+			}
+			waited++
+			require.GreaterOrEqual(t, m.delay, 2*time.Second, "a task of a failing endpoint waits")
+		default:
+			t.Fatalf("a task was %s", m.verb)
+		}
+	}
+	require.Equal(t, int(hits.Load()), retried, "each attempt was retried on the schedule")
+	// The attempts in flight before the first failure came back (PerEndpoint, 16 by
+	// default), then a probe a second: not every task of the backlog.
+	require.LessOrEqual(t, hits.Load(), int64(16+2), "the failing endpoint was flooded with attempts")
+	require.Equal(t, n, waited+retried)
+}
