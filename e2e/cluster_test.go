@@ -558,8 +558,8 @@ func TestClusterWebhooksBesideBadEndpoints(t *testing.T) {
 	failing.heal()
 	sick := time.Since(l.start)
 	t.Logf("the sick endpoints healed %s after the first request", sick.Round(time.Millisecond))
-	// A failing endpoint's tasks wait about half its outage between tries (sickDelay).
-	healCtx, cancelHeal := context.WithTimeout(t.Context(), 2*time.Minute+sick*3/4)
+	// A failing endpoint's tasks wait about as long as its outage so far (sickDelay).
+	healCtx, cancelHeal := context.WithTimeout(t.Context(), 2*time.Minute+sick*5/4)
 	defer cancelHeal()
 	for _, h := range []*hookReceiver{hanging, failing} {
 		delivered := h.await(healCtx, ids)

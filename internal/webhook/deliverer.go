@@ -134,15 +134,16 @@ func deferDelay(n uint64) time.Duration {
 const probeEvery = time.Second
 
 // sickDelay is how long a task waits, without an attempt, while its endpoint has been
-// failing for age: half of that (at least 2 s, at most 30 min), and a little more at
+// failing for age: as long again (at least 2 s, at most 30 min), and a little more at
 // random so that a backlog does not come back at once. An endpoint that answers 500 in a
 // millisecond would otherwise have every task of its backlog tried on its schedule, and
 // those attempts (each a request, two writes and a hand-back) would take the workers from
 // the deliveries of healthy endpoints; tasks sent back every second or two would fill
-// every fetch. Waiting half its outage, a task comes back a few times in all, and a
-// backlog drains within about half the outage once the endpoint answers again.
+// every fetch. Waiting as long as the outage so far, a task comes back a few times in all
+// (each wait doubles the outage it has seen), and a backlog drains within about the length
+// of the outage once the endpoint answers again.
 func sickDelay(age time.Duration) time.Duration {
-	d := min(max(age/2, 2*time.Second), 30*time.Minute)
+	d := min(max(age, 2*time.Second), 30*time.Minute)
 	return d + rand.N(d/4+1)
 }
 
