@@ -2,11 +2,13 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Handing a message back for later.
@@ -108,4 +110,58 @@ func (m *Msg) Later(ctx context.Context, d time.Duration, attempt uint64) error 
 	}
 	_ = m.Ack(ctx)
 	return nil
+}
+
+// ReleaseTasks brings back at once every webhook task of endpoint handed back for later:
+// each copy is published again on its target subject, with its payload and headers (its
+// delivery count and attempt go on), and its schedule deleted. The deliverer parks the
+// backlog of an endpoint that is down for long, and releases it when the endpoint answers
+// again. It returns how many it released.
+//
+// A crash between a publish and its deletion leaves the schedule to fire too: the task is
+// delivered twice, as at-least-once delivery allows (the publish itself is deduplicated
+// within the stream's window, by the schedule's sequence). So is a schedule that fires
+// while it is being released.
+func (c *Conn) ReleaseTasks(ctx context.Context, endpoint string) (int, error) {
+	if !validToken(endpoint) {
+		return 0, invalid("endpoint %q", endpoint)
+	}
+	stream, err := c.js.Stream(ctx, StreamWebhooks)
+	if err != nil {
+		return 0, unavailable("reading stream "+StreamWebhooks, err)
+	}
+	filter := subjectWebhooksLater + "." + endpoint + ".>"
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return 0, unavailable("listing the parked tasks of "+endpoint, err)
+	}
+	released := 0
+	for subject := range info.State.Subjects {
+		raw, err := stream.GetLastMsgForSubject(ctx, subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // fired or released meanwhile
+		}
+		if err != nil {
+			return released, unavailable("reading "+subject, err)
+		}
+		target := raw.Header.Get("Nats-Schedule-Target")
+		if !strings.HasPrefix(target, subjectWebhooks+".") {
+			continue
+		}
+		m := &nats.Msg{Subject: target, Data: raw.Data, Header: nats.Header{}}
+		for k, v := range raw.Header {
+			if !strings.HasPrefix(k, "Nats-") {
+				m.Header[k] = v
+			}
+		}
+		m.Header.Set(jetstream.MsgIDHeader, "released:"+strconv.FormatUint(raw.Sequence, 10))
+		if _, err := c.js.PublishMsg(ctx, m); err != nil {
+			return released, unavailable("releasing "+subject, err)
+		}
+		if err := stream.DeleteMsg(ctx, raw.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return released, unavailable("deleting the schedule of "+subject, err)
+		}
+		released++
+	}
+	return released, nil
 }

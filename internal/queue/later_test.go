@@ -131,6 +131,42 @@ func TestLaterTasks(t *testing.T) {
 	require.Equal(t, uint64(0), streamMsgs(t, b, StreamWebhooks))
 }
 
+// The parked tasks of an endpoint are released at once, each once, with their delivery
+// count and attempt, and their schedules gone; another endpoint's stay parked.
+func TestReleaseTasks(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cons, err := b.conn.TaskConsumer(b.ctx, ConsumerConfig{})
+	require.NoError(t, err)
+	tasks := []webhook.Task{
+		{Endpoint: "we_1", Event: "evt_1", Key: "evt_1:we_1"},
+		{Endpoint: "we_1", Event: "evt_2", Key: "evt_2:we_1"},
+		{Endpoint: "we_2", Event: "evt_1", Key: "evt_1:we_2"},
+	}
+	require.NoError(t, b.conn.PublishTasks(b.ctx, tasks))
+	ids := map[string]string{}
+	for range tasks {
+		m := fetchOne(t, b, cons, 5*time.Second)
+		ids[string(m.Data())] = m.ID()
+		require.NoError(t, m.Later(b.ctx, time.Hour, 4))
+	}
+	n, err := b.conn.ReleaseTasks(b.ctx, "we_1")
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	for range 2 {
+		m := fetchOne(t, b, cons, 5*time.Second)
+		require.Contains(t, m.Subject(), "we_1")
+		require.Equal(t, uint64(2), m.NumDelivered(), "the delivery count goes on")
+		require.Equal(t, uint64(4), m.Attempt())
+		require.Equal(t, ids[string(m.Data())], m.ID(), "the same task")
+		require.NoError(t, m.Ack(b.ctx))
+	}
+	require.Equal(t, uint64(1), streamMsgs(t, b, StreamWebhooks), "we_2's task stays parked; we_1's schedules are gone")
+	n, err = b.conn.ReleaseTasks(b.ctx, "we_1")
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing left to release")
+}
+
 // Streams and consumers created by a version without Later are updated in place: the
 // later subjects and schedules added, the consumer narrowed to the commands, what was
 // queued before still delivered.

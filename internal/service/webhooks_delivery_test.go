@@ -402,3 +402,31 @@ func TestSlowEndpointDoesNotHoldOthersBack(t *testing.T) {
 	windows := int(elapsed/timeout) + 2
 	require.LessOrEqual(t, len(slow.deliveries()), s.cfg.WebhookEndpointConcurrency*windows)
 }
+
+// An endpoint that fails and then answers again gets its whole backlog at once: the tasks
+// parked while its circuit was open, and those waiting out their retry (a minute here),
+// are released when a probe succeeds, not left to come back when their waits end.
+func TestHealedEndpointGetsItsBacklogAtOnce(t *testing.T) {
+	t.Parallel()
+	s := webhookSystem(t, func(c *config.Config) { c.WebhookRetrySchedule = []time.Duration{time.Minute} })
+	flaky := newReceiver(t, func(n int) int {
+		if n <= 3 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	tok := s.token("merchant_hooks_heal")
+	s.endpoint(tok, flaky.URL)
+	for i := range 20 {
+		s.create(tok, chargeBody(100+i, "pm_card_visa"))
+	}
+	waitFor(t, "every event delivered once the endpoint answers", 30*time.Second, func() bool {
+		ok := map[string]bool{}
+		for i, d := range flaky.deliveries() {
+			if i >= 3 {
+				ok[d.header.Get("webhook-id")] = true
+			}
+		}
+		return len(ok) == 20
+	})
+}

@@ -129,7 +129,7 @@ func webhooksRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.
 		Concurrency: cfg.WebhookConcurrency, PerEndpoint: cfg.WebhookEndpointConcurrency,
 		Timeout: cfg.WebhookTimeout, Schedule: cfg.WebhookRetrySchedule,
 		DisableAfter: cfg.WebhookDisableAfter, AckWait: ackWait,
-	}, d.store, box, webhook.NewClient(guard, cfg.WebhookTimeout, cfg.WebhookEndpointConcurrency),
+	}, d.store, d.queue, box, webhook.NewClient(guard, cfg.WebhookTimeout, cfg.WebhookEndpointConcurrency),
 		logger, d.reg, time.Now)
 	janitor := &webhook.Janitor{Store: d.store, Retention: cfg.EventRetention, Interval: janitorInterval, Logger: logger, NowFunc: time.Now}
 	return []func(context.Context) error{

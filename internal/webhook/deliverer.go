@@ -66,13 +66,10 @@ type Deliverer struct {
 	cache  endpointCache
 	mu     sync.Mutex
 	ends   map[string]*endpointSlots
-	sick   map[string]*sickness // endpoints whose last attempt from this worker failed
-}
-
-// sickness is what a worker knows of an endpoint whose attempts fail: since when, and
-// when it may try one again (its circuit is open: one attempt at a time probes it).
-type sickness struct {
-	since, nextProbe time.Time
+	// circuits of the endpoints whose last attempt from this worker failed (circuit.go),
+	// and what releases their parked tasks once they answer again (nil: none is).
+	circuits circuits
+	release  Releaser
 }
 
 type endpointSlots struct {
@@ -80,8 +77,10 @@ type endpointSlots struct {
 	held  int
 }
 
-// NewDeliverer returns a Deliverer; client should come from NewClient.
-func NewDeliverer(cfg DelivererConfig, store Store, sealer Sealer, client *http.Client, logger *slog.Logger, reg prometheus.Registerer, now charge.TimeNow) *Deliverer {
+// NewDeliverer returns a Deliverer; client should come from NewClient. release brings
+// back the tasks parked while an endpoint was failing, once it answers again; if nil, they
+// come back when their wait ends.
+func NewDeliverer(cfg DelivererConfig, store Store, release Releaser, sealer Sealer, client *http.Client, logger *slog.Logger, reg prometheus.Registerer, now charge.TimeNow) *Deliverer {
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 64)
 	cfg.PerEndpoint = cmp.Or(cfg.PerEndpoint, 16)
 	cfg.HeldPerEndpoint = cmp.Or(cfg.HeldPerEndpoint, 4*cfg.PerEndpoint)
@@ -97,10 +96,9 @@ func NewDeliverer(cfg DelivererConfig, store Store, sealer Sealer, client *http.
 	}, store, logger, reg, now)
 	return &Deliverer{
 		cfg: cfg, store: store, sealer: sealer, client: client, logger: logger, now: now,
-		metrics: newDelivererMetrics(reg), loop: loop,
+		metrics: newDelivererMetrics(reg), loop: loop, release: release,
 		global: make(chan struct{}, cfg.Concurrency),
 		ends:   map[string]*endpointSlots{},
-		sick:   map[string]*sickness{},
 	}
 }
 
@@ -129,27 +127,9 @@ func deferDelay(n uint64) time.Duration {
 	return min(time.Duration(n)*2*time.Second, time.Minute) + rand.N(time.Second)
 }
 
-// probeEvery is how often a worker tries an endpoint whose attempts fail, whatever its
-// tasks' own retry schedules say.
-const probeEvery = time.Second
-
-// sickDelay is how long a task waits, without an attempt, while its endpoint has been
-// failing for age: as long again (at least 2 s, at most 30 min), and a little more at
-// random so that a backlog does not come back at once. An endpoint that answers 500 in a
-// millisecond would otherwise have every task of its backlog tried on its schedule, and
-// those attempts (each a request, two writes and a hand-back) would take the workers from
-// the deliveries of healthy endpoints; tasks sent back every second or two would fill
-// every fetch. Waiting as long as the outage so far, a task comes back a few times in all
-// (each wait doubles the outage it has seen), and a backlog drains within about the length
-// of the outage once the endpoint answers again.
-func sickDelay(age time.Duration) time.Duration {
-	d := min(max(age, 2*time.Second), 30*time.Minute)
-	return d + rand.N(d/4+1)
-}
-
-// dispatch starts the delivery of one task, or puts it back for later if its endpoint
-// already has as many held as it may, or is failing (its circuit open) with a task in hand
-// to probe it. When it starts the delivery, that settles the task; otherwise dispatch
+// dispatch starts the delivery of one task, or puts it back: parked while its endpoint's
+// circuit is open (circuit.go), or for a few seconds if its endpoint already has as many
+// held as it may. When it starts the delivery, that settles the task; otherwise dispatch
 // returns what becomes of it, for the caller to settle.
 func (d *Deliverer) dispatch(ctx context.Context, m Message) (consume.Outcome, bool) {
 	var t Task
@@ -160,14 +140,14 @@ func (d *Deliverer) dispatch(ctx context.Context, m Message) (consume.Outcome, b
 		}
 		return consume.Refuse(reason), false
 	}
+	v, wait := d.circuits.decide(t.Endpoint, t.Key, d.now())
+	if v == parkIt || v == waitTurn {
+		d.metrics.deferred.Inc()
+		return consume.Wait(wait), false
+	}
+	probe := v == probeIt
 	d.mu.Lock()
 	e := d.ends[t.Endpoint]
-	if sick := d.sick[t.Endpoint]; sick != nil && e != nil {
-		// Its circuit is open and a task of it is in hand already, to probe it.
-		d.mu.Unlock()
-		d.metrics.deferred.Inc()
-		return consume.Wait(sickDelay(d.now().Sub(sick.since))), false
-	}
 	if e == nil {
 		e = &endpointSlots{slots: make(chan struct{}, d.cfg.PerEndpoint)}
 		d.ends[t.Endpoint] = e
@@ -192,15 +172,19 @@ func (d *Deliverer) dispatch(ctx context.Context, m Message) (consume.Outcome, b
 		}()
 		e.slots <- struct{}{}
 		defer func() { <-e.slots }()
-		if wait, open := d.circuitOpen(t.Endpoint); open {
-			// It failed since this task was dispatched, and another probes it.
-			d.metrics.deferred.Inc()
-			d.loop.SettleOne(ctx, m, consume.Wait(wait))
-			return
+		if !probe {
+			// Its endpoint may have failed since this task was dispatched.
+			v, wait := d.circuits.decide(t.Endpoint, t.Key, d.now())
+			if v == parkIt || v == waitTurn {
+				d.metrics.deferred.Inc()
+				d.loop.SettleOne(ctx, m, consume.Wait(wait))
+				return
+			}
+			probe = v == probeIt
 		}
 		d.global <- struct{}{}
 		defer func() { <-d.global }()
-		d.loop.SettleOne(ctx, m, d.deliver(ctx, m, t))
+		d.loop.SettleOne(ctx, m, d.deliver(ctx, m, t, probe))
 	}()
 	return consume.Outcome{}, true
 }
@@ -209,7 +193,10 @@ func (d *Deliverer) dispatch(ctx context.Context, m Message) (consume.Outcome, b
 // given up, or the endpoint is gone or disabled; otherwise a retry at the schedule's next
 // delay, which hands it back for later rather than hold one of the task consumer's places
 // (MaxAckPending) for hours while an endpoint is down.
-func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) consume.Outcome {
+//
+// A failed probe (a task tried while the endpoint's circuit is open) waits for the next
+// probe instead, and is never given up while the endpoint stays enabled.
+func (d *Deliverer) deliver(ctx context.Context, m Message, t Task, probe bool) consume.Outcome {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout+30*time.Second)
 	defer cancel()
 	attempt := 1
@@ -224,14 +211,14 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) consume.Outc
 	}
 	e, err := d.cache.get(ctx, d.store, t.Endpoint, d.now())
 	if errors.Is(err, charge.ErrNotFound) {
-		d.noteHealth(t.Endpoint, true, d.now()) // nothing to probe
+		d.noteHealth(t.Endpoint, true, d.now()) // nothing to probe: release what is parked
 		return consume.Done()                   // deleted: nothing to deliver to
 	}
 	if err != nil {
 		return d.requeue(ctx, err)
 	}
 	if e.Status != StatusEnabled {
-		d.noteHealth(t.Endpoint, true, d.now()) // nothing to probe
+		d.noteHealth(t.Endpoint, true, d.now()) // nothing to probe: release what is parked
 		return consume.Done()
 	}
 	keys, err := d.keys(e)
@@ -303,6 +290,9 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) consume.Outc
 			}
 		}
 		delay, again := nextDelay(d.cfg.Schedule, attempt, resp, now)
+		if probe && reason == "" {
+			delay, again = max(d.circuits.nextProbe(e.ID).Sub(now), time.Second), true
+		}
 		if !again || reason != "" {
 			d.metrics.outcomes.WithLabelValues("gave_up").Inc()
 			out = consume.Done()
@@ -322,38 +312,23 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) consume.Outc
 	return out
 }
 
-// circuitOpen reports whether a task of endpoint id must wait rather than be tried now,
-// and for how long: its last attempt failed and the next probe is not due. When it is due,
-// the caller's task is the probe.
-func (d *Deliverer) circuitOpen(id string) (time.Duration, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	sick := d.sick[id]
-	if sick == nil {
-		return 0, false
-	}
-	now := d.now()
-	if now.Before(sick.nextProbe) {
-		return sickDelay(now.Sub(sick.since)), true
-	}
-	sick.nextProbe = now.Add(probeEvery)
-	return 0, false
-}
-
-// noteHealth records whether an attempt to endpoint id, made at now, succeeded: a failure
-// opens its circuit in this worker (see dispatch), a success closes it.
+// noteHealth records whether an attempt to endpoint id, made at now, succeeded. When that
+// closes the endpoint's circuit, its parked tasks are released.
 func (d *Deliverer) noteHealth(id string, ok bool, now time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	switch {
-	case ok:
-		delete(d.sick, id)
-	case d.sick[id] == nil:
-		if len(d.sick) > 100_000 {
-			clear(d.sick)
-		}
-		d.sick[id] = &sickness{since: now, nextProbe: now.Add(probeEvery)}
+	if !d.circuits.note(id, ok, now) || d.release == nil {
+		return
 	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		n, err := d.release.ReleaseTasks(ctx, id)
+		if err != nil {
+			d.logger.WarnContext(ctx, "releasing the parked tasks of an endpoint that answers again; they come back when their wait ends",
+				"endpoint", id, "released", n, "error", err)
+			return
+		}
+		d.logger.InfoContext(ctx, "endpoint answers again; its parked tasks released", "endpoint", id, "released", n)
+	}()
 }
 
 // requeue is the outcome of a failure of ours (not the endpoint's): a wait, no attempt
@@ -492,7 +467,7 @@ func newDelivererMetrics(reg prometheus.Registerer) *delivererMetrics {
 			Name: "billing_webhook_attempts_total", Help: "Webhook delivery attempts by outcome (delivered, failed, gave_up, gone).",
 		}, []string{"outcome"}),
 		deferred: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "billing_webhook_deferred_total", Help: "Tasks put back because their endpoint had as many waiting as it may.",
+			Name: "billing_webhook_deferred_total", Help: "Tasks put back without an attempt: their endpoint failing (parked, or the prober waiting its turn), or holding as many as it may.",
 		}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "billing_webhook_attempt_duration_seconds", Help: "Time from sending a webhook to its answer or failure.",
