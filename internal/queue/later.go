@@ -5,10 +5,12 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // Handing a message back for later.
@@ -135,33 +137,73 @@ func (c *Conn) ReleaseTasks(ctx context.Context, endpoint string) (int, error) {
 	if err != nil {
 		return 0, unavailable("listing the parked tasks of "+endpoint, err)
 	}
-	released := 0
+	// One task after another is three round trips each; a backlog of thousands goes out
+	// a bounded number at once.
+	var (
+		released atomic.Int64
+		g        errgroup.Group
+	)
+	g.SetLimit(releaseConcurrency)
 	for subject := range info.State.Subjects {
-		raw, err := stream.GetLastMsgForSubject(ctx, subject)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue // fired or released meanwhile
-		}
-		if err != nil {
-			return released, unavailable("reading "+subject, err)
-		}
-		target := raw.Header.Get("Nats-Schedule-Target")
-		if !strings.HasPrefix(target, subjectWebhooks+".") {
-			continue
-		}
-		m := &nats.Msg{Subject: target, Data: raw.Data, Header: nats.Header{}}
-		for k, v := range raw.Header {
-			if !strings.HasPrefix(k, "Nats-") {
-				m.Header[k] = v
+		g.Go(func() error {
+			ok, err := c.releaseTask(ctx, stream, subject)
+			if ok {
+				released.Add(1)
 			}
-		}
-		m.Header.Set(jetstream.MsgIDHeader, "released:"+strconv.FormatUint(raw.Sequence, 10))
-		if _, err := c.js.PublishMsg(ctx, m); err != nil {
-			return released, unavailable("releasing "+subject, err)
-		}
-		if err := stream.DeleteMsg(ctx, raw.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return released, unavailable("deleting the schedule of "+subject, err)
-		}
-		released++
+			return err
+		})
 	}
-	return released, nil
+	err = g.Wait()
+	return int(released.Load()), err
+}
+
+// releaseConcurrency bounds the parked tasks ReleaseTasks releases at once.
+const releaseConcurrency = 32
+
+// releaseTask releases the parked task on subject, if it is still there.
+func (c *Conn) releaseTask(ctx context.Context, stream jetstream.Stream, subject string) (bool, error) {
+	raw, err := stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil // fired or released meanwhile
+	}
+	if err != nil {
+		return false, unavailable("reading "+subject, err)
+	}
+	target := raw.Header.Get("Nats-Schedule-Target")
+	if !strings.HasPrefix(target, subjectWebhooks+".") {
+		return false, nil
+	}
+	m := &nats.Msg{Subject: target, Data: raw.Data, Header: nats.Header{}}
+	for k, v := range raw.Header {
+		if !strings.HasPrefix(k, "Nats-") {
+			m.Header[k] = v
+		}
+	}
+	m.Header.Set(jetstream.MsgIDHeader, "released:"+strconv.FormatUint(raw.Sequence, 10))
+	if _, err := c.js.PublishMsg(ctx, m); err != nil {
+		if apiErrorCode(err) == errCodeDuplicateInProcess {
+			return false, nil // another worker releases it at this moment
+		}
+		return false, unavailable("releasing "+subject, err)
+	}
+	// The server refuses a deletion (ErrMsgDeleteUnsuccessful, its reason only as text)
+	// of a schedule another worker deleted first; if this one stays, it fires later: a
+	// second delivery, as at-least-once allows.
+	if err := stream.DeleteMsg(ctx, raw.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+		return true, unavailable("deleting the schedule of "+subject, err)
+	}
+	return true, nil
+}
+
+// errCodeDuplicateInProcess is JetStream's answer to a publish whose message id another
+// publish, in flight, carries: two workers releasing one endpoint's tasks at once.
+const errCodeDuplicateInProcess jetstream.ErrorCode = 10158
+
+// apiErrorCode is the JetStream error code of err, 0 if it has none.
+func apiErrorCode(err error) jetstream.ErrorCode {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode
+	}
+	return 0
 }

@@ -409,8 +409,9 @@ func TestSlowEndpointDoesNotHoldOthersBack(t *testing.T) {
 func TestHealedEndpointGetsItsBacklogAtOnce(t *testing.T) {
 	t.Parallel()
 	s := webhookSystem(t, func(c *config.Config) { c.WebhookRetrySchedule = []time.Duration{time.Minute} })
+	const failures = 8 // enough in a row to open the endpoint's circuit
 	flaky := newReceiver(t, func(n int) int {
-		if n <= 3 {
+		if n <= failures {
 			return http.StatusServiceUnavailable
 		}
 		return http.StatusOK
@@ -423,7 +424,7 @@ func TestHealedEndpointGetsItsBacklogAtOnce(t *testing.T) {
 	waitFor(t, "every event delivered once the endpoint answers", 30*time.Second, func() bool {
 		ok := map[string]bool{}
 		for i, d := range flaky.deliveries() {
-			if i >= 3 {
+			if i >= failures {
 				ok[d.header.Get("webhook-id")] = true
 			}
 		}

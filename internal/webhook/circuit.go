@@ -9,7 +9,8 @@ import (
 
 // A circuit per endpoint, in each worker.
 //
-// Once an attempt to an endpoint fails, its circuit opens: one task of it, the prober,
+// Once openAfter attempts in a row to an endpoint fail, its circuit opens: one task of it,
+// the prober,
 // tries the endpoint now and then (probeInterval), and every other task of it is parked:
 // handed back for parkFor without an attempt. When a probe succeeds the circuit closes and
 // the worker releases the endpoint's parked tasks at once (Releaser).
@@ -23,6 +24,10 @@ import (
 type Releaser interface {
 	ReleaseTasks(ctx context.Context, endpoint string) (int, error)
 }
+
+// openAfter is how many attempts in a row must fail to open a circuit: one failure of a
+// busy healthy endpoint (a timeout under load) must not park its tasks.
+const openAfter = 5
 
 // parkFor is how long a task of an endpoint whose circuit is open waits, unless the
 // endpoint answers again first and its tasks are released. If the release is lost (the
@@ -50,7 +55,9 @@ const (
 )
 
 type circuit struct {
-	since     time.Time // when this worker saw the endpoint start failing
+	failures  int       // attempts in a row that failed
+	open      bool      // failures reached openAfter
+	since     time.Time // when the circuit opened
 	nextProbe time.Time
 	prober    string    // the key of the task that probes
 	proberDue time.Time // when the prober is due back at the latest
@@ -66,7 +73,7 @@ func (c *circuits) decide(endpoint, key string, now time.Time) (verdict, time.Du
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.open[endpoint]
-	if s == nil {
+	if s == nil || !s.open {
 		return attemptIt, 0
 	}
 	if key != s.prober && s.prober != "" && now.Before(s.proberDue) {
@@ -86,7 +93,7 @@ func (c *circuits) decide(endpoint, key string, now time.Time) (verdict, time.Du
 func (c *circuits) nextProbe(endpoint string) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s := c.open[endpoint]; s != nil {
+	if s := c.open[endpoint]; s != nil && s.open {
 		return s.nextProbe
 	}
 	return time.Time{}
@@ -98,15 +105,19 @@ func (c *circuits) note(endpoint string, ok bool, now time.Time) (closed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.open[endpoint]
-	switch {
-	case ok:
+	if ok {
 		delete(c.open, endpoint)
-		return s != nil
-	case s == nil:
+		return s != nil && s.open
+	}
+	if s == nil {
 		if c.open == nil || len(c.open) > 100_000 {
 			c.open = map[string]*circuit{}
 		}
-		c.open[endpoint] = &circuit{since: now, nextProbe: now.Add(probeInterval(0))}
+		s = &circuit{}
+		c.open[endpoint] = s
+	}
+	if s.failures++; !s.open && s.failures >= openAfter {
+		s.open, s.since, s.nextProbe = true, now, now.Add(probeInterval(0))
 	}
 	return false
 }
