@@ -70,6 +70,7 @@ type Deliverer struct {
 	// and what releases their parked tasks once they answer again (nil: none is).
 	circuits circuits
 	release  Releaser
+	runCtx   context.Context // Run's: the probes stop with it
 }
 
 type endpointSlots struct {
@@ -96,14 +97,19 @@ func NewDeliverer(cfg DelivererConfig, store Store, release Releaser, sealer Sea
 	}, store, logger, reg, now)
 	return &Deliverer{
 		cfg: cfg, store: store, sealer: sealer, client: client, logger: logger, now: now,
-		metrics: newDelivererMetrics(reg), loop: loop, release: release,
+		metrics: newDelivererMetrics(reg), loop: loop, release: release, runCtx: context.Background(),
 		global: make(chan struct{}, cfg.Concurrency),
 		ends:   map[string]*endpointSlots{},
 	}
 }
 
+// parkDelay is how long a task parks while its endpoint's circuit is open: parkFor, and a
+// little more at random so that a backlog not released does not come back at once.
+func parkDelay() time.Duration { return parkFor + rand.N(parkFor/10) }
+
 // Run delivers tasks from src until ctx ends, then finishes the deliveries in hand.
 func (d *Deliverer) Run(ctx context.Context, src Source) error {
+	d.runCtx = ctx
 	return d.loop.Run(ctx, src, func(ctx context.Context, msgs []Message) {
 		// Those put back at once are settled together, not one round trip after another
 		// while the batch's other tasks wait to start.
@@ -140,12 +146,10 @@ func (d *Deliverer) dispatch(ctx context.Context, m Message) (consume.Outcome, b
 		}
 		return consume.Refuse(reason), false
 	}
-	v, wait := d.circuits.decide(t.Endpoint, t.Key, d.now())
-	if v == parkIt || v == waitTurn {
+	if d.circuits.isOpen(t.Endpoint) {
 		d.metrics.deferred.Inc()
-		return consume.Wait(wait), false
+		return consume.Wait(parkDelay()), false
 	}
-	probe := v == probeIt
 	d.mu.Lock()
 	e := d.ends[t.Endpoint]
 	if e == nil {
@@ -172,19 +176,15 @@ func (d *Deliverer) dispatch(ctx context.Context, m Message) (consume.Outcome, b
 		}()
 		e.slots <- struct{}{}
 		defer func() { <-e.slots }()
-		if !probe {
-			// Its endpoint may have failed since this task was dispatched.
-			v, wait := d.circuits.decide(t.Endpoint, t.Key, d.now())
-			if v == parkIt || v == waitTurn {
-				d.metrics.deferred.Inc()
-				d.loop.SettleOne(ctx, m, consume.Wait(wait))
-				return
-			}
-			probe = v == probeIt
+		if d.circuits.isOpen(t.Endpoint) {
+			// Its endpoint's circuit opened since this task was dispatched.
+			d.metrics.deferred.Inc()
+			d.loop.SettleOne(ctx, m, consume.Wait(parkDelay()))
+			return
 		}
 		d.global <- struct{}{}
 		defer func() { <-d.global }()
-		d.loop.SettleOne(ctx, m, d.deliver(ctx, m, t, probe))
+		d.loop.SettleOne(ctx, m, d.deliver(ctx, m, t))
 	}()
 	return consume.Outcome{}, true
 }
@@ -193,10 +193,7 @@ func (d *Deliverer) dispatch(ctx context.Context, m Message) (consume.Outcome, b
 // given up, or the endpoint is gone or disabled; otherwise a retry at the schedule's next
 // delay, which hands it back for later rather than hold one of the task consumer's places
 // (MaxAckPending) for hours while an endpoint is down.
-//
-// A failed probe (a task tried while the endpoint's circuit is open) waits for the next
-// probe instead, and is never given up while the endpoint stays enabled.
-func (d *Deliverer) deliver(ctx context.Context, m Message, t Task, probe bool) consume.Outcome {
+func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) consume.Outcome {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout+30*time.Second)
 	defer cancel()
 	attempt := 1
@@ -211,14 +208,14 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task, probe bool) 
 	}
 	e, err := d.cache.get(ctx, d.store, t.Endpoint, d.now())
 	if errors.Is(err, charge.ErrNotFound) {
-		d.noteHealth(t.Endpoint, true, d.now()) // nothing to probe: release what is parked
-		return consume.Done()                   // deleted: nothing to deliver to
+		d.noteHealth(t, true) // nothing to probe: release what is parked
+		return consume.Done() // deleted: nothing to deliver to
 	}
 	if err != nil {
 		return d.requeue(ctx, err)
 	}
 	if e.Status != StatusEnabled {
-		d.noteHealth(t.Endpoint, true, d.now()) // nothing to probe: release what is parked
+		d.noteHealth(t, true) // nothing to probe: release what is parked
 		return consume.Done()
 	}
 	keys, err := d.keys(e)
@@ -239,7 +236,7 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task, probe bool) 
 	}
 	d.metrics.duration.Observe(elapsed.Seconds())
 	ok := sendErr == nil && status >= 200 && status <= 299
-	d.noteHealth(e.ID, ok, now)
+	d.noteHealth(t, ok)
 	if !ok {
 		why := fmt.Sprintf("endpoint answered %d", status)
 		if sendErr != nil {
@@ -290,9 +287,6 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task, probe bool) 
 			}
 		}
 		delay, again := nextDelay(d.cfg.Schedule, attempt, resp, now)
-		if probe && reason == "" {
-			delay, again = max(d.circuits.nextProbe(e.ID).Sub(now), time.Second), true
-		}
 		if !again || reason != "" {
 			d.metrics.outcomes.WithLabelValues("gave_up").Inc()
 			out = consume.Done()
@@ -312,23 +306,75 @@ func (d *Deliverer) deliver(ctx context.Context, m Message, t Task, probe bool) 
 	return out
 }
 
-// noteHealth records whether an attempt to endpoint id, made at now, succeeded. When that
-// closes the endpoint's circuit, its parked tasks are released.
-func (d *Deliverer) noteHealth(id string, ok bool, now time.Time) {
-	if !d.circuits.note(id, ok, now) || d.release == nil {
-		return
+// noteHealth records whether an attempt of task t succeeded. When that opens its
+// endpoint's circuit, the worker starts probing the endpoint with t; when it closes it,
+// the endpoint's parked tasks are released.
+func (d *Deliverer) noteHealth(t Task, ok bool) {
+	opened, closed := d.circuits.note(t.Endpoint, ok)
+	switch {
+	case opened:
+		d.logger.InfoContext(d.runCtx, "endpoint failing; its tasks are parked while it is probed", "endpoint", t.Endpoint)
+		go d.probe(t)
+	case closed && d.release != nil:
+		go func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(d.runCtx), time.Minute)
+			defer cancel()
+			n, err := d.release.ReleaseTasks(ctx, t.Endpoint)
+			if err != nil {
+				d.logger.WarnContext(ctx, "releasing the parked tasks of an endpoint that answers again; they come back when their wait ends",
+					"endpoint", t.Endpoint, "released", n, "error", err)
+				return
+			}
+			d.logger.InfoContext(ctx, "endpoint answers again; its parked tasks released", "endpoint", t.Endpoint, "released", n)
+		}()
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		n, err := d.release.ReleaseTasks(ctx, id)
-		if err != nil {
-			d.logger.WarnContext(ctx, "releasing the parked tasks of an endpoint that answers again; they come back when their wait ends",
-				"endpoint", id, "released", n, "error", err)
+}
+
+// probe sends t to its endpoint every probeInterval until an attempt succeeds (this one
+// or a task's), the endpoint is disabled or deleted, or the worker stops. A probe is a
+// real delivery of t's event, which the endpoint may get again with t's own task: delivery
+// is at least once. It is not recorded as one of t's attempts.
+func (d *Deliverer) probe(t Task) {
+	since := d.now()
+	for {
+		select {
+		case <-d.runCtx.Done():
+			return
+		case <-time.After(probeInterval(d.now().Sub(since))):
+		}
+		if !d.circuits.isOpen(t.Endpoint) {
+			return // closed by a task's attempt
+		}
+		ctx, cancel := context.WithTimeout(d.runCtx, d.cfg.Timeout+5*time.Second)
+		ok, gone := d.probeOnce(ctx, t)
+		cancel()
+		if ok || gone {
+			d.noteHealth(t, true)
 			return
 		}
-		d.logger.InfoContext(ctx, "endpoint answers again; its parked tasks released", "endpoint", id, "released", n)
-	}()
+	}
+}
+
+// probeOnce sends t once: ok if it was delivered, gone if there is no endpoint left to
+// probe (deleted, disabled).
+func (d *Deliverer) probeOnce(ctx context.Context, t Task) (ok, gone bool) {
+	e, err := d.cache.get(ctx, d.store, t.Endpoint, d.now())
+	if errors.Is(err, charge.ErrNotFound) {
+		return false, true
+	}
+	if err != nil {
+		return false, false
+	}
+	if e.Status != StatusEnabled {
+		return false, true
+	}
+	keys, err := d.keys(e)
+	if err != nil {
+		return false, false
+	}
+	status, _, err := d.send(ctx, e.URL, t, keys, d.now())
+	d.metrics.probes.Inc()
+	return err == nil && status >= 200 && status <= 299, false
 }
 
 // requeue is the outcome of a failure of ours (not the endpoint's): a wait, no attempt
@@ -458,6 +504,7 @@ func withoutAddresses(text, instead string) string {
 type delivererMetrics struct {
 	outcomes *prometheus.CounterVec
 	deferred prometheus.Counter
+	probes   prometheus.Counter
 	duration prometheus.Histogram
 }
 
@@ -467,14 +514,17 @@ func newDelivererMetrics(reg prometheus.Registerer) *delivererMetrics {
 			Name: "billing_webhook_attempts_total", Help: "Webhook delivery attempts by outcome (delivered, failed, gave_up, gone).",
 		}, []string{"outcome"}),
 		deferred: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "billing_webhook_deferred_total", Help: "Tasks put back without an attempt: their endpoint failing (parked, or the prober waiting its turn), or holding as many as it may.",
+			Name: "billing_webhook_deferred_total", Help: "Tasks put back without an attempt: their endpoint failing (parked), or holding as many as it may.",
+		}),
+		probes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "billing_webhook_probes_total", Help: "Probes of endpoints whose circuit is open (a failing endpoint's tasks parked).",
 		}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "billing_webhook_attempt_duration_seconds", Help: "Time from sending a webhook to its answer or failure.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 13),
 		}),
 	}
-	reg.MustRegister(m.outcomes, m.deferred, m.duration)
+	reg.MustRegister(m.outcomes, m.deferred, m.probes, m.duration)
 	return m
 }
 
