@@ -158,7 +158,7 @@ func (c *Conn) ReleaseTasks(ctx context.Context, endpoint string) (int, error) {
 }
 
 // releaseConcurrency bounds the parked tasks ReleaseTasks releases at once.
-const releaseConcurrency = 32
+const releaseConcurrency = 64
 
 // releaseTask releases the parked task on subject, if it is still there.
 func (c *Conn) releaseTask(ctx context.Context, stream jetstream.Stream, subject string) (bool, error) {

@@ -317,7 +317,7 @@ func (d *Deliverer) noteHealth(t Task, ok bool) {
 		go d.probe(t)
 	case closed && d.release != nil:
 		go func() {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(d.runCtx), time.Minute)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(d.runCtx), releaseTimeout)
 			defer cancel()
 			n, err := d.release.ReleaseTasks(ctx, t.Endpoint)
 			if err != nil {
@@ -329,6 +329,10 @@ func (d *Deliverer) noteHealth(t Task, ok bool) {
 		}()
 	}
 }
+
+// releaseTimeout bounds the release of an endpoint's parked tasks: tens of thousands
+// take a minute or two on a small cluster.
+const releaseTimeout = 10 * time.Minute
 
 // probe sends t to its endpoint every probeInterval until an attempt succeeds (this one
 // or a task's), the endpoint is disabled or deleted, or the worker stops. A probe is a
