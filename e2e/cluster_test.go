@@ -558,14 +558,17 @@ func TestClusterWebhooksBesideBadEndpoints(t *testing.T) {
 	failing.heal()
 	sick := time.Since(l.start)
 	t.Logf("the sick endpoints healed %s after the first request", sick.Round(time.Millisecond))
-	// A failing endpoint's tasks wait about as long as its outage so far (sickDelay).
-	healCtx, cancelHeal := context.WithTimeout(t.Context(), 2*time.Minute+sick*5/4)
+	// The parked tasks are released once a probe succeeds (a tenth of the outage at most
+	// after it healed), and the backlog of each healed endpoint (every event) then drains
+	// at the pace of deliveries: give it about 10 ms a task on top.
+	healCtx, cancelHeal := context.WithTimeout(t.Context(), 2*time.Minute+sick/4+time.Duration(2*total)*10*time.Millisecond)
 	defer cancelHeal()
 	for _, h := range []*hookReceiver{hanging, failing} {
 		delivered := h.await(healCtx, ids)
 		require.Len(t, delivered, len(ids), "events lost to an endpoint that was sick")
 	}
-	t.Logf("the healed endpoints had every event %s after the first request", time.Since(l.start).Round(time.Millisecond))
+	t.Logf("the healed endpoints had every event %s after the first request, %s after they healed",
+		time.Since(l.start).Round(time.Millisecond), (time.Since(l.start) - sick).Round(time.Millisecond))
 	for _, h := range []*hookReceiver{good, hanging, failing} {
 		h.mu.Lock()
 		require.Zero(t, h.badSig, "deliveries with a bad signature or body")
