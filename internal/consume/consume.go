@@ -60,6 +60,23 @@ type Source interface {
 	Fetch(ctx context.Context, max int, wait time.Duration) ([]Message, error)
 }
 
+// SourceOf adapts a fetch that returns a concrete message type (queue.Consumer.Fetch) to
+// a Source.
+func SourceOf[M Message](fetch func(ctx context.Context, max int, wait time.Duration) ([]M, error)) Source {
+	return sourceFunc[M](fetch)
+}
+
+type sourceFunc[M Message] func(ctx context.Context, max int, wait time.Duration) ([]M, error)
+
+func (f sourceFunc[M]) Fetch(ctx context.Context, max int, wait time.Duration) ([]Message, error) {
+	msgs, err := f(ctx, max, wait)
+	out := make([]Message, len(msgs))
+	for i, m := range msgs {
+		out[i] = m
+	}
+	return out, err
+}
+
 // DeadLetters records messages given up on.
 type DeadLetters interface {
 	InsertDeadLetters(ctx context.Context, ds []charge.DeadLetter) error

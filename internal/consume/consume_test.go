@@ -21,18 +21,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
 
-// source adapts the queue's consumer.
-type source struct{ c *queue.Consumer }
-
-func (s source) Fetch(ctx context.Context, max int, wait time.Duration) ([]consume.Message, error) {
-	msgs, err := s.c.Fetch(ctx, max, wait)
-	out := make([]consume.Message, len(msgs))
-	for i, m := range msgs {
-		out[i] = m
-	}
-	return out, err
-}
-
 // failingDeadLetters refuses to record dead letters the first times it is asked.
 type failingDeadLetters struct {
 	consume.DeadLetters
@@ -87,7 +75,7 @@ func TestOutcomes(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- loop.Run(runCtx, source{cons}, func(ctx context.Context, msgs []consume.Message) {
+		done <- loop.Run(runCtx, consume.SourceOf(cons.Fetch), func(ctx context.Context, msgs []consume.Message) {
 			outs := make([]consume.Outcome, len(msgs))
 			mu.Lock()
 			for i, m := range msgs {

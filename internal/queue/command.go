@@ -148,9 +148,8 @@ func (c *Conn) lockHeld(ctx context.Context, lock string, cmd charge.Command, wh
 // wrongLastSequence reports whether a publish was refused for its expected last
 // sequence (the code differs on replicated streams).
 func wrongLastSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) &&
-		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+	code := apiErrorCode(err)
+	return code == jetstream.JSErrCodeStreamWrongLastSequence || code == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 }
 
 // LookupCommand returns the create command of a charge while it is still in CHARGES, that

@@ -75,8 +75,7 @@ func (c *Conn) publishAll(ctx context.Context, what string, msgs []*nats.Msg) er
 // would not help), unavailable otherwise.
 func publishAllError(what string, m *nats.Msg, err error) error {
 	err = fmt.Errorf("%s: %w", m.Header.Get(jetstream.MsgIDHeader), err)
-	var apiErr *jetstream.APIError
-	if errors.Is(err, nats.ErrMaxPayload) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum {
+	if errors.Is(err, nats.ErrMaxPayload) || apiErrorCode(err) == jetstream.JSErrCodeStreamMessageExceedsMaximum {
 		return fmt.Errorf("%s: %w: %w", what, charge.ErrRejected, err)
 	}
 	return unavailable(what, err)

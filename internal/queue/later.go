@@ -96,12 +96,7 @@ func (m *Msg) Later(ctx context.Context, d time.Duration, attempt uint64) error 
 	if err != nil {
 		return unavailable("reading the metadata of "+m.m.Subject(), err)
 	}
-	copied := &nats.Msg{Subject: m.later.subject(m.m.Subject(), md.Sequence.Stream), Data: m.m.Data(), Header: nats.Header{}}
-	for k, v := range m.m.Headers() {
-		if !strings.HasPrefix(k, "Nats-") {
-			copied.Header[k] = v
-		}
-	}
+	copied := &nats.Msg{Subject: m.later.subject(m.m.Subject(), md.Sequence.Stream), Data: m.m.Data(), Header: withoutNATSHeaders(m.m.Headers())}
 	copied.Header.Set(deliveredHeader, strconv.FormatUint(m.NumDelivered(), 10))
 	copied.Header.Set(attemptHeader, strconv.FormatUint(max(attempt, 1), 10))
 	copied.Header.Set(idHeader, m.ID())
@@ -173,12 +168,7 @@ func (c *Conn) releaseTask(ctx context.Context, stream jetstream.Stream, subject
 	if !strings.HasPrefix(target, subjectWebhooks+".") {
 		return false, nil
 	}
-	m := &nats.Msg{Subject: target, Data: raw.Data, Header: nats.Header{}}
-	for k, v := range raw.Header {
-		if !strings.HasPrefix(k, "Nats-") {
-			m.Header[k] = v
-		}
-	}
+	m := &nats.Msg{Subject: target, Data: raw.Data, Header: withoutNATSHeaders(raw.Header)}
 	m.Header.Set(jetstream.MsgIDHeader, "released:"+strconv.FormatUint(raw.Sequence, 10))
 	if _, err := c.js.PublishMsg(ctx, m); err != nil {
 		if apiErrorCode(err) == errCodeDuplicateInProcess {
@@ -195,15 +185,18 @@ func (c *Conn) releaseTask(ctx context.Context, stream jetstream.Stream, subject
 	return true, nil
 }
 
+// withoutNATSHeaders copies h but the headers of NATS (Nats-*: a message id, a schedule),
+// for a copy of a message published anew.
+func withoutNATSHeaders(h nats.Header) nats.Header {
+	out := nats.Header{}
+	for k, v := range h {
+		if !strings.HasPrefix(k, "Nats-") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // errCodeDuplicateInProcess is JetStream's answer to a publish whose message id another
 // publish, in flight, carries: two workers releasing one endpoint's tasks at once.
 const errCodeDuplicateInProcess jetstream.ErrorCode = 10158
-
-// apiErrorCode is the JetStream error code of err, 0 if it has none.
-func apiErrorCode(err error) jetstream.ErrorCode {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode
-	}
-	return 0
-}

@@ -55,10 +55,7 @@ func DeadLetters(ctx context.Context, cfg config.Config, logger *slog.Logger, re
 			chosen = append(chosen, dead[i])
 		}
 	}
-	q, err := queue.Connect(ctx, queue.Config{
-		URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, Name: "billing-deadletters",
-		Replicas: cfg.StreamReplicas, IdempotencyTTL: cfg.IdempotencyTTL, ChargesMaxBytes: cfg.ChargesMaxBytes,
-	}, logger)
+	q, err := queue.Connect(ctx, QueueConfig(cfg, "billing-deadletters"), logger)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to NATS: %w", err)
 	}

@@ -90,10 +90,7 @@ func connect(ctx context.Context, cfg config.Config, name string, logger *slog.L
 	logger.Info("admin listening", "addr", d.adminAddr)
 
 	d.queue, err = retry(ctx, logger, "nats", func() (*queue.Conn, error) {
-		return queue.Connect(ctx, queue.Config{
-			URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, Name: name,
-			Replicas: cfg.StreamReplicas, IdempotencyTTL: cfg.IdempotencyTTL, ChargesMaxBytes: cfg.ChargesMaxBytes,
-		}, logger)
+		return queue.Connect(ctx, QueueConfig(cfg, name), logger)
 	})
 	if err != nil {
 		return nil, err
@@ -106,6 +103,15 @@ func connect(ctx context.Context, cfg config.Config, name string, logger *slog.L
 		return nil, err
 	}
 	return d, nil
+}
+
+// QueueConfig is the part of cfg that locates NATS and shapes the streams, for a
+// connection named name.
+func QueueConfig(cfg config.Config, name string) queue.Config {
+	return queue.Config{
+		URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, Name: name,
+		Replicas: cfg.StreamReplicas, IdempotencyTTL: cfg.IdempotencyTTL, ChargesMaxBytes: cfg.ChargesMaxBytes,
+	}
 }
 
 // StoreConfig is the part of cfg that chooses and locates the store.

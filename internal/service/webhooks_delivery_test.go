@@ -217,15 +217,19 @@ func TestFailingEndpointHoldsNoConsumerPlaces(t *testing.T) {
 		require.NoError(t, err)
 		return info.NumAckPending == 0 && info.NumPending == 0 && sinfo.State.Msgs == 20
 	})
-	// Each task was tried at most once (its retry is a minute away), and not all were:
-	// once its attempts failed, the endpoint was only probed.
+	// Each task was tried at most once (its retry is a minute away), but the one the
+	// worker probes the endpoint with once its circuit opened.
 	events := map[string]int{}
 	for _, d := range down.deliveries() {
 		events[d.header.Get("webhook-id")]++
 	}
-	for id, n := range events {
-		require.Equal(t, 1, n, "event %s tried again before its time", id)
+	probed := 0
+	for _, n := range events {
+		if n > 1 {
+			probed++
+		}
 	}
+	require.LessOrEqual(t, probed, 1, "events tried again before their time: %v", events)
 }
 
 // After the last scheduled retry the delivery is given up; an endpoint that answers 410
@@ -409,8 +413,13 @@ func TestSlowEndpointDoesNotHoldOthersBack(t *testing.T) {
 // are released when a probe succeeds, not left to come back when their waits end.
 func TestHealedEndpointGetsItsBacklogAtOnce(t *testing.T) {
 	t.Parallel()
-	s := webhookSystem(t, func(c *config.Config) { c.WebhookRetrySchedule = []time.Duration{time.Minute} })
-	const failures = 8 // enough in a row to open the endpoint's circuit
+	// One attempt at a time, so that the failures come strictly before the circuit opens
+	// (an attempt in flight when it closes is retried on its schedule, a minute here).
+	s := webhookSystem(t, func(c *config.Config) {
+		c.WebhookRetrySchedule = []time.Duration{time.Minute, time.Minute}
+		c.WebhookEndpointConcurrency = 1
+	})
+	const failures = 5 // in a row: enough to open the endpoint's circuit
 	flaky := newReceiver(t, func(n int) int {
 		if n <= failures {
 			return http.StatusServiceUnavailable

@@ -133,8 +133,8 @@ func webhooksRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.
 		logger, d.reg, time.Now)
 	janitor := &webhook.Janitor{Store: d.store, Retention: cfg.EventRetention, Interval: janitorInterval, Logger: logger, NowFunc: time.Now}
 	return []func(context.Context) error{
-		func(ctx context.Context) error { return fanout.Run(ctx, source{events}) },
-		func(ctx context.Context) error { return deliverer.Run(ctx, source{tasks}) },
+		func(ctx context.Context) error { return fanout.Run(ctx, consume.SourceOf(events.Fetch)) },
+		func(ctx context.Context) error { return deliverer.Run(ctx, consume.SourceOf(tasks.Fetch)) },
 		janitor.Run,
 	}, nil
 }
@@ -154,16 +154,4 @@ func gauge(count func(context.Context) (uint64, error)) func() float64 {
 }
 
 // CommandSource adapts the queue's consumer to the worker's Source.
-func CommandSource(c *queue.Consumer) worker.Source { return source{c} }
-
-// source adapts a queue consumer to consume.Source.
-type source struct{ c *queue.Consumer }
-
-func (s source) Fetch(ctx context.Context, max int, wait time.Duration) ([]consume.Message, error) {
-	msgs, err := s.c.Fetch(ctx, max, wait)
-	out := make([]consume.Message, len(msgs))
-	for i, m := range msgs {
-		out[i] = m
-	}
-	return out, err
-}
+func CommandSource(c *queue.Consumer) worker.Source { return consume.SourceOf(c.Fetch) }

@@ -184,7 +184,7 @@ func (d *Deliverer) dispatch(ctx context.Context, m Message) (consume.Outcome, b
 		}
 		d.global <- struct{}{}
 		defer func() { <-d.global }()
-		d.loop.SettleOne(ctx, m, d.deliver(ctx, m, t))
+		d.loop.SettleOne(ctx, m, d.deliver(ctx, t, m.NumDelivered() > 1))
 	}()
 	return consume.Outcome{}, true
 }
@@ -193,13 +193,14 @@ func (d *Deliverer) dispatch(ctx context.Context, m Message) (consume.Outcome, b
 // given up, or the endpoint is gone or disabled; otherwise a retry at the schedule's next
 // delay, which hands it back for later rather than hold one of the task consumer's places
 // (MaxAckPending) for hours while an endpoint is down.
-func (d *Deliverer) deliver(ctx context.Context, m Message, t Task) consume.Outcome {
+//
+// redelivered says whether t's message was delivered before (a retry, a deferral, a
+// crashed worker, a probe): then the store knows how many attempts were made.
+func (d *Deliverer) deliver(ctx context.Context, t Task, redelivered bool) consume.Outcome {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout+30*time.Second)
 	defer cancel()
 	attempt := 1
-	if m.NumDelivered() > 1 {
-		// Redelivered: a retry, a deferral or a crashed worker. The store knows how many
-		// attempts were made.
+	if redelivered {
 		made, err := d.store.Run(ctx, t.Key)
 		if err != nil {
 			return d.requeue(ctx, err)
@@ -334,10 +335,12 @@ func (d *Deliverer) noteHealth(t Task, ok bool) {
 // take a minute or two on a small cluster.
 const releaseTimeout = 10 * time.Minute
 
-// probe sends t to its endpoint every probeInterval until an attempt succeeds (this one
-// or a task's), the endpoint is disabled or deleted, or the worker stops. A probe is a
-// real delivery of t's event, which the endpoint may get again with t's own task: delivery
-// is at least once. It is not recorded as one of t's attempts.
+// probe makes an attempt of t every probeInterval until one ends the run (delivered,
+// given up, the endpoint disabled or deleted) or the worker stops; then it closes the
+// circuit, which releases the parked tasks. A probe is an attempt like any other: listed
+// among the endpoint's deliveries, counted in t's run, and keeping the endpoint's health
+// (410 and five days of failures disable it). Its event may come again with t's own
+// task: delivery is at least once.
 func (d *Deliverer) probe(t Task) {
 	since := d.now()
 	for {
@@ -349,36 +352,12 @@ func (d *Deliverer) probe(t Task) {
 		if !d.circuits.isOpen(t.Endpoint) {
 			return // closed by a task's attempt
 		}
-		ctx, cancel := context.WithTimeout(d.runCtx, d.cfg.Timeout+5*time.Second)
-		ok, gone := d.probeOnce(ctx, t)
-		cancel()
-		if ok || gone {
+		d.metrics.probes.Inc()
+		if d.deliver(d.runCtx, t, true).Kind == consume.KindDone {
 			d.noteHealth(t, true)
 			return
 		}
 	}
-}
-
-// probeOnce sends t once: ok if it was delivered, gone if there is no endpoint left to
-// probe (deleted, disabled).
-func (d *Deliverer) probeOnce(ctx context.Context, t Task) (ok, gone bool) {
-	e, err := d.cache.get(ctx, d.store, t.Endpoint, d.now())
-	if errors.Is(err, charge.ErrNotFound) {
-		return false, true
-	}
-	if err != nil {
-		return false, false
-	}
-	if e.Status != StatusEnabled {
-		return false, true
-	}
-	keys, err := d.keys(e)
-	if err != nil {
-		return false, false
-	}
-	status, _, err := d.send(ctx, e.URL, t, keys, d.now())
-	d.metrics.probes.Inc()
-	return err == nil && status >= 200 && status <= 299, false
 }
 
 // requeue is the outcome of a failure of ours (not the endpoint's): a wait, no attempt

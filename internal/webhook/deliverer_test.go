@@ -49,25 +49,6 @@ type plainSealer struct{}
 func (plainSealer) Seal(p []byte) ([]byte, error) { return p, nil }
 func (plainSealer) Open(p []byte) ([]byte, error) { return p, nil }
 
-// oneTask hands out one message, then nothing.
-type oneTask struct {
-	once sync.Once
-	msg  *taskMsg
-}
-
-func (s *oneTask) Fetch(ctx context.Context, _ int, wait time.Duration) ([]webhook.Message, error) {
-	var out []webhook.Message
-	s.once.Do(func() { out = []webhook.Message{s.msg} })
-	if out != nil {
-		return out, nil
-	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(wait):
-	}
-	return nil, nil
-}
-
 type taskMsg struct{ data []byte }
 
 func (m *taskMsg) Data() []byte                                       { return m.data }
@@ -116,7 +97,7 @@ func TestDeliveryErrorNamesNoAddress(t *testing.T) {
 		st, nil, plainSealer{}, webhook.NewClient(&webhook.Guard{}, 5*time.Second, 4), logger, prometheus.NewRegistry(), time.Now)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, &oneTask{msg: &taskMsg{data: task}}) }()
+	go func() { done <- d.Run(ctx, &manyTasks{msgs: []webhook.Message{&taskMsg{data: task}}}) }()
 
 	var rec webhook.Delivery
 	select {
