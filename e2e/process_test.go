@@ -3,11 +3,13 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -91,14 +93,16 @@ func (p *process) kill(t *testing.T) {
 	<-p.done
 }
 
-// freeze stops the process (SIGSTOP) for d, then lets it go on (SIGCONT): a process that
+// freeze stops the process (SIGSTOP) until thaw lets it go on (SIGCONT): a process that
 // stalls past its deadlines (a long pause, a partition) and then carries on as if nothing
 // happened.
-func (p *process) freeze(t *testing.T, d time.Duration) {
+func (p *process) freeze(t *testing.T) (thaw func()) {
 	t.Helper()
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGSTOP))
-	time.Sleep(d)
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGCONT))
+	return func() {
+		t.Helper()
+		require.NoError(t, p.cmd.Process.Signal(syscall.SIGCONT))
+	}
 }
 
 // log is everything the process wrote so far.
@@ -190,7 +194,10 @@ func (p *process) waitReady(t *testing.T, adminAddr string, timeout time.Duratio
 }
 
 // freeAddrs returns n distinct loopback addresses that were free a moment ago: each is
-// listened on, all at once so that they differ, then released.
+// listened on, all at once so that they differ, then released. The ports are below the
+// kernel's ephemeral range, so no connection's local end (another test's client, a
+// restarted server's route) can take one between this check and the bind of the process
+// it is for, or while a process is down and about to be started again on it.
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
 	addrs := make([]string, n)
@@ -200,13 +207,36 @@ func freeAddrs(t *testing.T, n int) []string {
 			_ = ln.Close()
 		}
 	}()
+	low, high := fixedPortRange()
 	for i := range addrs {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		lns = append(lns, ln)
-		addrs[i] = ln.Addr().String()
+		for tries := 0; ; tries++ {
+			require.Less(t, tries, 1000, "no free port in [%d, %d)", low, high)
+			addr := fmt.Sprintf("127.0.0.1:%d", low+rand.IntN(high-low))
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				continue
+			}
+			lns = append(lns, ln)
+			addrs[i] = addr
+			break
+		}
 	}
 	return addrs
+}
+
+// fixedPortRange is where freeAddrs picks ports: the 10,000 below the start of the
+// kernel's ephemeral range (ip_local_port_range, 32768 if unreadable), which nothing
+// picks by itself.
+func fixedPortRange() (low, high int) {
+	high = 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 11000 {
+				high = v
+			}
+		}
+	}
+	return high - 10000, high
 }
 
 // baseEnv is the test's environment without any BILLING_* variable, so that the

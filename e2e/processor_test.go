@@ -61,12 +61,16 @@ type processor struct {
 	// hold, when set, is taken by the next authorization call, which closes arrived and
 	// waits for release before it goes on (holdNext).
 	hold *heldCall
+	// held is the last held call, whose again closes when its key is asked for again.
+	held *heldCall
 }
 
 // heldCall is a call the test holds: arrived closes when it comes, and it waits for
-// release.
+// release; once released, it is decided and answered (never lost, never a 503), and
+// again closes when a later call asks for the same key.
 type heldCall struct {
-	arrived, release chan struct{}
+	arrived, release, again chan struct{}
+	key                     string
 }
 
 // processorStats is a snapshot of what the processor saw.
@@ -161,13 +165,14 @@ func answer(w http.ResponseWriter, a authAnswer) {
 }
 
 // holdNext holds the next authorization call: arrived closes when it comes, with the
-// worker that made it waiting for its answer, and release lets it go on.
-func (p *processor) holdNext() (arrived <-chan struct{}, release func()) {
-	h := &heldCall{arrived: make(chan struct{}), release: make(chan struct{})}
+// worker that made it waiting for its answer, and release lets it go on. again closes
+// when its key is asked for again, by whoever asks.
+func (p *processor) holdNext() (arrived <-chan struct{}, release func(), again <-chan struct{}) {
+	h := &heldCall{arrived: make(chan struct{}), release: make(chan struct{}), again: make(chan struct{})}
 	p.mu.Lock()
 	p.hold = h
 	p.mu.Unlock()
-	return h.arrived, sync.OnceFunc(func() { close(h.release) })
+	return h.arrived, sync.OnceFunc(func() { close(h.release) }), h.again
 }
 
 func (p *processor) authorize(w http.ResponseWriter, r *http.Request) {
@@ -181,6 +186,9 @@ func (p *processor) authorize(w http.ResponseWriter, r *http.Request) {
 	p.hold = nil
 	p.mu.Unlock()
 	if h != nil {
+		p.mu.Lock()
+		h.key, p.held = key, h
+		p.mu.Unlock()
 		close(h.arrived)
 		<-h.release
 	}
@@ -199,7 +207,11 @@ func (p *processor) authorize(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case seen:
 		p.repeated(key, a.req, req)
-	case p.unavailable(w):
+		if p.held != nil && p.held.key == key {
+			close(p.held.again)
+			p.held = nil
+		}
+	case h == nil && p.unavailable(w):
 		return
 	default:
 		a = &authorization{key: key, req: req, answer: authAnswer{
@@ -210,7 +222,7 @@ func (p *processor) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 		p.byKey[key] = a
 		p.byCharge[req.ChargeID] = append(p.byCharge[req.ChargeID], a)
-		if rand.Float64() < p.loseAnswers {
+		if h == nil && rand.Float64() < p.loseAnswers {
 			p.lost++
 			p.mu.Unlock()
 			dropUnanswered(w)
