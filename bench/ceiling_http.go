@@ -42,7 +42,7 @@ const (
 	ceilingSubject = "bench.http"
 )
 
-func startHTTPCeiling(ctx context.Context, natsURL, jwksPath string) (*httpCeiling, error) {
+func startHTTPCeiling(ctx context.Context, natsURL, jwksPath string, replicas int) (*httpCeiling, error) {
 	verifier, err := newTokenVerifier(jwksPath, devIssuer, devAudience)
 	if err != nil {
 		return nil, err
@@ -57,7 +57,7 @@ func startHTTPCeiling(ctx context.Context, natsURL, jwksPath string) (*httpCeili
 		return nil, err
 	}
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: ceilingStream, Subjects: []string{ceilingSubject}, Storage: jetstream.FileStorage,
+		Name: ceilingStream, Subjects: []string{ceilingSubject}, Storage: jetstream.FileStorage, Replicas: replicas,
 	}); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("creating stream %s: %w", ceilingStream, err)

@@ -28,7 +28,7 @@ type publishCeilings struct {
 
 // measurePublish publishes asyncN messages asynchronously (then waits for every ack),
 // then publishes synchronously from one client for syncFor.
-func measurePublish(ctx context.Context, natsURL string, asyncN int, syncFor time.Duration) (publishCeilings, error) {
+func measurePublish(ctx context.Context, natsURL string, replicas, asyncN int, syncFor time.Duration) (publishCeilings, error) {
 	var failed atomic.Int64
 	nc, err := nats.Connect(natsURL, nats.Name("bench-raw-publish"))
 	if err != nil {
@@ -43,7 +43,7 @@ func measurePublish(ctx context.Context, natsURL string, asyncN int, syncFor tim
 		return publishCeilings{}, err
 	}
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: rawStream, Subjects: []string{rawSubject}, Storage: jetstream.FileStorage,
+		Name: rawStream, Subjects: []string{rawSubject}, Storage: jetstream.FileStorage, Replicas: replicas,
 	}); err != nil {
 		return publishCeilings{}, fmt.Errorf("creating stream %s: %w", rawStream, err)
 	}
@@ -60,7 +60,9 @@ func measurePublish(ctx context.Context, natsURL string, asyncN int, syncFor tim
 	res := publishCeilings{asyncN: asyncN}
 	start := time.Now()
 	for range asyncN {
-		if _, err := js.PublishAsync(rawSubject, payload); err != nil {
+		// With every write fsynced the server acknowledges a few thousand a second, so
+		// the 4,000 outstanding publishes nats.go allows may take a second to drain.
+		if _, err := js.PublishAsync(rawSubject, payload, jetstream.WithStallWait(asyncAckTimeout)); err != nil {
 			return res, fmt.Errorf("async publish: %w", err)
 		}
 	}

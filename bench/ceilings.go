@@ -32,7 +32,7 @@ func measureCeilings(ctx context.Context, opts config, st *stack, cpu *cpuMeter,
 	var r ceilingResults
 
 	progress("ceiling a: HTTP + JWT + one JetStream publish, %d connections, %s + %s warm-up", opts.concurrency, opts.duration, opts.warmup)
-	srv, err := startHTTPCeiling(ctx, st.natsURL(), st.jwksPath())
+	srv, err := startHTTPCeiling(ctx, st.natsURL(), st.jwksPath(), st.replicas())
 	if err != nil {
 		return r, fmt.Errorf("ceiling a: %w", err)
 	}
@@ -52,7 +52,7 @@ func measureCeilings(ctx context.Context, opts config, st *stack, cpu *cpuMeter,
 
 	progress("ceiling b: JetStream publish, %d async then %s sync", asyncPublishes, syncPublishFor)
 	cpu.start()
-	r.publish, err = measurePublish(ctx, st.natsURL(), asyncPublishes, syncPublishFor)
+	r.publish, err = measurePublish(ctx, st.natsURL(), st.replicas(), asyncPublishes, syncPublishFor)
 	r.publishCPU = cpu.stop()
 	if err != nil {
 		return r, fmt.Errorf("ceiling b: %w", err)

@@ -35,7 +35,7 @@ func runGrowth(ctx context.Context, opts config, st *stack, grow int, progress f
 	total := grow + smallMerchants*smallCharges
 	progress("growth: seeding %s charges of %s and %d × %d of small merchants through the store's batch methods",
 		count(float64(grow)), largeMerchant, smallMerchants, smallCharges)
-	cpu := newCPUMeter([]string{"devstack", "bench"}, []int{st.infra.pid(), 0})
+	cpu := newCPUMeter(st.metered(st.infra))
 	cpu.start()
 	sd, err := newSeeder(ctx, st, st.storeConfig(), map[string]int{largeMerchant: grow, smallMerchant: smallCharges})
 	if err != nil {
@@ -91,7 +91,7 @@ func runGrowth(ctx context.Context, opts config, st *stack, grow int, progress f
 	}
 	progress("growth: reads of %s (twin store), %s (%s charges) and %s, in turn, %d requests each per read (at most %s a read)",
 		freshMerchant, largeMerchant, count(float64(grow)), smallMerchant, opts.reads, opts.readBudget)
-	cpu = newCPUMeter([]string{"ingest", "ingest-empty", "devstack", "bench"}, []int{st.ingest.pid(), twin.pid(), st.infra.pid(), 0})
+	cpu = newCPUMeter(st.metered(st.ingest, twin, st.infra))
 	cpu.start()
 	reads, err := measureReads(ctx, targets, opts.reads, opts.readBudget)
 	if err != nil {
@@ -100,7 +100,7 @@ func runGrowth(ctx context.Context, opts config, st *stack, grow int, progress f
 	r.empty, r.large, r.small = reads[0], reads[1], reads[2]
 	r.readsCPU = cpu.stop()
 	r.memory = map[string]memory{}
-	for _, p := range []*process{st.ingest, st.infra} {
+	for _, p := range append([]*process{st.ingest, st.infra}, st.natsNodes...) {
 		if r.memory[p.name], err = readMemory(p.pid()); err != nil {
 			return r, fmt.Errorf("memory of %s: %w", p.name, err)
 		}

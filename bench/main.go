@@ -9,7 +9,7 @@
 // ceiling, with CPU use and peak memory per process. The report also goes to
 // bench/results/<UTC time>.txt and bench/results/latest.txt. README.md has the details.
 //
-//	go run ./bench [-store sqlite|mongodb|all] [-grow 1000000] [-duration 10s] [-n 20000] [-cpuprofile]
+//	go run ./bench [-store sqlite|mongodb|all] [-nats default|always|cluster|all] [-grow 1000000] [-duration 10s] [-n 20000] [-cpuprofile]
 package main
 
 import (
@@ -42,6 +42,8 @@ type config struct {
 	keep        bool
 	// store is the engine to measure: sqlite, mongodb, or all (each in turn).
 	store string
+	// nats is the NATS durability setup: default, always, cluster, or all (each in turn).
+	nats string
 	// grow is the large merchant's charges in the growth phase; negative: the engine's
 	// default (growDefault), 0: no growth phase.
 	grow int
@@ -56,6 +58,14 @@ const storeAll = "all"
 // growDefault is the large merchant's size by engine: FerretDB scans a collection for
 // most reads (README.md), so a million charges would take hours to read back through it.
 var growDefault = map[string]int{store.EngineSQLite: 1_000_000, store.EngineMongoDB: 10_000}
+
+// setups are the NATS durability setups to measure, in order.
+func (o config) setups() []string {
+	if o.nats == storeAll {
+		return natsSetups
+	}
+	return []string{o.nats}
+}
 
 // engines are the engines to measure, in order.
 func (o config) engines() []string {
@@ -85,6 +95,7 @@ func parseFlags() config {
 	flag.StringVar(&o.goCmd, "go", "go", "the go command that builds the binaries")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, data, logs)")
 	flag.StringVar(&o.store, "store", store.EngineSQLite, "the store engine: sqlite, mongodb, or all (each in turn, one report each)")
+	flag.StringVar(&o.nats, "nats", natsDefault, "the NATS durability setup: default (one server, default fsync), always (one server, sync_interval: always), cluster (three servers, 3 replicas, always), or all (each in turn, one report each)")
 	flag.IntVar(&o.grow, "grow", -1, "charges of the large merchant in the growth phase (-1: 1,000,000 for sqlite, 10,000 for mongodb; 0: no growth phase)")
 	flag.IntVar(&o.reads, "reads", 1000, "sequential requests that time each read, on the empty store and after growth")
 	flag.DurationVar(&o.readBudget, "read-budget", 15*time.Second, "the longest one read is repeated for; fewer requests are timed if it runs out")
@@ -108,6 +119,8 @@ func (o config) validate() error {
 		return errors.New("-worker-batch must be 0 to 4096")
 	case o.store != storeAll && o.store != store.EngineSQLite && o.store != store.EngineMongoDB:
 		return fmt.Errorf("-store must be %s, %s or %s", store.EngineSQLite, store.EngineMongoDB, storeAll)
+	case o.nats != storeAll && !slices.Contains(natsSetups, o.nats):
+		return fmt.Errorf("-nats must be one of %s or %s", strings.Join(natsSetups, ", "), storeAll)
 	case o.reads < 1:
 		return errors.New("-reads must be at least 1")
 	case o.readBudget < time.Second:
@@ -170,23 +183,25 @@ func run(ctx context.Context, opts config) (err error) {
 	// Each engine's report is printed and saved as soon as it is done, so that a failure
 	// of the next one loses nothing measured.
 	var out bytes.Buffer
-	for i, engine := range opts.engines() {
-		rep := &report{at: time.Now(), engine: engine, opts: opts, build: buildTime, source: source}
-		profileDir := filepath.Join(resultsDir, "profiles", stamp, engine)
-		if err := runEngine(ctx, opts, rep, bins, filepath.Join(tmp, engine), profileDir); err != nil {
-			return fmt.Errorf("store %s: %w", engine, err)
-		}
-		var text bytes.Buffer
-		if err := rep.write(&text); err != nil {
-			return err
-		}
-		if i > 0 {
-			out.WriteString("\n\n")
-		}
-		out.Write(text.Bytes())
-		os.Stdout.Write(text.Bytes())
-		if err := saveResults(resultsDir, stamp, out.Bytes()); err != nil {
-			return err
+	for _, engine := range opts.engines() {
+		for _, setup := range opts.setups() {
+			rep := &report{at: time.Now(), engine: engine, durability: setup, opts: opts, build: buildTime, source: source}
+			profileDir := filepath.Join(resultsDir, "profiles", stamp, engine+"-"+setup)
+			if err := runEngine(ctx, opts, rep, bins, filepath.Join(tmp, engine+"-"+setup), profileDir); err != nil {
+				return fmt.Errorf("store %s, NATS %s: %w", engine, setup, err)
+			}
+			var text bytes.Buffer
+			if err := rep.write(&text); err != nil {
+				return err
+			}
+			if out.Len() > 0 {
+				out.WriteString("\n\n")
+			}
+			out.Write(text.Bytes())
+			os.Stdout.Write(text.Bytes())
+			if err := saveResults(resultsDir, stamp, out.Bytes()); err != nil {
+				return err
+			}
 		}
 	}
 	progress("results written to %s (%.0f s in all)", filepath.Join(resultsDir, stamp+".txt"), time.Since(began).Seconds())
@@ -217,8 +232,8 @@ func runEngine(ctx context.Context, opts config, rep *report, bins binaries, dir
 			return err
 		}
 	}
-	progress("store %s: starting devstack infra, ingest and worker", engine)
-	st, err := startStack(ctx, bins, dir, engine, opts.workerBatch, opts.cpuProfile)
+	progress("store %s, NATS %s: starting NATS, devstack infra, ingest and worker", engine, rep.durability)
+	st, err := startStack(ctx, bins, dir, engine, rep.durability, opts.workerBatch, opts.cpuProfile)
 	if err != nil {
 		return err
 	}

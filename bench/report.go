@@ -18,7 +18,9 @@ import (
 type report struct {
 	at     time.Time
 	engine string
-	opts   config
+	// durability is the NATS setup (natsSetups).
+	durability string
+	opts       config
 	// source is what was measured (sourceState).
 	source string
 	build  time.Duration
@@ -41,14 +43,14 @@ func (r *report) write(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	p := func(format string, args ...any) { fmt.Fprintf(bw, format+"\n", args...) }
 
-	p("billing bench, store %s, %s, %s", r.engine, r.at.UTC().Format(time.RFC3339), r.source)
+	p("billing bench, store %s, NATS %s, %s, %s", r.engine, r.durability, r.at.UTC().Format(time.RFC3339), r.source)
 	p("%s %s/%s, nproc %d, %s", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
 	p("load: %d keep-alive connections, closed loop, from the bench process on the same machine; "+
 		"duration %s after %s warm-up; end to end n=%d", r.opts.concurrency, r.opts.duration, r.opts.warmup, r.opts.n)
 	if r.opts.workerBatch > 0 {
 		p("worker: BILLING_WORKER_BATCH=%d", r.opts.workerBatch)
 	}
-	p("stack: %s", stackLine(r.engine))
+	p("stack: %s", stackLine(r.engine, r.durability))
 	g := r.growth
 	if others := max(s.e2eCPU.others, s.refundsCPU.others, s.ingestCPU.others, s.drainCPU.others, c.httpCPU.others, c.publishCPU.others,
 		c.insertCPU.others, g.seedCPU.others, g.readsCPU.others); others > disturbedAbove {
@@ -106,7 +108,7 @@ func (r *report) write(w io.Writer) error {
 	}
 	p("")
 	var mem []string
-	for _, name := range []string{"ingest", "worker", "devstack"} {
+	for _, name := range s.memoryOrder {
 		m := s.memory[name]
 		mem = append(mem, fmt.Sprintf("%s %s (now %s)", name, mib(m.peak), mib(m.current)))
 	}
@@ -128,13 +130,22 @@ func (r *report) write(w io.Writer) error {
 	return bw.Flush()
 }
 
-// stackLine describes the stack on engine.
-func stackLine(engine string) string {
+// stackLine describes the stack on engine with the NATS setup durability.
+func stackLine(engine, durability string) string {
+	var nats string
+	switch durability {
+	case natsAlways:
+		nats = "one NATS server of its own (devstack nats), JetStream file store, sync_interval: always; devstack infra --no-nats for the store"
+	case natsCluster:
+		nats = "three clustered NATS servers (devstack nats, each a process), JetStream file store, sync_interval: always, streams and bucket with 3 replicas; devstack infra --no-nats for the store"
+	default:
+		nats = "devstack infra (NATS JetStream file store, default sync_interval)"
+	}
 	if engine == store.EngineSQLite {
-		return "devstack infra (NATS JetStream file store, default sync_interval), one ingest, one worker (simulated processor), separate processes; " +
+		return nats + ", one ingest, one worker (simulated processor), separate processes; " +
 			"store: one SQLite file (WAL, synchronous=FULL) that the ingest and the worker open themselves, so its CPU is theirs"
 	}
-	return "devstack infra (NATS JetStream file store, default sync_interval; store: FerretDB on SQLite), one ingest, one worker (simulated processor), separate processes"
+	return nats + ", one ingest, one worker (simulated processor), separate processes; store: FerretDB on SQLite in devstack infra"
 }
 
 // writeReads writes the reads on the empty store and, after the growth phase, of the large

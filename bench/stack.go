@@ -27,6 +27,21 @@ const (
 	infraBanner = "Services started separately need:"
 )
 
+// The durability setups of NATS (-nats), as docs/design-notes.md describes them.
+const (
+	// natsDefault is devstack infra's own server: one server, the default
+	// sync_interval (fsync every two minutes).
+	natsDefault = "default"
+	// natsAlways is one server of its own (devstack nats, alone) fsyncing every write.
+	natsAlways = "always"
+	// natsCluster is production's: three servers (devstack nats), streams and the
+	// bucket with three replicas, every write fsynced.
+	natsCluster = "cluster"
+)
+
+// natsSetups are the setups, in the order -nats all runs them.
+var natsSetups = []string{natsDefault, natsAlways, natsCluster}
+
 // stack is the system under test: devstack infra (NATS and, for mongodb, the store's
 // server), one ingest and one worker, each a separate process, on free loopback ports,
 // with all data under one temporary directory. On sqlite the store is a file that the
@@ -36,13 +51,19 @@ type stack struct {
 	dataDir string
 	logDir  string
 	// engine is the store engine (BILLING_STORE).
-	engine     string
+	engine string
+	// durability is the NATS setup: natsDefault, natsAlways or natsCluster.
+	durability string
+	// natsAddrs are the client addresses of the NATS servers; natsNodes their processes
+	// where they run on their own (natsAlways, natsCluster).
+	natsAddrs  []string
+	natsNodes  []*process
 	sqlitePath string
 	// twinSQLitePath is the twin store on sqlite: a store of its own, in the same
 	// server or directory, that the growth phase keeps empty but for one merchant.
 	twinSQLitePath string
 
-	natsAddr, mongoAddr      string
+	mongoAddr                string
 	apiAddr                  string
 	ingestAdmin, workerAdmin string
 	// pprofAddrs are the processes' pprof listeners by name, when profiling.
@@ -58,15 +79,18 @@ type stack struct {
 // startStack starts the processes on the store engine and waits until each is ready; a
 // positive workerBatch sets the worker's BILLING_WORKER_BATCH, and profile gives each a
 // pprof listener. On error, whatever was started is stopped.
-func startStack(ctx context.Context, bins binaries, dir, engine string, workerBatch int, profile bool) (s *stack, err error) {
-	addrs, err := freeAddrs(8)
+func startStack(ctx context.Context, bins binaries, dir, engine, durability string, workerBatch int, profile bool) (s *stack, err error) {
+	addrs, err := freeAddrs(13)
 	if err != nil {
 		return nil, fmt.Errorf("finding free ports: %w", err)
 	}
 	s = &stack{
 		bins: bins, dataDir: filepath.Join(dir, "data"), logDir: filepath.Join(dir, "logs"), engine: engine,
-		natsAddr: addrs[0], mongoAddr: addrs[1], apiAddr: addrs[2],
+		durability: durability, natsAddrs: addrs[0:1], mongoAddr: addrs[1], apiAddr: addrs[2],
 		ingestAdmin: addrs[3], workerAdmin: addrs[4],
+	}
+	if durability == natsCluster {
+		s.natsAddrs = []string{addrs[0], addrs[8], addrs[9]}
 	}
 	// Where devstack infra puts the file by default; set explicitly for every process.
 	s.sqlitePath = filepath.Join(s.dataDir, "store", "billing.db")
@@ -83,17 +107,26 @@ func startStack(ctx context.Context, bins binaries, dir, engine string, workerBa
 		return s, err
 	}
 
-	infraEnv := []string{"BILLING_DEV_NATS_ADDR=" + s.natsAddr}
+	if err := s.startNATS(ctx, addrs[10:13]); err != nil {
+		return s, err
+	}
+	infraEnv := []string{"BILLING_DEV_NATS_ADDR=" + s.natsAddrs[0]}
 	if engine == store.EngineMongoDB {
 		infraEnv = append(infraEnv, "BILLING_DEV_MONGO_ADDR="+s.mongoAddr)
 	}
+	infraArgs := []string{"infra"}
+	if durability != natsDefault {
+		infraArgs = append(infraArgs, "--no-nats")
+	}
 	s.infra, err = startProcess("devstack", filepath.Join(s.logDir, "devstack.log"), s.env("devstack", infraEnv...),
-		bins.path("devstack"), "infra")
+		bins.path("devstack"), infraArgs...)
 	if err != nil {
 		return s, err
 	}
-	if err := s.infra.waitTCP(ctx, s.natsAddr, startTimeout); err != nil {
-		return s, err
+	if durability == natsDefault {
+		if err := s.infra.waitTCP(ctx, s.natsAddrs[0], startTimeout); err != nil {
+			return s, err
+		}
 	}
 	if engine == store.EngineMongoDB {
 		if err := s.infra.waitTCP(ctx, s.mongoAddr, startTimeout); err != nil {
@@ -124,6 +157,47 @@ func startStack(ctx context.Context, bins binaries, dir, engine string, workerBa
 		return s, err
 	}
 	return s, nil
+}
+
+// startNATS starts the servers that run on their own (natsAlways: one alone; natsCluster:
+// three, clustered on clusterAddrs) and waits until each takes clients; natsDefault's
+// is devstack infra's own.
+func (s *stack) startNATS(ctx context.Context, clusterAddrs []string) error {
+	for i, addr := range s.natsAddrs {
+		if s.durability == natsDefault {
+			return nil
+		}
+		name := fmt.Sprintf("nats-%d", i+1)
+		args := []string{"nats", "--name", name, "--listen", addr}
+		if s.durability == natsCluster {
+			var routes []string
+			for j, r := range clusterAddrs {
+				if j != i {
+					routes = append(routes, r)
+				}
+			}
+			args = append(args, "--cluster", clusterAddrs[i], "--routes", strings.Join(routes, ","))
+		}
+		p, err := startProcess(name, filepath.Join(s.logDir, name+".log"), s.env(name), s.bins.path("devstack"), args...)
+		if err != nil {
+			return err
+		}
+		s.natsNodes = append(s.natsNodes, p)
+	}
+	for i, p := range s.natsNodes {
+		if err := p.waitTCP(ctx, s.natsAddrs[i], startTimeout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replicas is the replicas of every stream and the bucket.
+func (s *stack) replicas() int {
+	if s.durability == natsCluster {
+		return 3
+	}
+	return 1
 }
 
 // unlimited is the environment of an ingest without a rate limit: the bench is one
@@ -159,6 +233,7 @@ func (s *stack) env(name string, extra ...string) []string {
 		"BILLING_NATS_URL="+s.natsURL(),
 		"BILLING_STORE="+s.engine,
 		"BILLING_LOG_LEVEL=warn",
+		"BILLING_STREAM_REPLICAS="+strconv.Itoa(s.replicas()),
 	)
 	switch s.engine {
 	case store.EngineSQLite:
@@ -176,7 +251,13 @@ func (s *stack) env(name string, extra ...string) []string {
 	return append(env, extra...)
 }
 
-func (s *stack) natsURL() string  { return "nats://" + s.natsAddr }
+func (s *stack) natsURL() string {
+	urls := make([]string, len(s.natsAddrs))
+	for i, a := range s.natsAddrs {
+		urls[i] = "nats://" + a
+	}
+	return strings.Join(urls, ",")
+}
 func (s *stack) mongoURI() string { return "mongodb://" + s.mongoAddr + "/" }
 func (s *stack) apiURL() string   { return "http://" + s.apiAddr }
 
@@ -241,12 +322,23 @@ func (s *stack) mintToken(ctx context.Context, merchant, scopes string) (string,
 // processes are the running processes of the stack, by name.
 func (s *stack) processes() []*process {
 	var ps []*process
-	for _, p := range []*process{s.ingest, s.worker, s.infra} {
+	for _, p := range append([]*process{s.ingest, s.worker, s.infra}, s.natsNodes...) {
 		if p != nil {
 			ps = append(ps, p)
 		}
 	}
 	return ps
+}
+
+// metered are the names and pids of ps, the NATS servers running on their own, and the
+// bench itself (pid 0), for a cpuMeter.
+func (s *stack) metered(ps ...*process) ([]string, []int) {
+	var names []string
+	var pids []int
+	for _, p := range append(ps, s.natsNodes...) {
+		names, pids = append(names, p.name), append(pids, p.pid())
+	}
+	return append(names, "bench"), append(pids, 0)
 }
 
 // stopServices stops the ingest and the worker with SIGTERM, leaving the infrastructure.

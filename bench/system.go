@@ -57,6 +57,8 @@ type systemResults struct {
 	worker workerStats
 	// Peak memory of each process, read at the end of the phases above.
 	memory map[string]memory
+	// memoryOrder is the processes of memory, in the order to print them.
+	memoryOrder []string
 	// profiles are the CPU profiles taken (-cpuprofile).
 	profiles []*cpuProfile
 }
@@ -91,9 +93,7 @@ func newSystem(opts config, st *stack, js jetstream.JetStream, profileDir string
 		opts: opts, st: st, js: js, profileDir: profileDir,
 		ingestMetrics: newScraper(st.ingestAdmin),
 		workerMetrics: newScraper(st.workerAdmin),
-		cpu: newCPUMeter(
-			[]string{"ingest", "worker", "devstack", "bench"},
-			[]int{st.ingest.pid(), st.worker.pid(), st.infra.pid(), 0}),
+		cpu:           newCPUMeter(st.metered(st.ingest, st.worker, st.infra)),
 	}
 }
 
@@ -235,6 +235,7 @@ func (s *system) run(ctx context.Context, progress func(string, ...any)) (system
 		if r.memory[p.name], err = readMemory(p.pid()); err != nil {
 			return r, fmt.Errorf("memory of %s: %w", p.name, err)
 		}
+		r.memoryOrder = append(r.memoryOrder, p.name)
 	}
 	return r, nil
 }

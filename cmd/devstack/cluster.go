@@ -28,8 +28,11 @@ func natsNode(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *name == "" || *listen == "" || *clusterAddr == "" || *routes == "" {
-		return errors.New("--name, --listen, --cluster and --routes are all required")
+	if *name == "" || *listen == "" {
+		return errors.New("--name and --listen are required")
+	}
+	if (*clusterAddr == "") != (*routes == "") {
+		return errors.New("--cluster and --routes go together: both for a server of a cluster, neither for one alone")
 	}
 	cfg, err := config.Load(config.Devstack, *configPath, os.Environ())
 	if err != nil {
@@ -37,12 +40,19 @@ func natsNode(args []string) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	node := devstack.Node{Name: *name, ClientAddr: *listen, ClusterAddr: *clusterAddr, Routes: strings.Split(*routes, ",")}
+	node := devstack.Node{Name: *name, ClientAddr: *listen, ClusterAddr: *clusterAddr}
+	if *routes != "" {
+		node.Routes = strings.Split(*routes, ",")
+	}
 	ns, err := devstack.StartNode(cfg.DataDir, node)
 	if err != nil {
 		return fmt.Errorf("starting %s: %w", *name, err)
 	}
-	fmt.Printf("%s: nats://%s, cluster %s, data %s\n", *name, *listen, *clusterAddr, devstack.NodeDir(cfg.DataDir, *name))
+	if *clusterAddr == "" {
+		fmt.Printf("%s: nats://%s, alone, data %s\n", *name, *listen, devstack.NodeDir(cfg.DataDir, *name))
+	} else {
+		fmt.Printf("%s: nats://%s, cluster %s, data %s\n", *name, *listen, *clusterAddr, devstack.NodeDir(cfg.DataDir, *name))
+	}
 	<-ctx.Done()
 	ns.Shutdown()
 	ns.WaitForShutdown()

@@ -51,8 +51,9 @@ const usage = `usage: devstack [up | infra | cluster | nats | token [--merchant 
           process of its own ("devstack nats", killable and restartable alone), with
           JetStream fsyncing every write (sync_interval: always); the services take all
           three URLs and BILLING_STREAM_REPLICAS=3
-  nats --name N --listen ADDR --cluster ADDR --routes ADDR,ADDR
-          run one server of that cluster, its data in BILLING_DATA_DIR/N
+  nats --name N --listen ADDR [--cluster ADDR --routes ADDR,ADDR]
+          run one server of that cluster, its data in BILLING_DATA_DIR/N; without
+          --cluster and --routes, a server alone, fsyncing every write as well
   token   print a token the devstack's API accepts
   listen  register a temporary webhook endpoint and forward its deliveries to --forward-to
 `

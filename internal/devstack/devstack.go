@@ -241,9 +241,10 @@ func ClientURLs(nodes []Node) string {
 	return strings.Join(urls, ",")
 }
 
-// StartNode starts node, one server of the devstack's cluster, in this process: JetStream
-// on a file store under NodeDir with every write fsynced before it is acknowledged
-// (sync_interval: always, as in production). The caller shuts it down.
+// StartNode starts node, one server of the devstack's cluster (or a server alone, when
+// node has no ClusterAddr), in this process: JetStream on a file store under NodeDir with
+// every write fsynced before it is acknowledged (sync_interval: always, as in
+// production). The caller shuts it down.
 func StartNode(dataDir string, node Node) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(node.ClientAddr)
 	if err != nil {
@@ -253,20 +254,21 @@ func StartNode(dataDir string, node Node) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client address: %w", err)
 	}
-	chost, cportStr, err := net.SplitHostPort(node.ClusterAddr)
-	if err != nil {
-		return nil, fmt.Errorf("cluster address: %w", err)
+	opts := natstest.ServerOptions{Host: host, Port: port, SyncAlways: true, ServerName: node.Name}
+	if node.ClusterAddr != "" {
+		chost, cportStr, err := net.SplitHostPort(node.ClusterAddr)
+		if err != nil {
+			return nil, fmt.Errorf("cluster address: %w", err)
+		}
+		cport, err := strconv.Atoi(cportStr)
+		if err != nil {
+			return nil, fmt.Errorf("cluster address: %w", err)
+		}
+		opts.Cluster = natstest.ClusterOptions{Name: ClusterName, Host: chost, Port: cport, Routes: node.Routes}
 	}
-	cport, err := strconv.Atoi(cportStr)
-	if err != nil {
-		return nil, fmt.Errorf("cluster address: %w", err)
-	}
-	dir := NodeDir(dataDir, node.Name)
-	if err := privateDir(dir); err != nil {
+	opts.StoreDir = NodeDir(dataDir, node.Name)
+	if err := privateDir(opts.StoreDir); err != nil {
 		return nil, err
 	}
-	return natstest.StartServer(natstest.ServerOptions{
-		Host: host, Port: port, StoreDir: dir, SyncAlways: true, ServerName: node.Name,
-		Cluster: natstest.ClusterOptions{Name: ClusterName, Host: chost, Port: cport, Routes: node.Routes},
-	})
+	return natstest.StartServer(opts)
 }
