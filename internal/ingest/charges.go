@@ -37,6 +37,31 @@ func PublishAction(p Publisher) func(ctx context.Context, payload json.RawMessag
 	}
 }
 
+// CommandWitness is the Witness of KindCommand: a charge's create command has taken effect
+// once the charge is readable, from its command on the queue or from the store (Get), and
+// a refund's once the refund is (Refunds.Get).
+func CommandWitness(charges *Charges, refunds *Refunds) Witness {
+	return func(ctx context.Context, payload json.RawMessage) (bool, error) {
+		var cmd charge.Command
+		if err := json.Unmarshal(payload, &cmd); err != nil {
+			return false, fmt.Errorf("decoding command: %w", err)
+		}
+		var err error
+		switch {
+		case cmd.Type == charge.CommandCreate:
+			_, err = charges.Get(ctx, cmd.Merchant, cmd.ChargeID)
+		case cmd.Type == charge.CommandRefund && cmd.Refund != nil:
+			_, err = refunds.Get(ctx, cmd.Merchant, cmd.Refund.ID)
+		default:
+			return false, fmt.Errorf("no witness of %s commands", cmd.Type)
+		}
+		if errors.Is(err, charge.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+}
+
 // ChargeStore reads charges a worker has written.
 type ChargeStore interface {
 	GetCharge(ctx context.Context, merchant, id string) (charge.Charge, error)

@@ -58,6 +58,11 @@ func (m Actions) Execute(ctx context.Context, a Action) error {
 	return f(ctx, a.Payload)
 }
 
+// Witness tells whether an action of its kind has taken effect, from what the action
+// leaves behind: a charge's create command, for one, on the queue until a worker has
+// stored the charge, then the charge in the store.
+type Witness func(ctx context.Context, payload json.RawMessage) (bool, error)
+
 // ErrOutcomeUnknown marks an action error after which the action may have taken effect.
 var ErrOutcomeUnknown = errors.New("outcome unknown")
 
@@ -125,9 +130,16 @@ const (
 // the same action again: actions are idempotent by ids decided before the claim (the
 // queue and the worker dedupe a command by charge id), so nothing is lost and nothing is
 // doubled.
+//
+// An action whose kind has a witness (Witnesses) is never marked done: what it leaves
+// behind says whether it was, so the claim is the request's one write to the bucket. A
+// repeat that finds such a claim started asks the witness: done, it is answered with the
+// stored response; not yet, it takes the claim over at once and does the action again
+// (the first, if still in flight, stores the same command, which the queue keeps once).
 type Idempotency struct {
 	KV            KeyValue
 	Executor      Executor
+	Witnesses     map[string]Witness
 	Sealer        Sealer
 	Logger        *slog.Logger
 	NowFunc       charge.TimeNow
@@ -230,10 +242,23 @@ func (s *Idempotency) repeat(ctx context.Context, key string, rec record) (resp 
 	if fields := differences(prior, rec); len(fields) > 0 {
 		return Response{}, true, &KeyReusedError{Fields: fields}
 	}
+	witness, witnessed := s.Witnesses[prior.Action.Kind]
 	switch {
 	case prior.State == stateDone:
 		resp, err := s.response(prior, true)
 		return resp, true, err
+	case witnessed:
+		done, err := witness(ctx, prior.Action.Payload)
+		if err != nil {
+			return Response{}, true, fmt.Errorf("looking for the effect of %s: %w", prior.Action.Kind, err)
+		}
+		if done {
+			resp, err := s.response(prior, true)
+			return resp, true, err
+		}
+		// Not there (yet): the first execution is in flight, stalled or failed. Take
+		// it over now, so that a first that fails for certain cannot release the key
+		// from under this one, and do the same action again.
 	case s.NowFunc().Sub(prior.StartedAt) < s.TakeoverAfter:
 		return Response{}, true, ErrKeyInUse
 	}
@@ -263,7 +288,8 @@ func (s *Idempotency) response(rec record, replayed bool) (Response, error) {
 	return Response{Status: rec.Status, Body: body, Sensitive: rec.Sealed, Replayed: replayed}, nil
 }
 
-// execute does rec's action, then marks the record done. If the action certainly failed,
+// execute does rec's action, then marks the record done unless a witness of its kind
+// tells that instead. If the action certainly failed,
 // the claim is released so the key stays free; if its outcome is unknown, the claim stays
 // for a retry to take over.
 func (s *Idempotency) execute(ctx context.Context, key string, rev uint64, rec record) (Response, error) {
@@ -277,6 +303,9 @@ func (s *Idempotency) execute(ctx context.Context, key string, rev uint64, rec r
 			}
 		}
 		return Response{}, fmt.Errorf("doing %s: %w", rec.Action.Kind, err)
+	}
+	if _, witnessed := s.Witnesses[rec.Action.Kind]; witnessed {
+		return s.response(rec, false)
 	}
 	rec.State = stateDone
 	if _, err := s.KV.Update(ctx, key, mustJSON(rec), rev); err != nil {

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -306,4 +307,81 @@ func TestClaimWhoseAnswerWasLostIsOwn(t *testing.T) {
 	require.True(t, resp.Replayed)
 	require.Equal(t, "first", string(resp.Body))
 	require.Equal(t, []string{id}, pub.published, "published once")
+}
+
+// witnessed is setup with the queue as witness of KindCommand: a create command has taken
+// effect once CHARGES holds it.
+func witnessed(t *testing.T) (*ingest.Idempotency, *publisher, *clock) {
+	t.Helper()
+	idem, pub, clk := setup(t)
+	idem.Witnesses = map[string]ingest.Witness{ingest.KindCommand: func(ctx context.Context, payload json.RawMessage) (bool, error) {
+		var c charge.Command
+		if err := json.Unmarshal(payload, &c); err != nil {
+			return false, err
+		}
+		_, err := pub.q.LookupCommand(ctx, c.ChargeID)
+		if errors.Is(err, charge.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}}
+	return idem, pub, clk
+}
+
+// A witnessed action leaves its claim as the request's only write to the bucket, and a
+// repeat finds it done by its witness: replayed, nothing published again.
+func TestWitnessedActionIsOneWrite(t *testing.T) {
+	t.Parallel()
+	idem, pub, _ := witnessed(t)
+	ctx := context.Background()
+	first := charge.NewID("ch")
+	resp, err := idem.Submit(ctx, request("w1", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("first")}, ingest.NewAction(ingest.KindCommand, cmd(first)))
+	require.NoError(t, err)
+	require.False(t, resp.Replayed)
+
+	require.Equal(t, uint64(1), bucketRevisions(t, pub.q), "the claim is the only write of the request")
+
+	resp, err = idem.Submit(ctx, request("w1", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("second")}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
+	require.NoError(t, err)
+	require.True(t, resp.Replayed)
+	require.Equal(t, "first", string(resp.Body))
+	require.Equal(t, []string{first}, pub.published)
+	require.Equal(t, uint64(1), bucketRevisions(t, pub.q), "a repeat of a done request writes nothing")
+}
+
+// A witnessed action whose outcome is unknown is not "in use" for TakeoverAfter: a repeat
+// finds its command missing, takes the claim over at once and publishes the very same
+// command, and a later repeat finds it there.
+func TestWitnessedRepeatDoesTheActionAtOnce(t *testing.T) {
+	t.Parallel()
+	idem, pub, _ := witnessed(t)
+	ctx := context.Background()
+	first := charge.NewID("ch")
+	pub.failWith(errors.Join(ingest.ErrOutcomeUnknown, charge.ErrUnavailable))
+	_, err := idem.Submit(ctx, request("w2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("first")}, ingest.NewAction(ingest.KindCommand, cmd(first)))
+	require.ErrorIs(t, err, charge.ErrUnavailable)
+
+	resp, err := idem.Submit(ctx, request("w2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("second")}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
+	require.NoError(t, err, "no 409 while the first's outcome is unknown")
+	require.True(t, resp.Replayed)
+	require.Equal(t, "first", string(resp.Body))
+	require.Equal(t, []string{first}, pub.published)
+
+	resp, err = idem.Submit(ctx, request("w2", `{"a":1}`), ingest.Response{Status: 202, Body: []byte("third")}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
+	require.NoError(t, err)
+	require.Equal(t, "first", string(resp.Body))
+	require.Equal(t, []string{first}, pub.published, "found by its witness, not published again")
+
+	_, err = idem.Submit(ctx, request("w2", `{"a":2}`), ingest.Response{Status: 202, Body: []byte("other")}, ingest.NewAction(ingest.KindCommand, cmd(charge.NewID("ch"))))
+	var reused *ingest.KeyReusedError
+	require.ErrorAs(t, err, &reused, "another request with the key is still refused")
+}
+
+// bucketRevisions is the number of writes the idempotency bucket has taken: its
+// stream's last sequence.
+func bucketRevisions(t *testing.T, q *queue.Conn) uint64 {
+	t.Helper()
+	n, err := q.IdempotencyWrites(context.Background())
+	require.NoError(t, err)
+	return n
 }

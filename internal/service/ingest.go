@@ -83,6 +83,9 @@ func runIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 		Idempotency: idem, Charges: charges, Store: d.store, Commands: d.queue, NowFunc: time.Now,
 		EncodeFunc: func(r charge.Refund) ([]byte, error) { return json.Marshal(r) },
 	}
+	// A charge or refund is readable from its 202 on: what a repeat of its request looks
+	// for, so that its claim is the one write to the bucket.
+	idem.Witnesses = map[string]ingest.Witness{ingest.KindCommand: ingest.CommandWitness(charges, refunds)}
 	srv := api.New(api.Config{RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst}, api.Deps{
 		Logger: logger, Verifier: verifier, Charges: charges, Refunds: refunds,
 		Balances: &ingest.Balances{Store: d.store}, Webhooks: webhooks, Idempotency: idem,
