@@ -8,7 +8,7 @@ PKGS     ?= ./...
 # per target on two cores.
 FUZZTIME ?= 100000x
 
-.PHONY: run cluster test chaos build vet fmt fuzz bench clean
+.PHONY: run cluster test chaos build vet fmt fuzz bench bench-smoke clean
 
 ## run: the whole system on the embedded default (devstack up)
 run: build
@@ -35,6 +35,7 @@ test: vet
 	$(GO) test -race -count=1 -timeout 12m -skip '^$(ALONE)$$' $$($(GO) list $(PKGS) | grep -v /e2e$$)
 	$(GO) test -race -count=1 -timeout 5m -run '^$(ALONE)$$' ./internal/service
 	$(GO) test -race -count=1 -timeout 10m ./e2e
+	$(MAKE) bench-smoke
 	$(MAKE) fuzz
 
 ## chaos: the fault suite (e2e/cluster_test.go) ten times longer, 20,000 charges a scenario
@@ -61,6 +62,14 @@ fuzz:
 ## (BENCHFLAGS, e.g. "-duration 20s -concurrency 128 -n 50000 -cpuprofile")
 bench:
 	$(GO) run ./bench -go $(GO) $(BENCHFLAGS)
+
+## bench-smoke: the whole benchmark, short, on each NATS durability setup, so that it
+## cannot rot: every phase runs and must settle what it submitted; the reports go to a
+## temporary directory, not bench/results
+bench-smoke:
+	@out=$$(mktemp -d); \
+	$(GO) run ./bench -go $(GO) -smoke -nats all -duration 1s -warmup 500ms -n 1000 -budget 60s -reads 20 -grow 0 -out $$out >/dev/null; rc=$$?; \
+	grep -h -E "^billing bench|accepted/s|settled/s" $$out/latest.txt; rm -rf $$out; exit $$rc
 
 fmt:
 	gofmt -w cmd internal e2e bench webhooksig deploy

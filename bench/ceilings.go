@@ -10,6 +10,8 @@ import (
 const (
 	// asyncPublishes is how many messages the async publish ceiling sends.
 	asyncPublishes = 200_000
+	// smokeDivisor shortens the fixed phases (these, and the worker alone) under -smoke.
+	smokeDivisor = 20
 	// syncPublishFor is how long the sync publish ceiling runs.
 	syncPublishFor = 3 * time.Second
 	// insertFor is how long the bulk insert ceiling runs.
@@ -50,17 +52,21 @@ func measureCeilings(ctx context.Context, opts config, st *stack, cpu *cpuMeter,
 		return r, errors.New("ceiling a: nothing accepted:" + r.http.failures())
 	}
 
-	progress("ceiling b: JetStream publish, %d async then %s sync", asyncPublishes, syncPublishFor)
+	asyncN, syncFor, insertTime := asyncPublishes, syncPublishFor, insertFor
+	if opts.smoke {
+		asyncN, syncFor, insertTime = asyncN/smokeDivisor, syncFor/smokeDivisor, insertTime/smokeDivisor
+	}
+	progress("ceiling b: JetStream publish, %d async then %s sync", asyncN, syncFor)
 	cpu.start()
-	r.publish, err = measurePublish(ctx, st.natsURL(), st.replicas(), asyncPublishes, syncPublishFor)
+	r.publish, err = measurePublish(ctx, st.natsURL(), st.replicas(), asyncN, syncFor)
 	r.publishCPU = cpu.stop()
 	if err != nil {
 		return r, fmt.Errorf("ceiling b: %w", err)
 	}
 
-	progress("ceiling c: raw bulk insert into %s, batches of %d, %s", st.engine, insertBatch, insertFor)
+	progress("ceiling c: raw bulk insert into %s, batches of %d, %s", st.engine, insertBatch, insertTime)
 	cpu.start()
-	r.insert, err = measureStoreCeiling(ctx, st, insertFor)
+	r.insert, err = measureStoreCeiling(ctx, st, insertTime)
 	r.insertCPU = cpu.stop()
 	if err != nil {
 		return r, fmt.Errorf("ceiling c: %w", err)

@@ -40,6 +40,11 @@ type config struct {
 	cpuProfile  bool
 	goCmd       string
 	keep        bool
+	// out is where the reports go; empty: bench/results of the module.
+	out string
+	// smoke shortens the fixed phases (make bench-smoke): every phase runs, the figures
+	// are not for quoting.
+	smoke bool
 	// store is the engine to measure: sqlite, mongodb, or all (each in turn).
 	store string
 	// nats is the NATS durability setup: default, always, cluster, or all (each in turn).
@@ -93,6 +98,8 @@ func parseFlags() config {
 	flag.IntVar(&o.workerBatch, "worker-batch", 0, "the worker's BILLING_WORKER_BATCH (0: the service's default)")
 	flag.BoolVar(&o.cpuProfile, "cpuprofile", false, "build the binaries with net/http/pprof (via a build overlay) and profile the ingest, the worker and devstack; slows them a little")
 	flag.StringVar(&o.goCmd, "go", "go", "the go command that builds the binaries")
+	flag.BoolVar(&o.smoke, "smoke", false, "a twentieth of the fixed phases (ceilings b and c, worker alone), for make bench-smoke: every phase runs, the figures are not for quoting")
+	flag.StringVar(&o.out, "out", "", "directory of the reports (default bench/results of the module)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, data, logs)")
 	flag.StringVar(&o.store, "store", store.EngineSQLite, "the store engine: sqlite, mongodb, or all (each in turn, one report each)")
 	flag.StringVar(&o.nats, "nats", natsDefault, "the NATS durability setup: default (one server, default fsync), always (one server, sync_interval: always), cluster (three servers, 3 replicas, always), or all (each in turn, one report each)")
@@ -173,6 +180,9 @@ func run(ctx context.Context, opts config) (err error) {
 	}()
 	stamp := began.UTC().Format("20060102T150405Z")
 	resultsDir := filepath.Join(root, "bench", "results")
+	if opts.out != "" {
+		resultsDir = opts.out
+	}
 
 	progress("building ./cmd/... into %s", filepath.Join(tmp, "bin"))
 	bins, buildTime, err := build(ctx, opts.goCmd, root, filepath.Join(tmp, "bin"), opts.cpuProfile)

@@ -51,6 +51,9 @@ func (r *report) write(w io.Writer) error {
 		p("worker: BILLING_WORKER_BATCH=%d", r.opts.workerBatch)
 	}
 	p("stack: %s", stackLine(r.engine, r.durability))
+	if r.opts.smoke {
+		p("SMOKE RUN (-smoke, make bench-smoke): short phases, the fixed ones a twentieth as long; not figures to quote")
+	}
 	g := r.growth
 	if others := max(s.e2eCPU.others, s.refundsCPU.others, s.ingestCPU.others, s.drainCPU.others, c.httpCPU.others, c.publishCPU.others,
 		c.insertCPU.others, g.seedCPU.others, g.readsCPU.others); others > disturbedAbove {

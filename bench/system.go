@@ -203,14 +203,18 @@ func (s *system) run(ctx context.Context, progress func(string, ...any)) (system
 	if err != nil {
 		return r, err
 	}
-	progress("worker alone: the backlog of %d charges, for at most %s", backlog, drainFor)
+	drainTime := drainFor
+	if s.opts.smoke {
+		drainTime /= smokeDivisor
+	}
+	progress("worker alone: the backlog of %d charges, for at most %s", backlog, drainTime)
 	drainProfiles := s.profile(ctx, &r, workerProfileFor, "worker", "devstack-worker")
 	s.cpu.start()
 	start = time.Now()
 	if err := s.st.worker.signal(syscall.SIGCONT); err != nil {
 		return r, err
 	}
-	r.drain, err = s.waitSettled(ctx, start, backlog, drainFor, func(ctx context.Context) (int, error) {
+	r.drain, err = s.waitSettled(ctx, start, backlog, drainTime, func(ctx context.Context) (int, error) {
 		n, err := remaining(ctx, cons)
 		return backlog - n, err
 	})
