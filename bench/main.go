@@ -42,6 +42,8 @@ type config struct {
 	keep        bool
 	// out is where the reports go; empty: bench/results of the module.
 	out string
+	// keys is how many idempotency records the keys phase stores (0: none).
+	keys int
 	// smoke shortens the fixed phases (make bench-smoke): every phase runs, the figures
 	// are not for quoting.
 	smoke bool
@@ -98,6 +100,7 @@ func parseFlags() config {
 	flag.IntVar(&o.workerBatch, "worker-batch", 0, "the worker's BILLING_WORKER_BATCH (0: the service's default)")
 	flag.BoolVar(&o.cpuProfile, "cpuprofile", false, "build the binaries with net/http/pprof (via a build overlay) and profile the ingest, the worker and devstack; slows them a little")
 	flag.StringVar(&o.goCmd, "go", "go", "the go command that builds the binaries")
+	flag.IntVar(&o.keys, "keys", 1_000_000, "idempotency records stored in the keys phase, for the NATS server's memory per key (0: no keys phase; not run on -nats always, whose fsyncs make it minutes long and whose memory is default's)")
 	flag.BoolVar(&o.smoke, "smoke", false, "a twentieth of the fixed phases (ceilings b and c, worker alone), for make bench-smoke: every phase runs, the figures are not for quoting")
 	flag.StringVar(&o.out, "out", "", "directory of the reports (default bench/results of the module)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, data, logs)")
@@ -128,6 +131,8 @@ func (o config) validate() error {
 		return fmt.Errorf("-store must be %s, %s or %s", store.EngineSQLite, store.EngineMongoDB, storeAll)
 	case o.nats != storeAll && !slices.Contains(natsSetups, o.nats):
 		return fmt.Errorf("-nats must be one of %s or %s", strings.Join(natsSetups, ", "), storeAll)
+	case o.keys < 0:
+		return errors.New("-keys must not be negative")
 	case o.reads < 1:
 		return errors.New("-reads must be at least 1")
 	case o.readBudget < time.Second:
@@ -276,6 +281,16 @@ func runEngine(ctx context.Context, opts config, rep *report, bins binaries, dir
 	rep.servicesStop = time.Since(stopStart)
 	if rep.ceilings, err = measureCeilings(ctx, opts, st, sys.cpu, progress); err != nil {
 		return err
+	}
+	if opts.keys > 0 && rep.durability != natsAlways {
+		server := st.infra
+		if len(st.natsNodes) > 0 {
+			server = st.natsNodes[0]
+		}
+		progress("keys: %d idempotency records into the bucket, the memory of %s before and after", opts.keys, server.name)
+		if rep.keys, err = measureKeys(ctx, st.natsURL(), server, opts.keys, opts.smoke); err != nil {
+			return fmt.Errorf("keys phase: %w", err)
+		}
 	}
 	if grow := opts.growFor(engine); grow > 0 {
 		if rep.growth, err = runGrowth(ctx, opts, st, grow, progress); err != nil {

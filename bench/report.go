@@ -33,6 +33,8 @@ type report struct {
 	// growth phase (zero when -grow 0).
 	emptyReads merchantReads
 	growth     growthResults
+	// keys is the keys phase (zero when not run).
+	keys keysResult
 	// profileTops are the top functions of each CPU profile, by name (-cpuprofile).
 	profileTops []string
 }
@@ -119,6 +121,11 @@ func (r *report) write(w io.Writer) error {
 	if g.grow > 0 {
 		p("peak memory after the growth phase: ingest (started again for it) %s, devstack (the ceilings included) %s",
 			mib(g.memory["ingest"].peak), mib(g.memory["devstack"].peak))
+	}
+	if k := r.keys; k.keys > 0 {
+		p("idempotency keys: %d records of %d B stored in the bucket in %.1f s (%s/s); resident memory of %s %s before, %s right after, %s %s later: %.0f B per key; at 10,000,000 keys (projected from this, not measured) %s",
+			k.keys, keyRecordSize, k.took.Seconds(), count(perSecond(k.keys, k.took)), k.process, mib(k.before.current), mib(k.written.current),
+			mib(k.settled.current), keysSettle, k.perKey(), mib(int64(k.perKey()*10_000_000)))
 	}
 	p("")
 	if err := r.writeReads(bw); err != nil {
