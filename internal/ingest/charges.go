@@ -20,20 +20,22 @@ import (
 // KindCommand is the action that puts a command on the queue.
 const KindCommand = "command"
 
-// Publisher puts an accepted command on the queue and returns once it is durably stored.
-// An error that wraps ErrOutcomeUnknown means the command may have been stored.
+// Publisher puts an accepted command on the queue and returns once it is durably stored:
+// data, cmd's JSON encoding, is the message. An error that wraps ErrOutcomeUnknown means
+// the command may have been stored.
 type Publisher interface {
-	PublishCommand(ctx context.Context, cmd charge.Command) error
+	PublishCommand(ctx context.Context, cmd charge.Command, data []byte) error
 }
 
-// PublishAction is the executor of KindCommand.
-func PublishAction(p Publisher) func(ctx context.Context, payload json.RawMessage) error {
-	return func(ctx context.Context, payload json.RawMessage) error {
+// PublishAction is the executor of KindCommand: the action's payload, the command
+// encoded once when the request was accepted, is the message.
+func PublishAction(p Publisher) func(ctx context.Context, a Action) error {
+	return func(ctx context.Context, a Action) error {
 		var cmd charge.Command
-		if err := json.Unmarshal(payload, &cmd); err != nil {
+		if err := a.Decode(&cmd); err != nil {
 			return fmt.Errorf("decoding command: %w", err)
 		}
-		return p.PublishCommand(ctx, cmd)
+		return p.PublishCommand(ctx, cmd, a.Payload)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"time"
 
@@ -33,11 +34,28 @@ type KeyValue interface {
 type Action struct {
 	Kind    string          `json:"kind"`
 	Payload json.RawMessage `json:"payload"`
+	// value is the payload as given to NewAction, which Decode hands out rather than
+	// decode Payload again; nil in an action read back from a stored claim.
+	value any
 }
 
 // NewAction returns the action of kind with payload encoded as JSON.
 func NewAction(kind string, payload any) Action {
-	return Action{Kind: kind, Payload: mustJSON(payload)}
+	return Action{Kind: kind, Payload: mustJSON(payload), value: payload}
+}
+
+// Decode sets *dst to the action's payload: the value given to NewAction when it is of
+// dst's type (the payload is encoded once, decoded never, on a first execution), else
+// Payload decoded.
+func (a Action) Decode(dst any) error {
+	if a.value != nil {
+		d := reflect.ValueOf(dst)
+		if v := reflect.ValueOf(a.value); d.Kind() == reflect.Pointer && v.Type() == d.Type().Elem() {
+			d.Elem().Set(v)
+			return nil
+		}
+	}
+	return json.Unmarshal(a.Payload, dst)
 }
 
 // Executor does actions. An error that wraps ErrOutcomeUnknown means the action may have
@@ -47,7 +65,13 @@ type Executor interface {
 }
 
 // Actions is an Executor that dispatches by kind.
-type Actions map[string]func(ctx context.Context, payload json.RawMessage) error
+type Actions map[string]func(ctx context.Context, a Action) error
+
+// PayloadAction is the executor that does f with an action's encoded payload, for
+// actions off the hot path that decode it themselves.
+func PayloadAction(f func(ctx context.Context, payload json.RawMessage) error) func(ctx context.Context, a Action) error {
+	return func(ctx context.Context, a Action) error { return f(ctx, a.Payload) }
+}
 
 // Execute does a with the function registered for its kind.
 func (m Actions) Execute(ctx context.Context, a Action) error {
@@ -55,7 +79,7 @@ func (m Actions) Execute(ctx context.Context, a Action) error {
 	if !ok {
 		return fmt.Errorf("no executor for action %q", a.Kind)
 	}
-	return f(ctx, a.Payload)
+	return f(ctx, a)
 }
 
 // Witness tells whether an action of its kind has taken effect, from what the action

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -104,10 +103,10 @@ type OperationLog interface {
 // command is withdrawn and the request answered charge.ErrOperationInProgress, its retry
 // meeting the charge as it is now. A republish (a takeover of a stalled request) that
 // found its own command stored is not checked again.
-func OperationAction(p OperationPublisher, log OperationLog, logger *slog.Logger) func(ctx context.Context, payload json.RawMessage) error {
-	return func(ctx context.Context, payload json.RawMessage) error {
+func OperationAction(p OperationPublisher, log OperationLog, logger *slog.Logger) func(ctx context.Context, a Action) error {
+	return func(ctx context.Context, a Action) error {
 		var cmd charge.Command
-		if err := json.Unmarshal(payload, &cmd); err != nil {
+		if err := a.Decode(&cmd); err != nil {
 			return fmt.Errorf("decoding command: %w", err)
 		}
 		seq, err := p.PublishOperation(ctx, cmd)

@@ -24,7 +24,17 @@ import (
 // (certainly not stored) or ErrPublishUncertain (maybe stored; see
 // PublishOutcomeUnknown). An invalid command matches ErrInvalid.
 func (c *Conn) PublishCommand(ctx context.Context, cmd charge.Command) error {
-	_, err := c.publishCommand(ctx, cmd)
+	_, err := c.publishCommand(ctx, cmd, nil)
+	return err
+}
+
+// PublishEncodedCommand is PublishCommand for a command whose JSON encoding the caller
+// has already made: data, stored as the message as it is.
+func (c *Conn) PublishEncodedCommand(ctx context.Context, cmd charge.Command, data []byte) error {
+	if len(data) == 0 {
+		return invalid("command %s without its encoding", cmd.ChargeID)
+	}
+	_, err := c.publishCommand(ctx, cmd, data)
 	return err
 }
 
@@ -35,7 +45,7 @@ func (c *Conn) PublishOperation(ctx context.Context, cmd charge.Command) (uint64
 	if operationLock(cmd) == "" {
 		return 0, invalid("%s is not an operation", cmd.Type)
 	}
-	return c.publishCommand(ctx, cmd)
+	return c.publishCommand(ctx, cmd, nil)
 }
 
 // WithdrawCommand removes the command stored under stream sequence seq, which its
@@ -49,16 +59,17 @@ func (c *Conn) WithdrawCommand(ctx context.Context, seq uint64) error {
 	return nil
 }
 
-// publishCommand publishes cmd and returns the stream sequence it stored it under, 0 for
-// a republish of a command stored before.
-func (c *Conn) publishCommand(ctx context.Context, cmd charge.Command) (uint64, error) {
+// publishCommand publishes cmd, encoded as data (encoded here when nil), and returns the
+// stream sequence it stored it under, 0 for a republish of a command stored before.
+func (c *Conn) publishCommand(ctx context.Context, cmd charge.Command, data []byte) (uint64, error) {
 	subject, msgID, err := commandAddress(cmd)
 	if err != nil {
 		return 0, err
 	}
-	data, err := json.Marshal(cmd)
-	if err != nil {
-		return 0, fmt.Errorf("encoding command %s: %w", cmd.ChargeID, err)
+	if data == nil {
+		if data, err = json.Marshal(cmd); err != nil {
+			return 0, fmt.Errorf("encoding command %s: %w", cmd.ChargeID, err)
+		}
 	}
 	what := "publishing command " + string(cmd.Type) + " for " + cmd.ChargeID
 	// nats.go answers ErrConnectionClosed and context errors both before and after

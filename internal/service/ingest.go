@@ -67,9 +67,9 @@ func runIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 		Executor: ingest.Actions{
 			ingest.KindCommand:      ingest.PublishAction(publisher{d.queue}),
 			ingest.KindOperation:    ingest.OperationAction(publisher{d.queue}, d.store, logger),
-			webhook.ActionCreate:    webhooks.ExecuteCreate,
-			webhook.ActionRotate:    webhooks.ExecuteRotate,
-			webhook.ActionRedeliver: webhooks.ExecuteRedeliver,
+			webhook.ActionCreate:    ingest.PayloadAction(webhooks.ExecuteCreate),
+			webhook.ActionRotate:    ingest.PayloadAction(webhooks.ExecuteRotate),
+			webhook.ActionRedeliver: ingest.PayloadAction(webhooks.ExecuteRedeliver),
 		},
 	}
 	// draining ends the long polls in flight once the server begins to shut down: they are
@@ -157,8 +157,8 @@ func apiTLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) 
 // unknown must keep its idempotency claim.
 type publisher struct{ q *queue.Conn }
 
-func (p publisher) PublishCommand(ctx context.Context, cmd charge.Command) error {
-	return outcome(p.q.PublishCommand(ctx, cmd))
+func (p publisher) PublishCommand(ctx context.Context, cmd charge.Command, data []byte) error {
+	return outcome(p.q.PublishEncodedCommand(ctx, cmd, data))
 }
 
 func (p publisher) PublishOperation(ctx context.Context, cmd charge.Command) (uint64, error) {
