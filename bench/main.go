@@ -303,6 +303,11 @@ func runEngine(ctx context.Context, opts config, rep *report, bins binaries, dir
 			return err
 		}
 		rep.profileTops = append(rep.profileTops, fmt.Sprintf("CPU profile %s (%s)\n%s", p.name, p.path, top))
+		if t, ok, err := stagesOf(p, rep.system); err != nil {
+			return err
+		} else if ok {
+			rep.stages = append(rep.stages, t)
+		}
 	}
 	rep.total = time.Since(began)
 	return nil

@@ -37,6 +37,8 @@ type report struct {
 	keys keysResult
 	// profileTops are the top functions of each CPU profile, by name (-cpuprofile).
 	profileTops []string
+	// stages are the ingest's and the worker's CPU per charge by stage (-cpuprofile).
+	stages []stageTable
 }
 
 // write renders the report as text.
@@ -133,6 +135,13 @@ func (r *report) write(w io.Writer) error {
 	}
 	p("build %.1f s, run %.1f s; the ingest and the worker took %.1f s to stop (SIGTERM, drain) before the ceilings",
 		r.build.Seconds(), r.total.Seconds(), r.servicesStop.Seconds())
+	if len(r.stages) > 0 {
+		p("")
+		p("where the time goes (-cpuprofile): a sample counts for the innermost stage on its stack")
+		for _, t := range r.stages {
+			t.write(bw)
+		}
+	}
 	for _, top := range r.profileTops {
 		p("")
 		p("%s", strings.TrimRight(top, "\n"))
