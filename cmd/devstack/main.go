@@ -144,6 +144,7 @@ func infra(args []string) error {
 }
 
 func up(args []string) error {
+	service.TuneGC() // the services run in this process
 	ctx, stop := signalContext()
 	defer stop()
 	return runUp(ctx, args, os.Environ(), os.Stdout)

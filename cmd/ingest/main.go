@@ -17,6 +17,7 @@ import (
 func main() {
 	configPath := flag.String("config", "", "YAML configuration file (default $BILLING_CONFIG)")
 	flag.Parse()
+	service.TuneGC()
 	cfg, err := config.Load(config.Ingest, *configPath, os.Environ())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ingest: bad configuration:\n%v\n", err)

@@ -32,6 +32,7 @@ func main() {
 	}
 	configPath := flag.String("config", "", "YAML configuration file (default $BILLING_CONFIG)")
 	flag.Parse()
+	service.TuneGC()
 	cfg, err := config.Load(config.Worker, *configPath, os.Environ())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "worker: bad configuration:\n%v\n", err)
