@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -9,18 +8,23 @@ import (
 	"time"
 )
 
+// spinHash works in plain Go (no assembly, whose frames a profile may not unwind) until
+// d has passed.
+//
 //go:noinline
-func spinHash(d time.Duration) {
-	sum := sha256.Sum256(nil)
+func spinHash(d time.Duration) uint64 {
+	h := uint64(14695981039346656037)
 	for end := time.Now().Add(d); time.Now().Before(end); {
-		for range 1000 {
-			sum = sha256.Sum256(sum[:])
+		for i := range 100_000 {
+			h ^= uint64(i)
+			h *= 1099511628211
 		}
 	}
+	return h
 }
 
 //go:noinline
-func spinOuter(d time.Duration) { spinHash(d) }
+func spinOuter(d time.Duration) uint64 { return spinHash(d) }
 
 // A profile of work done by two nested functions, split by a stage for the inner one and
 // one for the outer one: the samples count for the inner (innermost) stage, and every
