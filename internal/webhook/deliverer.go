@@ -38,6 +38,10 @@ type DelivererConfig struct {
 	// put back for later, so that a slow endpoint's backlog cannot fill the worker.
 	// Defaults to 4 × PerEndpoint.
 	HeldPerEndpoint int
+	// ReleaseAgainAfter is how long after releasing a healed endpoint's parked tasks the
+	// worker sweeps them once more, for those parked while its circuit closed. Default
+	// 10 s.
+	ReleaseAgainAfter time.Duration
 	// Timeout is how long an endpoint has to answer. Defaults to 15s.
 	Timeout time.Duration
 	// Schedule is the delay after each failed attempt. Required.
@@ -85,6 +89,7 @@ func NewDeliverer(cfg DelivererConfig, store Store, release Releaser, sealer Sea
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 64)
 	cfg.PerEndpoint = cmp.Or(cfg.PerEndpoint, 16)
 	cfg.HeldPerEndpoint = cmp.Or(cfg.HeldPerEndpoint, 4*cfg.PerEndpoint)
+	cfg.ReleaseAgainAfter = cmp.Or(cfg.ReleaseAgainAfter, 10*time.Second)
 	cfg.Timeout = cmp.Or(cfg.Timeout, 15*time.Second)
 	cfg.DisableAfter = cmp.Or(cfg.DisableAfter, 5*24*time.Hour)
 	cfg.AckWait = cmp.Or(cfg.AckWait, 60*time.Second)
@@ -320,15 +325,40 @@ func (d *Deliverer) noteHealth(t Task, ok bool) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(d.runCtx), releaseTimeout)
 			defer cancel()
-			n, err := d.release.ReleaseTasks(ctx, t.Endpoint)
-			if err != nil {
-				d.logger.WarnContext(ctx, "releasing the parked tasks of an endpoint that answers again; they come back when their wait ends",
-					"endpoint", t.Endpoint, "released", n, "error", err)
+			if !d.releaseParked(ctx, t.Endpoint, false) {
 				return
 			}
-			d.logger.InfoContext(ctx, "endpoint answers again; its parked tasks released", "endpoint", t.Endpoint, "released", n)
+			// A task parked while the circuit closed (its hand-back still on its way,
+			// or parked by another worker whose circuit is still open) lands after
+			// that sweep and would wait out parkFor: sweep once more.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d.cfg.ReleaseAgainAfter):
+			}
+			if !d.circuits.isOpen(t.Endpoint) {
+				d.releaseParked(ctx, t.Endpoint, true)
+			}
 		}()
 	}
+}
+
+// releaseParked releases the parked tasks of endpoint (again: the second sweep) and logs
+// it, and reports whether it could: what a failed release leaves comes back when its wait
+// ends.
+func (d *Deliverer) releaseParked(ctx context.Context, endpoint string, again bool) bool {
+	n, err := d.release.ReleaseTasks(ctx, endpoint)
+	switch {
+	case err != nil:
+		d.logger.WarnContext(ctx, "releasing the parked tasks of an endpoint that answers again; they come back when their wait ends",
+			"endpoint", endpoint, "released", n, "error", err)
+		return false
+	case !again:
+		d.logger.InfoContext(ctx, "endpoint answers again; its parked tasks released", "endpoint", endpoint, "released", n)
+	case n > 0:
+		d.logger.InfoContext(ctx, "parked tasks released again: parked while the circuit closed", "endpoint", endpoint, "released", n)
+	}
+	return true
 }
 
 // releaseTimeout bounds the release of an endpoint's parked tasks: tens of thousands

@@ -240,3 +240,68 @@ func TestFailingEndpointIsProbedNotFlooded(t *testing.T) {
 	require.Equal(t, n, parked+retried+prober)
 	require.Positive(t, parked)
 }
+
+// releases records the releases of parked tasks.
+type releases struct{ at chan time.Time }
+
+func (r *releases) ReleaseTasks(_ context.Context, _ string) (int, error) {
+	r.at <- time.Now()
+	return 0, nil
+}
+
+// When a probe finds a failing endpoint healed, its parked tasks are released at once,
+// and once more a little later, for the tasks parked while the circuit closed.
+func TestHealedEndpointIsReleasedTwice(t *testing.T) {
+	t.Parallel()
+	var healed atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if !healed.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	st := &memStore{
+		endpoint: webhook.Endpoint{
+			ID: "we_1", Merchant: "merchant_1", URL: srv.URL, Status: webhook.StatusEnabled,
+			Secrets: []webhook.SealedSecret{{Sealed: []byte(secret)}},
+		},
+		deliveries: make(chan webhook.Delivery, 100),
+	}
+	src := &manyTasks{}
+	var msgs []*settledMsg
+	for i := range 10 {
+		task, err := json.Marshal(webhook.Task{Key: fmt.Sprint("k", i), Merchant: "merchant_1", Endpoint: "we_1", Event: fmt.Sprint("evt_", i), Body: []byte(`{}`)})
+		require.NoError(t, err)
+		m := &settledMsg{taskMsg: taskMsg{data: task}, settled: make(chan struct{})}
+		msgs = append(msgs, m)
+		src.msgs = append(src.msgs, m)
+	}
+	rel := &releases{at: make(chan time.Time, 4)}
+	const again = 300 * time.Millisecond
+	d := webhook.NewDeliverer(webhook.DelivererConfig{Schedule: []time.Duration{time.Minute}, Timeout: 5 * time.Second, ReleaseAgainAfter: again},
+		st, rel, plainSealer{}, webhook.NewClient(&webhook.Guard{AllowPrivate: true}, 5*time.Second, 16),
+		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), time.Now)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, src) }()
+	for _, m := range msgs {
+		select {
+		case <-m.settled:
+		case <-time.After(30 * time.Second):
+			t.Fatal("a task was not settled")
+		}
+	}
+	healed.Store(true) // the next probe succeeds and closes the circuit
+	var first, second time.Time
+	for i, at := range []*time.Time{&first, &second} {
+		select {
+		case *at = <-rel.at:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("release %d did not come", i+1)
+		}
+	}
+	require.GreaterOrEqual(t, second.Sub(first), again, "the second sweep comes ReleaseAgainAfter the first")
+	cancel()
+	require.NoError(t, <-done)
+}
