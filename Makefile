@@ -68,7 +68,7 @@ bench:
 ## temporary directory, not bench/results
 bench-smoke:
 	@out=$$(mktemp -d); \
-	$(GO) run ./bench -go $(GO) -smoke -nats all -duration 1s -warmup 500ms -n 1000 -budget 60s -reads 20 -grow 0 -out $$out >/dev/null; rc=$$?; \
+	$(GO) run ./bench -go $(GO) -smoke -nats all -duration 1s -warmup 500ms -n 1000 -budget 60s -reads 20 -grow 0 -keys 20000 -out $$out >/dev/null; rc=$$?; \
 	grep -h -E "^billing bench|accepted/s|settled/s" $$out/latest.txt; rm -rf $$out; exit $$rc
 
 fmt:

@@ -18,7 +18,8 @@ type binaries struct {
 
 func (b binaries) path(name string) string { return filepath.Join(b.dir, name) }
 
-// build compiles ./cmd/... of the module at root into dir with the go command goCmd. With
+// build compiles ./cmd/... and the River peer (./bench/peer) of the module at root into
+// dir with the go command goCmd. With
 // profile, every command also serves net/http/pprof on $BENCH_PPROF_ADDR (pprof.go).
 func build(ctx context.Context, goCmd, root, dir string, profile bool) (binaries, time.Duration, error) {
 	start := time.Now()
@@ -33,7 +34,7 @@ func build(ctx context.Context, goCmd, root, dir string, profile bool) (binaries
 		}
 		args = append(args, "-overlay", overlay)
 	}
-	args = append(args, "./cmd/...")
+	args = append(args, "./cmd/...", "./bench/peer")
 	cmd := exec.CommandContext(ctx, goCmd, args...)
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()

@@ -44,6 +44,8 @@ type config struct {
 	out string
 	// keys is how many idempotency records the keys phase stores (0: none).
 	keys int
+	// peer runs the River peer (bench/peer) in each report.
+	peer bool
 	// smoke shortens the fixed phases (make bench-smoke): every phase runs, the figures
 	// are not for quoting.
 	smoke bool
@@ -100,6 +102,7 @@ func parseFlags() config {
 	flag.IntVar(&o.workerBatch, "worker-batch", 0, "the worker's BILLING_WORKER_BATCH (0: the service's default)")
 	flag.BoolVar(&o.cpuProfile, "cpuprofile", false, "build the binaries with net/http/pprof (via a build overlay) and profile the ingest, the worker and devstack; slows them a little")
 	flag.StringVar(&o.goCmd, "go", "go", "the go command that builds the binaries")
+	flag.BoolVar(&o.peer, "peer", true, "measure the River peer on PostgreSQL too (synchronous_commit off beside -nats default, on beside always and cluster); skipped with a message where PostgreSQL cannot be installed")
 	flag.IntVar(&o.keys, "keys", 1_000_000, "idempotency records stored in the keys phase, for the NATS server's memory per key (0: no keys phase; not run on -nats always, whose fsyncs make it minutes long and whose memory is default's)")
 	flag.BoolVar(&o.smoke, "smoke", false, "a twentieth of the fixed phases (ceilings b and c, worker alone), for make bench-smoke: every phase runs, the figures are not for quoting")
 	flag.StringVar(&o.out, "out", "", "directory of the reports (default bench/results of the module)")
@@ -281,6 +284,11 @@ func runEngine(ctx context.Context, opts config, rep *report, bins binaries, dir
 	rep.servicesStop = time.Since(stopStart)
 	if rep.ceilings, err = measureCeilings(ctx, opts, st, sys.cpu, progress); err != nil {
 		return err
+	}
+	if opts.peer {
+		if rep.peer, err = measurePeer(ctx, opts, st, bins, dir, rep.durability != natsDefault, progress); err != nil {
+			return fmt.Errorf("River peer: %w", err)
+		}
 	}
 	if opts.keys > 0 && rep.durability != natsAlways {
 		server := st.infra

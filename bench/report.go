@@ -35,6 +35,8 @@ type report struct {
 	growth     growthResults
 	// keys is the keys phase (zero when not run).
 	keys keysResult
+	// peer is the River peer's figures (zero when not run).
+	peer peerResults
 	// profileTops are the top functions of each CPU profile, by name (-cpuprofile).
 	profileTops []string
 	// stages are the ingest's and the worker's CPU per charge by stage (-cpuprofile).
@@ -124,6 +126,7 @@ func (r *report) write(w io.Writer) error {
 		p("peak memory after the growth phase: ingest (started again for it) %s, devstack (the ceilings included) %s",
 			mib(g.memory["ingest"].peak), mib(g.memory["devstack"].peak))
 	}
+	r.writePeer(p)
 	if k := r.keys; k.keys > 0 {
 		p("idempotency keys: %d records of %d B stored in the bucket in %.1f s (%s/s); resident memory of %s %s before, %s right after, %s %s later: %.0f B per key; at 10,000,000 keys (projected from this, not measured) %s",
 			k.keys, keyRecordSize, k.took.Seconds(), count(perSecond(k.keys, k.took)), k.process, mib(k.before.current), mib(k.written.current),
@@ -328,4 +331,31 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// writePeer writes the River peer's figures beside ours, as ratios ours / peer.
+func (r *report) writePeer(p func(string, ...any)) {
+	pr, s := r.peer, r.system
+	switch {
+	case pr.skipped != "":
+		p("peer: %s", pr.skipped)
+		p("")
+		return
+	case pr.ingest.accepted == 0:
+		return
+	}
+	e2e := pr.e2e.rate()
+	partial := ""
+	if !pr.e2e.complete() {
+		partial = fmt.Sprintf(" (partial: %d of %d in the budget)", pr.e2e.settled, pr.e2e.target)
+	}
+	p("peer: River on PostgreSQL (bench/peer: the idempotency row and the job in one transaction before the 202; %d River workers; synchronous_commit %s), same machine, load and token; ours / peer:",
+		peerWorkers, onOff(pr.syncCommit))
+	p("  ingest alone: peer %s accepted/s, p50 / p99 / p99.9 %s; ours %s: %.2f×",
+		count(pr.ingest.rate()), pr.ingest.latencies.summary(), count(s.ingest.rate()), s.ingest.rate()/pr.ingest.rate())
+	p("  end to end: peer %s settled/s%s; ours %s: %.2f×", count(e2e), partial, count(s.e2e.rate()), s.e2e.rate()/e2e)
+	p("  CPU, end to end: %s", pr.e2eCPU)
+	p("  CPU, ingest alone: %s (PostgreSQL's backends are among the others)", pr.ingestCPU)
+	p("  peak memory of the peer: %s", mib(pr.memory.peak))
+	p("")
 }

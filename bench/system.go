@@ -337,6 +337,13 @@ func (s *system) ackedSince(before float64) func(context.Context) (int, error) {
 // from. It fails when the count has not moved for stallTimeout: the worker is then stuck,
 // and its log says why.
 func (s *system) waitSettled(ctx context.Context, from time.Time, target int, budget time.Duration, settled func(context.Context) (int, error)) (settleResult, error) {
+	return waitSettled(ctx, s.st.worker, from, target, budget, settled)
+}
+
+// waitSettled polls settled until it reaches target or budget has passed since from; w
+// is the process that settles, whose exit ends the wait with an error, as does a count
+// that stands still for stallTimeout.
+func waitSettled(ctx context.Context, w *process, from time.Time, target int, budget time.Duration, settled func(context.Context) (int, error)) (settleResult, error) {
 	r := settleResult{target: target}
 	tick := time.NewTicker(settlePollEvery)
 	defer tick.Stop()
@@ -352,7 +359,7 @@ func (s *system) waitSettled(ctx context.Context, from time.Time, target int, bu
 		case err == nil && n != last:
 			last, moved = n, time.Now()
 		case time.Since(moved) > stallTimeout:
-			return r, s.st.worker.failure("settling", fmt.Errorf("%d of %d settled, and none for %s (last error: %v)",
+			return r, w.failure("settling", fmt.Errorf("%d of %d settled, and none for %s (last error: %v)",
 				last, target, stallTimeout, err))
 		}
 		select {
@@ -361,8 +368,8 @@ func (s *system) waitSettled(ctx context.Context, from time.Time, target int, bu
 			return r, nil
 		case <-ctx.Done():
 			return r, ctx.Err()
-		case <-s.st.worker.done:
-			return r, s.st.worker.failure("settling", fmt.Errorf("exited (%v)", s.st.worker.cmd.ProcessState))
+		case <-w.done:
+			return r, w.failure("settling", fmt.Errorf("exited (%v)", w.cmd.ProcessState))
 		case <-tick.C:
 		}
 	}
