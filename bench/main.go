@@ -103,7 +103,7 @@ func parseFlags() config {
 	flag.BoolVar(&o.cpuProfile, "cpuprofile", false, "build the binaries with net/http/pprof (via a build overlay) and profile the ingest, the worker and devstack; slows them a little")
 	flag.StringVar(&o.goCmd, "go", "go", "the go command that builds the binaries")
 	flag.BoolVar(&o.peer, "peer", true, "measure the River peer on PostgreSQL too (synchronous_commit off beside -nats default, on beside always and cluster); skipped with a message where PostgreSQL cannot be installed")
-	flag.IntVar(&o.keys, "keys", 1_000_000, "idempotency records stored in the keys phase, for the NATS server's memory per key (0: no keys phase; not run on -nats always, whose fsyncs make it minutes long and whose memory is default's)")
+	flag.IntVar(&o.keys, "keys", 1_000_000, "idempotency records stored in the keys phase, for the NATS server's memory per key (0: no keys phase); run beside -nats default only: its memory per key is the others', whose fsyncs make the phase minutes long")
 	flag.BoolVar(&o.smoke, "smoke", false, "a twentieth of the fixed phases (ceilings b and c, worker alone), for make bench-smoke: every phase runs, the figures are not for quoting")
 	flag.StringVar(&o.out, "out", "", "directory of the reports (default bench/results of the module)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, data, logs)")
@@ -290,11 +290,8 @@ func runEngine(ctx context.Context, opts config, rep *report, bins binaries, dir
 			return fmt.Errorf("River peer: %w", err)
 		}
 	}
-	if opts.keys > 0 && rep.durability != natsAlways {
+	if opts.keys > 0 && rep.durability == natsDefault {
 		server := st.infra
-		if len(st.natsNodes) > 0 {
-			server = st.natsNodes[0]
-		}
 		progress("keys: %d idempotency records into the bucket, the memory of %s before and after", opts.keys, server.name)
 		if rep.keys, err = measureKeys(ctx, st.natsURL(), server, opts.keys, opts.smoke); err != nil {
 			return fmt.Errorf("keys phase: %w", err)

@@ -185,24 +185,8 @@ func TestFailingEndpointIsProbedNotFlooded(t *testing.T) {
 		w.WriteHeader(http.StatusInternalServerError)
 	}))
 	defer srv.Close()
-	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
-	st := &memStore{
-		endpoint: webhook.Endpoint{
-			ID: "we_1", Merchant: "merchant_1", URL: srv.URL, Status: webhook.StatusEnabled,
-			Secrets: []webhook.SealedSecret{{Sealed: []byte(secret)}},
-		},
-		deliveries: make(chan webhook.Delivery, 100),
-	}
 	const n = 50
-	src := &manyTasks{}
-	var msgs []*settledMsg
-	for i := range n {
-		task, err := json.Marshal(webhook.Task{Key: fmt.Sprint("k", i), Merchant: "merchant_1", Endpoint: "we_1", Event: fmt.Sprint("evt_", i), Body: []byte(`{}`)})
-		require.NoError(t, err)
-		m := &settledMsg{taskMsg: taskMsg{data: task}, settled: make(chan struct{})}
-		msgs = append(msgs, m)
-		src.msgs = append(src.msgs, m)
-	}
+	st, src, msgs := endpointTasks(t, srv.URL, n)
 	d := webhook.NewDeliverer(webhook.DelivererConfig{Schedule: []time.Duration{time.Minute}, Timeout: 5 * time.Second},
 		st, nil, plainSealer{}, webhook.NewClient(&webhook.Guard{AllowPrivate: true}, 5*time.Second, 16),
 		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), time.Now)
@@ -260,23 +244,7 @@ func TestHealedEndpointIsReleasedTwice(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
-	st := &memStore{
-		endpoint: webhook.Endpoint{
-			ID: "we_1", Merchant: "merchant_1", URL: srv.URL, Status: webhook.StatusEnabled,
-			Secrets: []webhook.SealedSecret{{Sealed: []byte(secret)}},
-		},
-		deliveries: make(chan webhook.Delivery, 100),
-	}
-	src := &manyTasks{}
-	var msgs []*settledMsg
-	for i := range 10 {
-		task, err := json.Marshal(webhook.Task{Key: fmt.Sprint("k", i), Merchant: "merchant_1", Endpoint: "we_1", Event: fmt.Sprint("evt_", i), Body: []byte(`{}`)})
-		require.NoError(t, err)
-		m := &settledMsg{taskMsg: taskMsg{data: task}, settled: make(chan struct{})}
-		msgs = append(msgs, m)
-		src.msgs = append(src.msgs, m)
-	}
+	st, src, msgs := endpointTasks(t, srv.URL, 10)
 	rel := &releases{at: make(chan time.Time, 4)}
 	const again = 300 * time.Millisecond
 	d := webhook.NewDeliverer(webhook.DelivererConfig{Schedule: []time.Duration{time.Minute}, Timeout: 5 * time.Second, ReleaseAgainAfter: again},
@@ -304,4 +272,28 @@ func TestHealedEndpointIsReleasedTwice(t *testing.T) {
 	require.GreaterOrEqual(t, second.Sub(first), again, "the second sweep comes ReleaseAgainAfter the first")
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// endpointTasks is an enabled endpoint at url in a memStore, and n tasks of it, in a
+// source that hands them all out in its first fetch.
+func endpointTasks(t *testing.T, url string, n int) (*memStore, *manyTasks, []*settledMsg) {
+	t.Helper()
+	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	st := &memStore{
+		endpoint: webhook.Endpoint{
+			ID: "we_1", Merchant: "merchant_1", URL: url, Status: webhook.StatusEnabled,
+			Secrets: []webhook.SealedSecret{{Sealed: []byte(secret)}},
+		},
+		deliveries: make(chan webhook.Delivery, 100),
+	}
+	src := &manyTasks{}
+	var msgs []*settledMsg
+	for i := range n {
+		task, err := json.Marshal(webhook.Task{Key: fmt.Sprint("k", i), Merchant: "merchant_1", Endpoint: "we_1", Event: fmt.Sprint("evt_", i), Body: []byte(`{}`)})
+		require.NoError(t, err)
+		m := &settledMsg{taskMsg: taskMsg{data: task}, settled: make(chan struct{})}
+		msgs = append(msgs, m)
+		src.msgs = append(src.msgs, m)
+	}
+	return st, src, msgs
 }
