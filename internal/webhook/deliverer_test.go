@@ -187,21 +187,8 @@ func TestFailingEndpointIsProbedNotFlooded(t *testing.T) {
 	defer srv.Close()
 	const n = 50
 	st, src, msgs := endpointTasks(t, srv.URL, n)
-	d := webhook.NewDeliverer(webhook.DelivererConfig{Schedule: []time.Duration{time.Minute}, Timeout: 5 * time.Second},
-		st, nil, plainSealer{}, webhook.NewClient(&webhook.Guard{AllowPrivate: true}, 5*time.Second, 16),
-		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), time.Now)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, src) }()
-	for _, m := range msgs {
-		select {
-		case <-m.settled:
-		case <-time.After(30 * time.Second):
-			t.Fatal("a task was not settled")
-		}
-	}
-	cancel()
-	require.NoError(t, <-done)
+	stop := runUntilSettled(t, webhook.DelivererConfig{Schedule: []time.Duration{time.Minute}, Timeout: 5 * time.Second}, st, nil, src, msgs)
+	stop()
 
 	parked, retried, prober := 0, 0, 0
 	for _, m := range msgs {
@@ -247,19 +234,8 @@ func TestHealedEndpointIsReleasedTwice(t *testing.T) {
 	st, src, msgs := endpointTasks(t, srv.URL, 10)
 	rel := &releases{at: make(chan time.Time, 4)}
 	const again = 300 * time.Millisecond
-	d := webhook.NewDeliverer(webhook.DelivererConfig{Schedule: []time.Duration{time.Minute}, Timeout: 5 * time.Second, ReleaseAgainAfter: again},
-		st, rel, plainSealer{}, webhook.NewClient(&webhook.Guard{AllowPrivate: true}, 5*time.Second, 16),
-		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), time.Now)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, src) }()
-	for _, m := range msgs {
-		select {
-		case <-m.settled:
-		case <-time.After(30 * time.Second):
-			t.Fatal("a task was not settled")
-		}
-	}
+	stop := runUntilSettled(t, webhook.DelivererConfig{Schedule: []time.Duration{time.Minute}, Timeout: 5 * time.Second, ReleaseAgainAfter: again},
+		st, rel, src, msgs)
 	healed.Store(true) // the next probe succeeds and closes the circuit
 	var first, second time.Time
 	for i, at := range []*time.Time{&first, &second} {
@@ -270,8 +246,31 @@ func TestHealedEndpointIsReleasedTwice(t *testing.T) {
 		}
 	}
 	require.GreaterOrEqual(t, second.Sub(first), again, "the second sweep comes ReleaseAgainAfter the first")
-	cancel()
-	require.NoError(t, <-done)
+	stop()
+}
+
+// runUntilSettled runs a Deliverer of cfg on st and src (rel releases parked tasks, when
+// not nil) until every one of msgs is settled; stop ends the run and checks it ended well.
+func runUntilSettled(t *testing.T, cfg webhook.DelivererConfig, st *memStore, rel webhook.Releaser, src *manyTasks, msgs []*settledMsg) (stop func()) {
+	t.Helper()
+	d := webhook.NewDeliverer(cfg, st, rel, plainSealer{}, webhook.NewClient(&webhook.Guard{AllowPrivate: true}, 5*time.Second, 16),
+		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), time.Now)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, src) }()
+	for _, m := range msgs {
+		select {
+		case <-m.settled:
+		case <-time.After(30 * time.Second):
+			cancel()
+			t.Fatal("a task was not settled")
+		}
+	}
+	return func() {
+		t.Helper()
+		cancel()
+		require.NoError(t, <-done)
+	}
 }
 
 // endpointTasks is an enabled endpoint at url in a memStore, and n tasks of it, in a
