@@ -109,17 +109,3 @@ func isWrongRevision(err error) bool {
 		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
-
-// IdempotencyWrites is how many writes the bucket has taken since it was created (its
-// stream's last sequence): creates, updates and deletes alike.
-func (c *Conn) IdempotencyWrites(ctx context.Context) (uint64, error) {
-	st, err := c.js.Stream(ctx, "KV_"+BucketIdempotency)
-	if err != nil {
-		return 0, unavailable("reading bucket "+BucketIdempotency, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return 0, unavailable("reading bucket "+BucketIdempotency, err)
-	}
-	return info.State.LastSeq, nil
-}
