@@ -287,7 +287,13 @@ func TestClusterSurvivesStalledWorkerAndLostAnswers(t *testing.T) {
 	stalled := s.workers[0]
 	t.Logf("freezing %s, waiting for an authorization in a batch, after %d accepted charges",
 		stalled.name, l.accepted.Load())
+	// SQLite's write lock belongs to whichever process holds it, frozen or not: a worker
+	// stopped inside a write transaction (its fan-out or another batch) would stop every
+	// writer until it went on. The stall under test is the one that holds messages, so
+	// the worker is frozen while this test holds the write lock, which it then lets go.
+	unlock := lockSQLite(t, s.sqlitePath)
 	thaw := stalled.freeze(t)
+	unlock()
 	frozenAt := time.Now()
 	release()
 	select {
