@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/billing/billing/internal/openapitest"
 	"github.com/billing/billing/internal/store"
 )
 
@@ -103,7 +104,8 @@ func (s *system) startServices(t *testing.T, apiAddrs []string, workers int) {
 
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 64
-	s.client = &http.Client{Timeout: 30 * time.Second, Transport: transport}
+	// Every request and answer of the tests is checked against api/openapi.yaml.
+	s.client = &http.Client{Timeout: 30 * time.Second, Transport: &openapitest.Transport{Base: transport, Report: t}}
 	t.Cleanup(s.client.CloseIdleConnections)
 }
 

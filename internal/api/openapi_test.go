@@ -1,9 +1,16 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -43,7 +50,7 @@ func asMap(t *testing.T, v any, where string) map[string]any {
 	return m
 }
 
-// TestOpenAPIDocument checks the shape of api/openapi.yaml: OpenAPI 3.0.x with info, paths
+// TestOpenAPIDocument checks the shape of api/openapi.yaml: OpenAPI 3.1.x with info, paths
 // and components, every POST taking the Idempotency-Key header, every path template's
 // parameters declared, every operation naming its scopes, and every $ref resolving.
 func TestOpenAPIDocument(t *testing.T) {
@@ -51,8 +58,8 @@ func TestOpenAPIDocument(t *testing.T) {
 	doc := loadOpenAPI(t)
 
 	version, _ := doc["openapi"].(string)
-	if !strings.HasPrefix(version, "3.0.") {
-		t.Errorf("openapi is %q, want 3.0.x", version)
+	if !strings.HasPrefix(version, "3.1.") {
+		t.Errorf("openapi is %q, want 3.1.x", version)
 	}
 	info := asMap(t, doc["info"], "info")
 	if title, _ := info["title"].(string); title == "" {
@@ -80,7 +87,12 @@ func TestOpenAPIDocument(t *testing.T) {
 			if _, ok := opMap["responses"]; !ok {
 				t.Errorf("%s declares no responses", where)
 			}
-			if scopes, _ := opMap["x-scopes"].([]any); len(scopes) == 0 {
+			// An operation is public only by saying so: security [] and x-scopes [].
+			public := false
+			if sec, ok := opMap["security"].([]any); ok && len(sec) == 0 {
+				public = true
+			}
+			if scopes, _ := opMap["x-scopes"].([]any); len(scopes) == 0 && !public {
 				t.Errorf("%s declares no x-scopes", where)
 			}
 			params := parameters(t, doc, item, opMap, where)
@@ -241,5 +253,90 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	if len(extra) > 0 {
 		t.Errorf("operations in %s with no route:\n  %s", openAPIPath, strings.Join(extra, "\n  "))
+	}
+}
+
+// TestOpenAPIProblemCodes requires the Problem schema's code enum to be exactly the codes
+// the server sends: the Code constants of internal/charge and the literal codes passed to
+// abortProblem in this package.
+func TestOpenAPIProblemCodes(t *testing.T) {
+	t.Parallel()
+	doc := loadOpenAPI(t)
+	schema, err := resolveRef(doc, "#/components/schemas/Problem/properties/code/enum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, c := range schema.([]any) {
+		documented[c.(string)] = true
+	}
+
+	sent := map[string]bool{}
+	fset := token.NewFileSet()
+	files, _ := filepath.Glob("../charge/*.go")
+	own, _ := filepath.Glob("*.go")
+	for _, path := range append(files, own...) {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.ValueSpec: // const CodeX = "x"
+				for i, name := range n.Names {
+					if strings.HasPrefix(name.Name, "Code") && i < len(n.Values) {
+						if lit, ok := n.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+							sent[strings.Trim(lit.Value, `"`)] = true
+						}
+					}
+				}
+			case *ast.CallExpr: // abortProblem(c, status, "x", ...)
+				if id, ok := n.Fun.(*ast.Ident); ok && id.Name == "abortProblem" && len(n.Args) > 2 {
+					if lit, ok := n.Args[2].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						sent[strings.Trim(lit.Value, `"`)] = true
+					}
+				}
+			}
+			return true
+		})
+	}
+	if len(sent) < 20 {
+		t.Fatalf("found only %d codes in the source: the parsing is wrong", len(sent))
+	}
+	for c := range sent {
+		if !documented[c] {
+			t.Errorf("the server sends code %q, which the Problem schema does not list", c)
+		}
+	}
+	for c := range documented {
+		if !sent[c] {
+			t.Errorf("the Problem schema lists code %q, which the server never sends", c)
+		}
+	}
+}
+
+// TestServesOpenAPI: GET /v1/openapi.json answers the document, in JSON, without a token.
+func TestServesOpenAPI(t *testing.T) {
+	t.Parallel()
+	srv := New(Config{RateLimit: 1, RateBurst: 1}, Deps{
+		Logger:     slog.New(slog.DiscardHandler),
+		Registerer: prometheus.NewRegistry(),
+		NowFunc:    time.Now,
+	})
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/v1/openapi.json", nil))
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("answered %d %q: %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+	var served map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &served); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	doc := loadOpenAPI(t)
+	if served["openapi"] != doc["openapi"] || len(served["paths"].(map[string]any)) != len(asMap(t, doc["paths"], "paths")) {
+		t.Errorf("served openapi %v with %d paths, not api/openapi.yaml", served["openapi"], len(served["paths"].(map[string]any)))
 	}
 }

@@ -78,6 +78,7 @@ func New(cfg Config, d Deps) *Server {
 		abortProblem(c, http.StatusMethodNotAllowed, "method_not_allowed", "", "This method is not allowed on this URL.")
 	})
 
+	e.GET("/v1/openapi.json", s.serveOpenAPI)
 	v1 := e.Group("/v1", s.authenticate, s.rateLimit)
 	write := requireScope(ScopeChargesWrite)
 	read := requireScope(ScopeChargesRead)

@@ -19,6 +19,7 @@ import (
 	"github.com/billing/billing/internal/auth"
 	"github.com/billing/billing/internal/config"
 	"github.com/billing/billing/internal/natstest"
+	"github.com/billing/billing/internal/openapitest"
 	"github.com/billing/billing/internal/secret"
 	"github.com/billing/billing/internal/service"
 	"github.com/billing/billing/internal/store"
@@ -138,7 +139,7 @@ func startSystemLogging(t *testing.T, edit func(*config.Config), logger *slog.Lo
 	}
 	st := storetest.Open(t, service.StoreConfig(cfg))
 	return &system{t: t, base: "http://" + addrs.API, admin: "http://" + addrs.Admin, key: key, cfg: cfg, store: st,
-		client: &http.Client{Timeout: 90 * time.Second}, stop: stop}
+		client: &http.Client{Timeout: 90 * time.Second, Transport: &openapitest.Transport{Report: t}}, stop: stop}
 }
 
 var allScopes = []string{"charges:write", "charges:read", "events:read", "webhooks:manage"}
