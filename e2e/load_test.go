@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/billing/billing/client"
 )
 
 // order is one charge the merchant submits, and what became of it.
@@ -31,6 +33,10 @@ type order struct {
 
 func (o *order) body() []byte {
 	return fmt.Appendf(nil, `{"amount": %d, "currency": "usd", "payment_method": %q, "capture": %t}`, o.amount, o.method, o.capture)
+}
+
+func (o *order) params() client.ChargeParams {
+	return client.ChargeParams{Amount: o.amount, Currency: "usd", PaymentMethod: o.method, Capture: &o.capture}
 }
 
 // settledStatus is the status the order's charge settles in.
@@ -197,31 +203,35 @@ func (l *load) retryReasons() string {
 	return strings.Join(parts, " ")
 }
 
-// create posts o until it is accepted and records its charge id.
+// create posts o until it is accepted and records its charge id. Each call is sent once
+// (the client's retries off), so that every retry is counted here with its reason.
 func (s *system) create(ctx context.Context, l *load, o *order) error {
 	backoff := 20 * time.Millisecond
 	for {
+		api, err := s.api()
+		if err != nil {
+			return err
+		}
 		begin := time.Now()
-		status, body, hdr, err := s.do(ctx, http.MethodPost, "/v1/charges", o.body(), "Idempotency-Key", o.key)
+		var resp client.Response
+		c, err := api.CreateCharge(ctx, o.params(), client.WithIdempotencyKey(o.key), client.WithResponse(&resp))
 		took := time.Since(begin)
+		var apiErr *client.Error
 		var why string
 		switch {
 		case ctx.Err() != nil:
-			return fmt.Errorf("charge %s never accepted: %w (last: %d %s %v)", o.key, ctx.Err(), status, body, err)
-		case err != nil:
-			why = "transport"
-		case status == http.StatusAccepted:
-			var c chargeObject
-			if err := json.Unmarshal(body, &c); err != nil || !strings.HasPrefix(c.ID, "ch_") {
-				return fmt.Errorf("charge %s: 202 with body %s", o.key, body)
+			return fmt.Errorf("charge %s never accepted: %w (last: %d %v)", o.key, ctx.Err(), resp.StatusCode, err)
+		case err == nil:
+			if resp.StatusCode != http.StatusAccepted || !strings.HasPrefix(c.ID, "ch_") {
+				return fmt.Errorf("charge %s: %d with charge %+v", o.key, resp.StatusCode, c)
 			}
-			if c.Status != "pending" || c.Amount != o.amount || c.PaymentMethod != o.method {
-				return fmt.Errorf("charge %s: 202 with unexpected charge %s", o.key, body)
+			if c.Status != client.StatusPending || c.Amount != o.amount || c.PaymentMethod != o.method {
+				return fmt.Errorf("charge %s: 202 with unexpected charge %+v", o.key, c)
 			}
-			if hdr.Get("Location") != "/v1/charges/"+c.ID {
-				return fmt.Errorf("charge %s: 202 with Location %q", o.key, hdr.Get("Location"))
+			if loc := resp.Header.Get("Location"); loc != "/v1/charges/"+c.ID {
+				return fmt.Errorf("charge %s: 202 with Location %q", o.key, loc)
 			}
-			if hdr.Get("Idempotent-Replayed") == "true" {
+			if resp.Replayed {
 				l.replayed.Add(1)
 			}
 			l.mu.Lock()
@@ -229,10 +239,12 @@ func (s *system) create(ctx context.Context, l *load, o *order) error {
 			l.mu.Unlock()
 			o.id = c.ID
 			return nil
-		case status == http.StatusConflict, status == http.StatusTooManyRequests, status >= 500:
-			why = fmt.Sprint(status)
+		case errors.As(err, &apiErr) && (apiErr.Status == http.StatusConflict || apiErr.Status == http.StatusTooManyRequests || apiErr.Status >= 500):
+			why = fmt.Sprint(apiErr.Status)
+		case apiErr != nil, resp.StatusCode != 0: // refused, or an answer that is no charge
+			return fmt.Errorf("charge %s: %d: %w", o.key, resp.StatusCode, err)
 		default:
-			return fmt.Errorf("charge %s: %d %s", o.key, status, body)
+			why = "transport"
 		}
 		l.countRetry(why)
 		select {
@@ -304,42 +316,57 @@ func (s *system) settle(ctx context.Context, orders []*order, clients int, stall
 	return charges, errs
 }
 
-// awaitTerminal polls the charge until it is no longer pending. Like a merchant, it asks
-// again after a transport error or a 503.
+// awaitTerminal waits with GET /v1/charges/{id}?wait= until the charge is no longer
+// pending. Like a merchant, it asks again after a transport error or a 503.
 func (s *system) awaitTerminal(ctx context.Context, id string) (chargeObject, error) {
 	var (
 		c    chargeObject
 		last string
 	)
 	for {
-		status, body, _, err := s.do(ctx, http.MethodGet, "/v1/charges/"+id+"?wait=10s", nil)
+		api, err := s.api()
+		if err != nil {
+			return c, err
+		}
+		var resp client.Response
+		ch, err := api.WaitCharge(ctx, id, 10*time.Second, client.WithResponse(&resp))
 		if err != nil {
 			last = err.Error()
 		}
+		var apiErr *client.Error
 		switch {
 		case ctx.Err() != nil:
 			return c, fmt.Errorf("charge %s: %w; last seen %q, last answer: %s", id, context.Cause(ctx), c.Status, last)
-		case err != nil:
-			continue
-		case status == http.StatusServiceUnavailable:
-			last = fmt.Sprintf("%d %s", status, body)
+		case errors.As(err, &apiErr) && apiErr.Status == http.StatusServiceUnavailable:
 			select {
 			case <-ctx.Done():
 			case <-time.After(100 * time.Millisecond):
 			}
 			continue
-		case status != http.StatusOK:
-			return c, fmt.Errorf("GET charge %s: %d %s", id, status, body)
+		case apiErr != nil, err != nil && resp.StatusCode != 0: // refused, or an answer that is no charge
+			return c, fmt.Errorf("GET charge %s: %w", id, err)
+		case err != nil: // transport
+			continue
 		}
-		last = fmt.Sprintf("%d %.200s", status, body)
-		c = chargeObject{}
-		if err := json.Unmarshal(body, &c); err != nil {
-			return c, fmt.Errorf("GET charge %s: %w: %s", id, err, body)
-		}
+		last = fmt.Sprintf("%d, status %s", resp.StatusCode, ch.Status)
+		c = chargeFrom(ch)
 		if c.Status != "pending" {
 			return c, nil
 		}
 	}
+}
+
+// chargeFrom is the charge as the test reads it.
+func chargeFrom(ch *client.Charge) chargeObject {
+	c := chargeObject{
+		ID: ch.ID, Amount: ch.Amount, Currency: ch.Currency, PaymentMethod: ch.PaymentMethod,
+		Capture: ch.Capture, Status: string(ch.Status), AmountCaptured: ch.AmountCaptured,
+		AmountRefunded: ch.AmountRefunded, CreatedAt: ch.CreatedAt, UpdatedAt: ch.UpdatedAt,
+	}
+	if ch.FailureCode != "" {
+		c.FailureCode = &ch.FailureCode
+	}
+	return c
 }
 
 // listAll pages through GET /v1/charges?limit=100 and returns every charge listed, in
@@ -411,6 +438,12 @@ func (s *system) rotate(i int, in bool) {
 		s.outOfRotation = map[int]bool{}
 	}
 	s.outOfRotation[i] = !in
+}
+
+// api is the merchant's client of an ingest in rotation (apiURL) that sends each call
+// once: its callers count and pace their retries themselves.
+func (s *system) api() (*client.Client, error) {
+	return client.New(s.apiURL(), s.token, &client.Config{HTTPClient: s.client, MaxAttempts: 1})
 }
 
 // do sends a request with the merchant's token; headers are name, value pairs.
