@@ -8,7 +8,7 @@ PKGS     ?= ./...
 # per target on two cores.
 FUZZTIME ?= 100000x
 
-.PHONY: run cluster test chaos build vet fmt fuzz bench bench-smoke clean
+.PHONY: run cluster test chaos build vet fmt fuzz bench bench-smoke promtool clean
 
 ## run: the whole system on the embedded default (devstack up)
 run: build
@@ -30,12 +30,13 @@ build:
 ## other: under the other packages' load, that comparison measures the load instead.
 ALONE := TestSlowEndpointDoesNotHoldOthersBack
 test: vet
-	@unformatted=$$(gofmt -l cmd internal e2e bench webhooksig deploy 2>/dev/null); \
+	@unformatted=$$(gofmt -l cmd internal e2e bench webhooksig client api deploy 2>/dev/null); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) test -race -count=1 -timeout 12m -skip '^$(ALONE)$$' $$($(GO) list $(PKGS) | grep -v /e2e$$)
 	$(GO) test -race -count=1 -timeout 5m -run '^$(ALONE)$$' ./internal/service
 	$(GO) test -race -count=1 -timeout 10m ./e2e
 	$(MAKE) bench-smoke
+	$(MAKE) promtool
 	$(MAKE) fuzz
 
 ## chaos: the fault suite (e2e/cluster_test.go) ten times longer, 20,000 charges a scenario
@@ -71,8 +72,22 @@ bench-smoke:
 	$(GO) run ./bench -go $(GO) -smoke -nats all -duration 1s -warmup 500ms -n 1000 -budget 60s -reads 20 -grow 0 -keys 20000 -out $$out >/dev/null; rc=$$?; \
 	grep -h -E "^billing bench|accepted/s|settled/s" $$out/latest.txt; rm -rf $$out; exit $$rc
 
+## promtool: the Prometheus alerting rules checked and their unit tests run
+## (deploy/prometheus). Without promtool on the PATH, it installs Debian's prometheus
+## package for it (as root, or with passwordless sudo), then keeps the server it brings
+## from running: it would take port 9090, the ingest's admin port.
+promtool:
+	@command -v promtool >/dev/null || { \
+	  SUDO=; if [ "$$(id -u)" != 0 ] && sudo -n true 2>/dev/null; then SUDO=sudo; fi; \
+	  apt="$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300"; \
+	  $$apt install -y --no-install-recommends prometheus >/dev/null || \
+	    { $$apt update >/dev/null && $$apt install -y --no-install-recommends prometheus >/dev/null; } || { \
+	    echo "promtool: not found, and apt-get could not install Debian's prometheus package (it needs root or passwordless sudo)"; exit 1; }; \
+	  $$SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true; }
+	cd deploy/prometheus && promtool check rules billing-alerts.yaml && promtool test rules billing-alerts_test.yaml
+
 fmt:
-	gofmt -w cmd internal e2e bench webhooksig deploy
+	gofmt -w cmd internal e2e bench webhooksig client api deploy
 
 clean:
 	rm -rf $(BIN) data

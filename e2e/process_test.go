@@ -32,8 +32,8 @@ type process struct {
 }
 
 // startProcess runs binary (one of binDir) with args and exactly env. The process is
-// stopped at the end of the test if it still runs, and its log tail printed if the test
-// failed.
+// stopped at the end of the test if it still runs, its log checked for secrets
+// (secrets_test.go), and its log tail printed if the test failed.
 func startProcess(t *testing.T, logDir, name string, env []string, binary string, args ...string) *process {
 	t.Helper()
 	logPath := filepath.Join(logDir, name+".log")
@@ -52,6 +52,8 @@ func startProcess(t *testing.T, logDir, name string, env []string, binary string
 	}()
 	t.Cleanup(func() {
 		p.stop()
+		// Whatever the test did, the process logged none of the secrets in play.
+		checkNoSecrets(t, p)
 		if t.Failed() {
 			t.Logf("--- %s: last lines of %s\n%s", p.name, p.logPath, p.tail(40))
 		}

@@ -107,6 +107,7 @@ func (s *system) startServices(t *testing.T, apiAddrs []string, workers int) {
 	// Every request and answer of the tests is checked against api/openapi.yaml.
 	s.client = &http.Client{Timeout: 30 * time.Second, Transport: &openapitest.Transport{Base: transport, Report: t}}
 	t.Cleanup(s.client.CloseIdleConnections)
+	s.putSecretsInPlay(t)
 }
 
 // infraEnv is the environment of the devstack commands.

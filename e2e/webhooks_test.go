@@ -145,6 +145,7 @@ func (h *hookReceiver) register(t *testing.T, s *system) {
 		Secret string `json:"secret"`
 	}
 	require.NoError(t, json.Unmarshal(body, &e))
+	inPlay.plant("a webhook endpoint's secret", e.Secret)
 	v, err := webhooksig.NewVerifier(e.Secret)
 	require.NoError(t, err)
 	h.mu.Lock()

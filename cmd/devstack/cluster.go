@@ -38,6 +38,7 @@ func natsNode(args []string) error {
 	if err != nil {
 		return err
 	}
+	service.LogStart(service.NewLogger(cfg), "devstack nats "+*name, cfg)
 	ctx, stop := signalContext()
 	defer stop()
 	node := devstack.Node{Name: *name, ClientAddr: *listen, ClusterAddr: *clusterAddr}
@@ -89,6 +90,7 @@ func cluster(args []string) error {
 		return err
 	}
 	logger := service.NewLogger(cfg)
+	service.LogStart(logger, "devstack cluster", cfg)
 	ctx, stop := signalContext()
 	defer stop()
 

@@ -9,6 +9,7 @@
 //	devstack nats      one server of that cluster
 //	devstack token     a token the devstack's API accepts
 //	devstack listen    forward webhook deliveries to a local URL
+//	devstack trigger   make the running API emit an event
 package main
 
 import (
@@ -39,7 +40,8 @@ import (
 )
 
 const usage = `usage: devstack [up | infra | cluster | nats | token [--merchant M] [--scopes "a b"] [--ttl 24h]
-                | listen --forward-to URL [--api URL] [--merchant M] [--events "a b"]]
+                | listen --forward-to URL [--api URL] [--merchant M] [--events "a b"]
+                | trigger EVENT [--api URL] [--merchant M]]
 
   up      run NATS, the store, the ingest API and a worker (the default)
   infra [--no-nats]
@@ -56,6 +58,9 @@ const usage = `usage: devstack [up | infra | cluster | nats | token [--merchant 
           --cluster and --routes, a server alone, fsyncing every write as well
   token   print a token the devstack's API accepts
   listen  register a temporary webhook endpoint and forward its deliveries to --forward-to
+  trigger make a charge through the API (and capture, cancel or refund it) that emits EVENT:
+          charge.succeeded, charge.failed, charge.authorized, charge.captured,
+          charge.canceled, charge.refunded or refund.failed
 `
 
 func main() {
@@ -81,6 +86,10 @@ func main() {
 		err = token(args)
 	case "listen":
 		err = listen(args)
+	case "trigger":
+		ctx, stop := signalContext()
+		err = runTrigger(ctx, args, os.Environ(), os.Stdout)
+		stop()
 	case "help":
 		fmt.Print(usage)
 	default:
@@ -120,6 +129,7 @@ func infra(args []string) error {
 		return err
 	}
 	logger := service.NewLogger(cfg)
+	service.LogStart(logger, "devstack infra", cfg)
 	ctx, stop := signalContext()
 	defer stop()
 	start := devstack.StartInfra
@@ -281,6 +291,7 @@ func runUp(ctx context.Context, args, environ []string, out io.Writer) error {
 		return err
 	}
 	logger := service.NewLogger(cfg)
+	service.LogStart(logger, "devstack up", cfg)
 	stack, err := devstack.StartInfra(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -299,12 +310,18 @@ func runUp(ctx context.Context, args, environ []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The services' loggers know their configuration's secrets (the webhook secret key
+	// the infrastructure made) to mask them.
+	ingestLogger := service.NewLogger(ingestCfg).With("service", "ingest")
+	workerLogger := service.NewLogger(workerCfg).With("service", "worker")
+	service.LogStart(ingestLogger, "ingest", ingestCfg)
+	service.LogStart(workerLogger, "worker", workerCfg)
 	g, gctx := errgroup.WithContext(ctx)
 	ready := make(chan service.Addrs, 1)
 	g.Go(func() error {
-		return service.RunIngest(gctx, ingestCfg, logger.With("service", "ingest"), func(a service.Addrs) { ready <- a })
+		return service.RunIngest(gctx, ingestCfg, ingestLogger, func(a service.Addrs) { ready <- a })
 	})
-	g.Go(func() error { return service.RunWorker(gctx, workerCfg, logger.With("service", "worker")) })
+	g.Go(func() error { return service.RunWorker(gctx, workerCfg, workerLogger) })
 	select {
 	case addrs := <-ready:
 		tok, err := stack.Key.Sign(cfg.AuthIssuer, cfg.AuthAudience, devstack.DefaultMerchant, devstack.AllScopes, 24*time.Hour, time.Now())
@@ -371,14 +388,8 @@ func token(args []string) error {
 
 func listen(args []string) error {
 	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
-	configPath := fs.String("config", "", "YAML configuration file (default $BILLING_CONFIG)")
 	forwardTo := fs.String("forward-to", "", "http(s) URL deliveries are forwarded to (required)")
-	apiDefault := os.Getenv("BILLING_API")
-	if apiDefault == "" {
-		apiDefault = "http://localhost:8080"
-	}
-	api := fs.String("api", apiDefault, "base URL of the billing API (default $BILLING_API)")
-	merchant := fs.String("merchant", devstack.DefaultMerchant, "the merchant whose events are forwarded")
+	af := addAPIFlags(fs, envMap(os.Environ()), "the merchant whose events are forwarded")
 	events := fs.String("events", "*", "space-separated event types")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -386,22 +397,14 @@ func listen(args []string) error {
 	if *forwardTo == "" {
 		return errors.New("--forward-to is required")
 	}
-	cfg, err := config.Load(config.Devstack, *configPath, os.Environ())
+	tok, err := af.token(os.Environ(), []string{"webhooks:manage"})
 	if err != nil {
 		return err
-	}
-	key, err := auth.LoadOrCreateDevKey(filepath.Join(cfg.DataDir, devstack.KeyDir))
-	if err != nil {
-		return err
-	}
-	tok, err := key.Sign(cfg.AuthIssuer, cfg.AuthAudience, *merchant, []string{"webhooks:manage"}, time.Hour, time.Now())
-	if err != nil {
-		return errors.Join(errors.New("signing token"), err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
 	l := &devstack.Listener{
-		APIURL:     *api,
+		APIURL:     *af.api,
 		Token:      tok,
 		ForwardTo:  *forwardTo,
 		Events:     strings.Fields(*events),

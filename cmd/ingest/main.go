@@ -24,6 +24,7 @@ func main() {
 		os.Exit(2)
 	}
 	logger := service.NewLogger(cfg)
+	service.LogStart(logger, "ingest", cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := service.RunIngest(ctx, cfg, logger, nil); err != nil {

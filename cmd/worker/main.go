@@ -39,6 +39,7 @@ func main() {
 		os.Exit(2)
 	}
 	logger := service.NewLogger(cfg)
+	service.LogStart(logger, "worker", cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := service.RunWorker(ctx, cfg, logger); err != nil {

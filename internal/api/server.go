@@ -9,9 +9,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/ingest"
+	"github.com/billing/billing/internal/telemetry"
 	"github.com/billing/billing/internal/webhook"
 )
 
@@ -35,6 +37,9 @@ type Deps struct {
 	Idempotency *ingest.Idempotency
 	Registerer  prometheus.Registerer
 	NowFunc     charge.TimeNow
+
+	// TracerProvider traces each request (trace.go). Nil: no tracing, at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Server serves the API.
@@ -70,6 +75,9 @@ func New(cfg Config, d Deps) *Server {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
+	if tracer := telemetry.NewTracer(d.TracerProvider, "github.com/billing/billing/internal/api"); tracer.Enabled() {
+		e.Use(traceRequests(tracer)) // off, not installed at all: requests pay nothing for it
+	}
 	e.Use(withRequestID, s.observe, s.recoverPanics)
 	e.NoRoute(func(c *gin.Context) {
 		abortProblem(c, http.StatusNotFound, charge.CodeResourceMissing, "", "Unrecognized request URL.")

@@ -59,10 +59,15 @@ func NewEvent(c Charge, ref EventRef) Event {
 	obj.AmountCaptured = ref.AmountCaptured
 	obj.AmountRefunded = ref.AmountRefunded
 	obj.UpdatedAt = ref.CreatedAt.UTC()
-	obj.FailureCode, obj.FailureMessage = nil, nil
-	if ref.FailureCode != "" {
-		code, msg := ref.FailureCode, FailureMessage(ref.FailureCode)
-		obj.FailureCode, obj.FailureMessage = &code, &msg
+	if ref.RefundID == "" {
+		// The charge's own transition: its failure code is the event's. A refund's
+		// failure code is the refund's (data.refund); the charge keeps its own, which
+		// no longer changes once it has settled.
+		obj.FailureCode, obj.FailureMessage = nil, nil
+		if ref.FailureCode != "" {
+			code, msg := ref.FailureCode, FailureMessage(ref.FailureCode)
+			obj.FailureCode, obj.FailureMessage = &code, &msg
+		}
 	}
 	var refund *Refund
 	if r, ok := c.RefundByID(ref.RefundID); ok && ref.RefundID != "" {

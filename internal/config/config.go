@@ -41,7 +41,9 @@ const (
 )
 
 // Config is the configuration of every service. Each field names its environment variable;
-// the YAML key is the same name in lower case without the BILLING_ prefix.
+// the YAML key is the same name in lower case without the BILLING_ prefix. A field tagged
+// log:"secret" is never logged, one tagged log:"url" is logged without its password
+// (LogValue).
 type Config struct {
 	// HTTPAddr is the ingest API listener. Defaults to ":8080".
 	HTTPAddr string `env:"BILLING_HTTP_ADDR" yaml:"http_addr"`
@@ -53,7 +55,7 @@ type Config struct {
 	TLSKeyFile  string `env:"BILLING_TLS_KEY_FILE" yaml:"tls_key_file"`
 
 	// NATSURL is comma-separated for a cluster. Defaults to "nats://127.0.0.1:4222".
-	NATSURL string `env:"BILLING_NATS_URL" yaml:"nats_url"`
+	NATSURL string `env:"BILLING_NATS_URL" yaml:"nats_url" log:"url"`
 	// NATSCreds is a NATS credentials file. Unset by default.
 	NATSCreds string `env:"BILLING_NATS_CREDS" yaml:"nats_creds"`
 	// StreamReplicas for the streams and buckets the services create. Defaults to 1.
@@ -72,7 +74,7 @@ type Config struct {
 	// "./data/store/billing.db".
 	SQLitePath string `env:"BILLING_SQLITE_PATH" yaml:"sqlite_path"`
 	// MongoURI defaults to "mongodb://127.0.0.1:27017".
-	MongoURI string `env:"BILLING_MONGO_URI" yaml:"mongo_uri"`
+	MongoURI string `env:"BILLING_MONGO_URI" yaml:"mongo_uri" log:"url"`
 	// MongoDatabase defaults to "billing".
 	MongoDatabase string `env:"BILLING_MONGO_DATABASE" yaml:"mongo_database"`
 
@@ -82,9 +84,9 @@ type Config struct {
 	AuthAudience string `env:"BILLING_AUTH_AUDIENCE" yaml:"auth_audience"`
 	// AuthJWKSFile and AuthJWKSURL are sources of public keys.
 	AuthJWKSFile string `env:"BILLING_AUTH_JWKS_FILE" yaml:"auth_jwks_file"`
-	AuthJWKSURL  string `env:"BILLING_AUTH_JWKS_URL" yaml:"auth_jwks_url"`
+	AuthJWKSURL  string `env:"BILLING_AUTH_JWKS_URL" yaml:"auth_jwks_url" log:"url"`
 	// AuthHS256Secret enables HS256 (development). Never logged.
-	AuthHS256Secret string `env:"BILLING_AUTH_HS256_SECRET" yaml:"auth_hs256_secret"`
+	AuthHS256Secret string `env:"BILLING_AUTH_HS256_SECRET" yaml:"auth_hs256_secret" log:"secret"`
 
 	// IdempotencyTTL is how long idempotency keys are kept. Defaults to 24h.
 	IdempotencyTTL time.Duration `env:"BILLING_IDEMPOTENCY_TTL" yaml:"idempotency_ttl"`
@@ -95,7 +97,7 @@ type Config struct {
 	// Processor is "simulated" (default) or "http".
 	Processor string `env:"BILLING_PROCESSOR" yaml:"processor"`
 	// ProcessorURL is the base URL for the http processor.
-	ProcessorURL string `env:"BILLING_PROCESSOR_URL" yaml:"processor_url"`
+	ProcessorURL string `env:"BILLING_PROCESSOR_URL" yaml:"processor_url" log:"url"`
 	// ProcessorTimeout bounds one processor call. Defaults to 10s.
 	ProcessorTimeout time.Duration `env:"BILLING_PROCESSOR_TIMEOUT" yaml:"processor_timeout"`
 
@@ -121,7 +123,7 @@ type Config struct {
 	WebhookAllowPrivate bool `env:"BILLING_WEBHOOK_ALLOW_PRIVATE" yaml:"webhook_allow_private"`
 	// WebhookSecretKey seals endpoint secrets at rest: 32 bytes in base64. Required by
 	// the ingest and the worker; never logged.
-	WebhookSecretKey string `env:"BILLING_WEBHOOK_SECRET_KEY" yaml:"webhook_secret_key"`
+	WebhookSecretKey string `env:"BILLING_WEBHOOK_SECRET_KEY" yaml:"webhook_secret_key" log:"secret"`
 	// WebhookDisableAfter disables an endpoint whose deliveries have all failed for this
 	// long. Defaults to 120h (5 days).
 	WebhookDisableAfter time.Duration `env:"BILLING_WEBHOOK_DISABLE_AFTER" yaml:"webhook_disable_after"`
@@ -140,6 +142,17 @@ type Config struct {
 	// LogLevel is debug, info, warn or error (default info); LogFormat json (default) or text.
 	LogLevel  string `env:"BILLING_LOG_LEVEL" yaml:"log_level"`
 	LogFormat string `env:"BILLING_LOG_FORMAT" yaml:"log_format"`
+
+	// OTelEndpoint (the collector's base URL; traces go to its /v1/traces) or
+	// OTelTracesEndpoint (the full URL, which wins), either set, export traces over
+	// OTLP/HTTP; both unset (the default), tracing is off. The standard OpenTelemetry
+	// variables, not BILLING_ ones: the exporter reads the other OTEL_EXPORTER_OTLP_*
+	// (headers, timeout) itself, and the SDK OTEL_TRACES_SAMPLER.
+	OTelEndpoint       string `env:"OTEL_EXPORTER_OTLP_ENDPOINT" yaml:"otel_exporter_otlp_endpoint" log:"url"`
+	OTelTracesEndpoint string `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" yaml:"otel_exporter_otlp_traces_endpoint" log:"url"`
+	// OTelServiceName names the process in its traces. Defaults to billing-ingest or
+	// billing-worker.
+	OTelServiceName string `env:"OTEL_SERVICE_NAME" yaml:"otel_service_name"`
 
 	// DataDir is where the devstack keeps NATS, store and key data. Defaults to "./data".
 	DataDir string `env:"BILLING_DATA_DIR" yaml:"data_dir"`

@@ -179,6 +179,10 @@ func New(cfg Config, dead DeadLetters, logger *slog.Logger, reg prometheus.Regis
 	l := &Loop{cfg: cfg, dead: dead, logger: logger.With("consumer", cfg.Name), now: now,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: cfg.Metric, Help: cfg.Help}, []string{"result"}),
 		held:    map[Message]struct{}{}, changed: make(chan struct{})}
+	// Every result from zero, so that the first dead letter is an increase an alert sees.
+	for _, r := range []string{"acked", "retried", "waiting", "dead_lettered"} {
+		l.results.WithLabelValues(r)
+	}
 	reg.MustRegister(l.results)
 	return l
 }

@@ -8,7 +8,10 @@ import (
 	"net/http"
 	"strings"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/internal/telemetry"
 )
 
 // HTTP calls an external processor at BaseURL (docs/api.md, "Payment processor boundary").
@@ -69,6 +72,8 @@ func (h *HTTP) call(ctx context.Context, path, key string, body any) (Result, er
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", key)
+	// The trace of the command, when it is traced, goes on at the processor.
+	telemetry.Inject(ctx, "", propagation.HeaderCarrier(req.Header))
 	client := h.Client
 	if client == nil {
 		client = http.DefaultClient

@@ -10,8 +10,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/billing/billing/internal/charge"
+	"github.com/billing/billing/internal/telemetry"
 )
 
 // PublishCommand stores cmd in CHARGES and returns once the stream has acknowledged it.
@@ -61,7 +63,7 @@ func (c *Conn) WithdrawCommand(ctx context.Context, seq uint64) error {
 
 // publishCommand publishes cmd, encoded as data (encoded here when nil), and returns the
 // stream sequence it stored it under, 0 for a republish of a command stored before.
-func (c *Conn) publishCommand(ctx context.Context, cmd charge.Command, data []byte) (uint64, error) {
+func (c *Conn) publishCommand(ctx context.Context, cmd charge.Command, data []byte) (_ uint64, err error) {
 	subject, msgID, err := commandAddress(cmd)
 	if err != nil {
 		return 0, err
@@ -84,6 +86,12 @@ func (c *Conn) publishCommand(ctx context.Context, cmd charge.Command, data []by
 		return 0, err
 	}
 	opts := []jetstream.PublishOpt{jetstream.WithMsgID(msgID)}
+	msg := &nats.Msg{Subject: subject, Data: data}
+	if c.tracer.Enabled() {
+		var span trace.Span
+		ctx, span = c.startPublish(ctx, cmd, msg, msgID)
+		defer func() { telemetry.End(span, err) }()
+	}
 	lock := operationLock(cmd)
 	if lock != "" {
 		opts = append(opts, jetstream.WithExpectLastSequenceForSubject(0, lock))
@@ -104,7 +112,7 @@ func (c *Conn) publishCommand(ctx context.Context, cmd charge.Command, data []by
 		return publishError(what, err)
 	}
 	for attempt := 1; ; attempt++ {
-		ack, err := c.js.Publish(ctx, subject, data, opts...)
+		ack, err := c.js.PublishMsg(ctx, msg, opts...)
 		switch {
 		case err == nil && ack.Duplicate:
 			return 0, nil

@@ -15,6 +15,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/billing/billing/internal/telemetry"
 )
 
 const (
@@ -46,6 +49,10 @@ type Config struct {
 	// are refused (ErrNotAccepted), and nothing it holds is dropped. 0: the server's
 	// limits only.
 	ChargesMaxBytes int64
+	// TracerProvider, when it records (telemetry.Enabled), traces the publish of each
+	// command and carries trace context in the headers of every message published.
+	// Defaults to none: no span, no header.
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {
@@ -82,6 +89,8 @@ type Conn struct {
 	handles atomic.Pointer[handles]
 	// room is the last reading of the size of CHARGES (checkRoom).
 	room room
+	// tracer is off unless Config.TracerProvider records.
+	tracer telemetry.Tracer
 }
 
 type handles struct {
@@ -105,7 +114,8 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	c := &Conn{cfg: cfg, logger: logger, closed: make(chan struct{})}
+	c := &Conn{cfg: cfg, logger: logger, closed: make(chan struct{}),
+		tracer: telemetry.NewTracer(cfg.TracerProvider, "github.com/billing/billing/internal/queue")}
 	var closeOnce sync.Once
 	opts := []nats.Option{
 		nats.Name(cfg.Name),

@@ -16,7 +16,8 @@ import (
 
 // PublishEvents stores es in EVENTS, on events.<charge id>.<event type>, and returns once
 // the stream has acknowledged every one. The message id is the event id, so publishing the
-// same events again within the duplicate window (2 minutes) stores nothing new.
+// same events again within the duplicate window (2 minutes) stores nothing new. Each
+// carries the trace context telemetry.WithBatch gave its charge id, or else ctx's.
 //
 // The events are published together without waiting for each ack in turn. Any failure
 // matches charge.ErrUnavailable: publish them all again. An event that cannot be put on a
@@ -38,6 +39,7 @@ func (c *Conn) PublishEvents(ctx context.Context, es []charge.Event) error {
 		msgs[i] = &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 		msgs[i].Header.Set(jetstream.MsgIDHeader, e.ID)
 		msgs[i].Header.Set(HeaderMerchant, e.Merchant)
+		c.inject(ctx, e.ChargeID, msgs[i].Header)
 	}
 	return c.publishAll(ctx, fmt.Sprintf("publishing %d events", len(es)), msgs)
 }

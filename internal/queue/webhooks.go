@@ -12,7 +12,8 @@ import (
 )
 
 // PublishTasks puts webhook delivery tasks on WEBHOOKS, on a subject per endpoint, each
-// deduplicated by its key, and returns once all are stored.
+// deduplicated by its key, and returns once all are stored. Each carries the trace
+// context telemetry.WithBatch gave its event id, or else ctx's.
 func (c *Conn) PublishTasks(ctx context.Context, ts []webhook.Task) error {
 	if len(ts) == 0 {
 		return nil
@@ -28,6 +29,7 @@ func (c *Conn) PublishTasks(ctx context.Context, ts []webhook.Task) error {
 		}
 		msgs[i] = &nats.Msg{Subject: subjectWebhooks + "." + t.Endpoint, Data: data, Header: nats.Header{}}
 		msgs[i].Header.Set(jetstream.MsgIDHeader, t.Key)
+		c.inject(ctx, t.Event, msgs[i].Header)
 	}
 	return c.publishAll(ctx, fmt.Sprintf("publishing %d webhook tasks", len(ts)), msgs)
 }

@@ -35,13 +35,18 @@ const takeoverAfter = 10 * time.Second
 // RunIngest runs the ingest API until ctx ends, then drains: /readyz turns 503, the
 // listener stops taking requests and in-flight ones finish within the shutdown timeout.
 // ready, if not nil, receives the addresses once the API listens.
-func RunIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(Addrs)) error {
-	return stoppedEarly(ctx, runIngest(ctx, cfg, logger, ready))
+func RunIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(Addrs), opts ...Option) error {
+	return stoppedEarly(ctx, runIngest(ctx, cfg, logger, ready, opts))
 }
 
-func runIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(Addrs)) error {
+func runIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, ready func(Addrs), opts []Option) error {
+	tp, flush, err := startTracing(ctx, cfg, "billing-ingest", logger, opts)
+	if err != nil {
+		return err
+	}
+	defer flush()
 	g, gctx := errgroup.WithContext(ctx)
-	d, err := connect(gctx, cfg, "billing-ingest", logger, func(f func() error) { g.Go(f) })
+	d, err := connect(gctx, cfg, "billing-ingest", tp, logger, func(f func() error) { g.Go(f) })
 	if err != nil {
 		return errors.Join(err, g.Wait())
 	}
@@ -89,7 +94,7 @@ func runIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 	srv := api.New(api.Config{RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst}, api.Deps{
 		Logger: logger, Verifier: verifier, Charges: charges, Refunds: refunds,
 		Balances: &ingest.Balances{Store: d.store}, Webhooks: webhooks, Idempotency: idem,
-		Registerer: d.reg, NowFunc: time.Now,
+		Registerer: d.reg, NowFunc: time.Now, TracerProvider: tp,
 	})
 
 	var tlsCfg *tls.Config

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,23 +16,29 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/billing/billing/internal/admin"
 	"github.com/billing/billing/internal/config"
+	"github.com/billing/billing/internal/logredact"
 	"github.com/billing/billing/internal/queue"
 	"github.com/billing/billing/internal/secret"
 	"github.com/billing/billing/internal/store"
 )
 
-// NewLogger returns the structured logger cfg asks for, writing to stderr.
-func NewLogger(cfg config.Config) *slog.Logger {
+// NewLogger returns the structured logger cfg asks for, writing to stderr. It redacts
+// tokens, secrets (cfg's own among them) and card numbers from every record.
+func NewLogger(cfg config.Config) *slog.Logger { return newLogger(os.Stderr, cfg) }
+
+func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	return slog.New(logredact.New(h, cfg.Secrets()...))
 }
 
 // newBox returns the box that seals webhook secrets under BILLING_WEBHOOK_SECRET_KEY.
@@ -60,8 +67,9 @@ type Addrs struct {
 }
 
 // connect starts the admin server at once (so /livez answers and /readyz says "starting"),
-// then connects to NATS and the store, retrying until they answer or ctx ends.
-func connect(ctx context.Context, cfg config.Config, name string, logger *slog.Logger, run func(func() error)) (*deps, error) {
+// then connects to NATS and the store, retrying until they answer or ctx ends. tp traces
+// the queue's publishes.
+func connect(ctx context.Context, cfg config.Config, name string, tp trace.TracerProvider, logger *slog.Logger, run func(func() error)) (*deps, error) {
 	d := &deps{reg: prometheus.NewRegistry()}
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.admin = admin.New(d.reg, map[string]admin.CheckFunc{
@@ -90,7 +98,9 @@ func connect(ctx context.Context, cfg config.Config, name string, logger *slog.L
 	logger.Info("admin listening", "addr", d.adminAddr)
 
 	d.queue, err = retry(ctx, logger, "nats", func() (*queue.Conn, error) {
-		return queue.Connect(ctx, QueueConfig(cfg, name), logger)
+		qcfg := QueueConfig(cfg, name)
+		qcfg.TracerProvider = tp
+		return queue.Connect(ctx, qcfg, logger)
 	})
 	if err != nil {
 		return nil, err

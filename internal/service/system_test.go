@@ -80,7 +80,7 @@ func startSystemWithLogs(t *testing.T, edit func(*config.Config)) (*system, *syn
 	return startSystemLogging(t, edit, logger), logs
 }
 
-func startSystemLogging(t *testing.T, edit func(*config.Config), logger *slog.Logger) *system {
+func startSystemLogging(t *testing.T, edit func(*config.Config), logger *slog.Logger, opts ...service.Option) *system {
 	t.Helper()
 	key, err := auth.LoadOrCreateDevKey(t.TempDir())
 	require.NoError(t, err)
@@ -105,11 +105,11 @@ func startSystemLogging(t *testing.T, edit func(*config.Config), logger *slog.Lo
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		errs <- service.RunIngest(ctx, cfg, logger, func(a service.Addrs) { ready <- a })
+		errs <- service.RunIngest(ctx, cfg, logger, func(a service.Addrs) { ready <- a }, opts...)
 	}()
 	go func() {
 		defer wg.Done()
-		errs <- service.RunWorker(ctx, cfg, logger)
+		errs <- service.RunWorker(ctx, cfg, logger, opts...)
 	}()
 	var (
 		stopOnce sync.Once

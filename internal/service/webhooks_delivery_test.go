@@ -176,6 +176,8 @@ func TestWebhookRetriesOnScheduleUntilDelivered(t *testing.T) {
 	require.Nil(t, newest["error"])
 	require.EqualValues(t, 1, oldest["attempt"])
 	require.EqualValues(t, 500, oldest["response_status"])
+	require.Contains(t, oldest, "error")
+	require.Nil(t, oldest["error"], "an answer came: error is null, response_status says what it was")
 	require.NotNil(t, oldest["next_attempt_at"])
 	require.Equal(t, ev["id"], oldest["event"])
 	require.Equal(t, endpointID, oldest["endpoint"])

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/billing/billing/internal/config"
@@ -25,13 +26,18 @@ const janitorInterval = time.Hour
 
 // RunWorker runs a worker with the roles cfg names until ctx ends, then drains: it stops
 // fetching, finishes and acknowledges what is in flight, and closes its connections.
-func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	return stoppedEarly(ctx, runWorker(ctx, cfg, logger))
+func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Option) error {
+	return stoppedEarly(ctx, runWorker(ctx, cfg, logger, opts))
 }
 
-func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, opts []Option) error {
+	tp, flush, err := startTracing(ctx, cfg, "billing-worker", logger, opts)
+	if err != nil {
+		return err
+	}
+	defer flush()
 	g, gctx := errgroup.WithContext(ctx)
-	d, err := connect(gctx, cfg, "billing-worker", logger, func(f func() error) { g.Go(f) })
+	d, err := connect(gctx, cfg, "billing-worker", tp, logger, func(f func() error) { g.Go(f) })
 	if err != nil {
 		return errors.Join(err, g.Wait())
 	}
@@ -39,14 +45,14 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) erro
 
 	var runs []func(context.Context) error
 	if slices.Contains(cfg.WorkerRoles, config.RoleCharges) {
-		run, err := chargesRole(gctx, cfg, d, logger)
+		run, err := chargesRole(gctx, cfg, d, tp, logger)
 		if err != nil {
 			return err
 		}
 		runs = append(runs, run)
 	}
 	if slices.Contains(cfg.WorkerRoles, config.RoleWebhooks) {
-		more, err := webhooksRole(gctx, cfg, d, logger)
+		more, err := webhooksRole(gctx, cfg, d, tp, logger)
 		if err != nil {
 			return err
 		}
@@ -66,7 +72,7 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) erro
 }
 
 // chargesRole settles charge commands.
-func chargesRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.Logger) (func(context.Context) error, error) {
+func chargesRole(ctx context.Context, cfg config.Config, d *deps, tp trace.TracerProvider, logger *slog.Logger) (func(context.Context) error, error) {
 	consumer, err := retry(ctx, logger, "the charges consumer", func() (*queue.Consumer, error) {
 		return d.queue.CommandConsumer(ctx, queue.ConsumerConfig{AckWait: cfg.WorkerAckWait})
 	})
@@ -83,6 +89,7 @@ func chargesRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.L
 	w := worker.New(worker.Config{
 		Batch: cfg.WorkerBatch, Concurrency: cfg.WorkerConcurrency,
 		RetrySchedule: cfg.WorkerRetrySchedule, StepTimeout: cfg.ShutdownTimeout, AckWait: cfg.WorkerAckWait,
+		TracerProvider: tp,
 	}, CommandSource(consumer), d.store, d.queue, newProcessor(cfg), logger, d.reg, time.Now)
 	return w.Run, nil
 }
@@ -96,7 +103,7 @@ func newProcessor(cfg config.Config) worker.Processor {
 }
 
 // webhooksRole fans events out to endpoints, delivers them, and sweeps expired events.
-func webhooksRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.Logger) ([]func(context.Context) error, error) {
+func webhooksRole(ctx context.Context, cfg config.Config, d *deps, tp trace.TracerProvider, logger *slog.Logger) ([]func(context.Context) error, error) {
 	box, err := newBox(cfg)
 	if err != nil {
 		return nil, err
@@ -128,7 +135,7 @@ func webhooksRole(ctx context.Context, cfg config.Config, d *deps, logger *slog.
 	deliverer := webhook.NewDeliverer(webhook.DelivererConfig{
 		Concurrency: cfg.WebhookConcurrency, PerEndpoint: cfg.WebhookEndpointConcurrency,
 		Timeout: cfg.WebhookTimeout, Schedule: cfg.WebhookRetrySchedule,
-		DisableAfter: cfg.WebhookDisableAfter, AckWait: ackWait,
+		DisableAfter: cfg.WebhookDisableAfter, AckWait: ackWait, TracerProvider: tp,
 	}, d.store, d.queue, box, webhook.NewClient(guard, cfg.WebhookTimeout, cfg.WebhookEndpointConcurrency),
 		logger, d.reg, time.Now)
 	janitor := &webhook.Janitor{Store: d.store, Retention: cfg.EventRetention, Interval: janitorInterval, Logger: logger, NowFunc: time.Now}

@@ -22,9 +22,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/consume"
+	"github.com/billing/billing/internal/telemetry"
 	"github.com/billing/billing/webhooksig"
 )
 
@@ -52,6 +54,8 @@ type DelivererConfig struct {
 	// AckWait is the task consumer's ack wait; held tasks are marked in progress every
 	// third of it. Defaults to 60s.
 	AckWait time.Duration
+	// TracerProvider traces each attempt (trace.go). Defaults to none.
+	TracerProvider trace.TracerProvider
 }
 
 // Deliverer sends delivery tasks to endpoints: signed, once per attempt, retried on the
@@ -75,6 +79,7 @@ type Deliverer struct {
 	circuits circuits
 	release  Releaser
 	runCtx   context.Context // Run's: the probes stop with it
+	tracer   telemetry.Tracer
 }
 
 type endpointSlots struct {
@@ -103,6 +108,7 @@ func NewDeliverer(cfg DelivererConfig, store Store, release Releaser, sealer Sea
 	return &Deliverer{
 		cfg: cfg, store: store, sealer: sealer, client: client, logger: logger, now: now,
 		metrics: newDelivererMetrics(reg), loop: loop, release: release, runCtx: context.Background(),
+		tracer: telemetry.NewTracer(cfg.TracerProvider, "github.com/billing/billing/internal/webhook"),
 		global: make(chan struct{}, cfg.Concurrency),
 		ends:   map[string]*endpointSlots{},
 	}
@@ -189,7 +195,7 @@ func (d *Deliverer) dispatch(ctx context.Context, m Message) (consume.Outcome, b
 		}
 		d.global <- struct{}{}
 		defer func() { <-d.global }()
-		d.loop.SettleOne(ctx, m, d.deliver(ctx, t, m.NumDelivered() > 1))
+		d.loop.SettleOne(ctx, m, d.deliver(telemetry.FromMessage(ctx, m), t, m.NumDelivered() > 1))
 	}()
 	return consume.Outcome{}, true
 }
@@ -230,7 +236,9 @@ func (d *Deliverer) deliver(ctx context.Context, t Task, redelivered bool) consu
 	}
 
 	now := d.now()
+	span := d.startAttempt(ctx, t, attempt)
 	status, resp, sendErr := d.send(ctx, e.URL, t, keys, now)
+	d.endAttempt(span, status, sendErr)
 	elapsed := d.now().Sub(now)
 	rec := Delivery{
 		ID: charge.NewID(charge.PrefixWebhookDelivery), Merchant: e.Merchant, Endpoint: e.ID,
@@ -243,20 +251,18 @@ func (d *Deliverer) deliver(ctx context.Context, t Task, redelivered bool) consu
 	d.metrics.duration.Observe(elapsed.Seconds())
 	ok := sendErr == nil && status >= 200 && status <= 299
 	d.noteHealth(t, ok)
-	if !ok {
-		why := fmt.Sprintf("endpoint answered %d", status)
-		if sendErr != nil {
-			// The merchant sees why, on the delivery; the operator's log has the whole
-			// error, addresses included.
-			why = deliveryError(sendErr, d.cfg.Timeout)
-			if errors.Is(sendErr, ErrURLForbidden) {
-				d.logger.WarnContext(ctx, "webhook endpoint resolves to a forbidden address; not delivered",
-					"endpoint", e.ID, "error", sendErr)
-			} else {
-				d.logger.DebugContext(ctx, "webhook delivery failed", "endpoint", e.ID, "error", sendErr)
-			}
-		}
+	if sendErr != nil {
+		// No answer came: the merchant sees why, on the delivery (an answer that came,
+		// whatever its status, has error null); the operator's log has the whole error,
+		// addresses included.
+		why := deliveryError(sendErr, d.cfg.Timeout)
 		rec.Error = &why
+		if errors.Is(sendErr, ErrURLForbidden) {
+			d.logger.WarnContext(ctx, "webhook endpoint resolves to a forbidden address; not delivered",
+				"endpoint", e.ID, "error", sendErr)
+		} else {
+			d.logger.DebugContext(ctx, "webhook delivery failed", "endpoint", e.ID, "error", sendErr)
+		}
 	}
 
 	var out consume.Outcome
@@ -276,6 +282,7 @@ func (d *Deliverer) deliver(ctx context.Context, t Task, redelivered bool) consu
 		if err := d.store.SetEndpointHealth(ctx, e.ID, e.FailingSince, "gone"); err != nil {
 			return d.requeue(ctx, err)
 		}
+		d.metrics.disabled.WithLabelValues("gone").Inc()
 		out = consume.Done()
 	default:
 		since := e.FailingSince
@@ -290,6 +297,9 @@ func (d *Deliverer) deliver(ctx context.Context, t Task, redelivered bool) consu
 		if e.FailingSince == nil || reason != "" {
 			if err := d.store.SetEndpointHealth(ctx, e.ID, since, reason); err != nil {
 				return d.requeue(ctx, err)
+			}
+			if reason != "" {
+				d.metrics.disabled.WithLabelValues(reason).Inc()
 			}
 		}
 		delay, again := nextDelay(d.cfg.Schedule, attempt, resp, now)
@@ -516,6 +526,7 @@ func withoutAddresses(text, instead string) string {
 
 type delivererMetrics struct {
 	outcomes *prometheus.CounterVec
+	disabled *prometheus.CounterVec
 	deferred prometheus.Counter
 	probes   prometheus.Counter
 	duration prometheus.Histogram
@@ -526,6 +537,9 @@ func newDelivererMetrics(reg prometheus.Registerer) *delivererMetrics {
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "billing_webhook_attempts_total", Help: "Webhook delivery attempts by outcome (delivered, failed, gave_up, gone).",
 		}, []string{"outcome"}),
+		disabled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billing_webhook_endpoints_disabled_total", Help: "Endpoints disabled by the deliverer, by reason (gone: answered 410; failing: every delivery failed for the disable period).",
+		}, []string{"reason"}),
 		deferred: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "billing_webhook_deferred_total", Help: "Tasks put back without an attempt: their endpoint failing (parked), or holding as many as it may.",
 		}),
@@ -537,7 +551,14 @@ func newDelivererMetrics(reg prometheus.Registerer) *delivererMetrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 13),
 		}),
 	}
-	reg.MustRegister(m.outcomes, m.deferred, m.probes, m.duration)
+	// Every label from zero, so that rates and alerts see the first one.
+	for _, o := range []string{"delivered", "failed", "gave_up", "gone"} {
+		m.outcomes.WithLabelValues(o)
+	}
+	for _, r := range []string{"gone", "failing"} {
+		m.disabled.WithLabelValues(r)
+	}
+	reg.MustRegister(m.outcomes, m.disabled, m.deferred, m.probes, m.duration)
 	return m
 }
 

@@ -296,3 +296,60 @@ func endpointTasks(t *testing.T, url string, n int) (*memStore, *manyTasks, []*s
 	}
 	return st, src, msgs
 }
+
+// An endpoint the deliverer disables is counted by reason: answering 410, or failing for
+// the whole disable period. Both reasons are exported from zero.
+func TestDisabledEndpointsAreCounted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		reason  string
+		status  int
+		failing time.Duration // how long the endpoint has been failing before the attempt
+	}{
+		{reason: "gone", status: http.StatusGone},
+		{reason: "failing", status: http.StatusInternalServerError, failing: 2 * time.Hour},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(tc.status) }))
+			defer srv.Close()
+			st, src, msgs := endpointTasks(t, srv.URL, 1)
+			if tc.failing > 0 {
+				st.endpoint.FailingSince = new(time.Now().Add(-tc.failing))
+			}
+			reg := prometheus.NewRegistry()
+			d := webhook.NewDeliverer(webhook.DelivererConfig{Schedule: []time.Duration{time.Minute}, DisableAfter: time.Hour},
+				st, nil, plainSealer{}, webhook.NewClient(&webhook.Guard{AllowPrivate: true}, 5*time.Second, 4),
+				slog.New(slog.NewTextHandler(io.Discard, nil)), reg, time.Now)
+			disabled := func() map[string]float64 {
+				families, err := reg.Gather()
+				require.NoError(t, err)
+				out := map[string]float64{}
+				for _, f := range families {
+					if f.GetName() == "billing_webhook_endpoints_disabled_total" {
+						for _, m := range f.GetMetric() {
+							out[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+						}
+					}
+				}
+				return out
+			}
+			require.Equal(t, map[string]float64{"gone": 0, "failing": 0}, disabled())
+
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- d.Run(ctx, src) }()
+			select {
+			case <-msgs[0].settled:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the task was not settled")
+			}
+			cancel()
+			require.NoError(t, <-done)
+
+			want := map[string]float64{"gone": 0, "failing": 0}
+			want[tc.reason] = 1
+			require.Equal(t, want, disabled())
+		})
+	}
+}

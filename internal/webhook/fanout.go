@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/consume"
+	"github.com/billing/billing/internal/telemetry"
 )
 
 // Fanout turns each published event into one delivery task per enabled endpoint of its
@@ -82,10 +84,19 @@ func (f *Fanout) handle(ctx context.Context, msgs []Message) {
 		wait(err)
 		return
 	}
-	var tasks []Task
+	var (
+		tasks  []Task
+		traces map[string]trace.SpanContext // each task goes on with its event's trace
+	)
 	for i, m := range msgs {
 		if outs[i].Kind == consume.KindRefuse {
 			continue
+		}
+		if sc := telemetry.SpanContextOf(m); sc.IsValid() {
+			if traces == nil {
+				traces = map[string]trace.SpanContext{}
+			}
+			traces[refs[i].ID] = sc
 		}
 		merchant := m.Header(MerchantHeader)
 		for _, e := range endpoints[merchant] {
@@ -94,7 +105,7 @@ func (f *Fanout) handle(ctx context.Context, msgs []Message) {
 			}
 		}
 	}
-	if err := f.tasks.PublishTasks(ctx, tasks); err != nil {
+	if err := f.tasks.PublishTasks(telemetry.WithBatch(ctx, traces), tasks); err != nil {
 		wait(err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/consume"
 	"github.com/billing/billing/internal/processor"
@@ -81,6 +83,7 @@ func (w *Worker) operateWave(ctx context.Context, items []*item) error {
 	if err := w.store.InsertDeadLetters(ctx, dead); err != nil {
 		return err
 	}
+	w.metrics.givenUp.Add(float64(len(dead)))
 	for round := 0; len(active) > 0; round++ {
 		if round == maxClaimRounds {
 			return fmt.Errorf("%d commands gave up claiming after %d rounds: %w", len(active), round, charge.ErrUnavailable)
@@ -104,8 +107,9 @@ func (w *Worker) operateWave(ctx context.Context, items []*item) error {
 				still = append(still, o)
 			}
 		}
+		s := w.startOpsStep(ctx, "store.ClaimTransitions", trace.SpanKindClient, still)
 		lost, err := w.store.ClaimTransitions(ctx, claims)
-		if err != nil {
+		if s.end(err); err != nil {
 			return err
 		}
 		// A claim lost means another command of the charge went first: look again. One
@@ -282,7 +286,9 @@ func (w *Worker) call(ctx context.Context, it *item, claimedAt uint64, f func(co
 	if *ans != nil {
 		return *ans, nil
 	}
-	res, err := f(ctx)
+	pctx, span := w.startCall(ctx, it, callNames[it.cmd.Type])
+	res, err := f(pctx)
+	endCall(span, err)
 	attempts := uint64(1)
 	if n := it.msg.Attempt(); n >= claimedAt && claimedAt > 0 {
 		attempts = n - claimedAt + 1
@@ -298,6 +304,7 @@ func (w *Worker) call(ctx context.Context, it *item, claimedAt uint64, f func(co
 		if err := w.store.InsertDeadLetters(ctx, []charge.DeadLetter{consume.DeadLetterOf(it.msg, err.Error(), w.now())}); err != nil {
 			return nil, err
 		}
+		w.metrics.givenUp.Inc()
 		*ans = &answer{code: charge.FailureProcessingError}
 	case err != nil:
 		w.metrics.processor.WithLabelValues("permanent").Inc()
@@ -368,19 +375,30 @@ func (w *Worker) finish(ctx context.Context, ops []*op) error {
 		}
 	}
 	// Events, ledger and refunds before the views: whoever sees a charge moved finds them.
-	if err := w.store.InsertEvents(ctx, events); err != nil {
+	s := w.startOpsStep(ctx, "store.InsertEvents", trace.SpanKindClient, ops)
+	err = w.store.InsertEvents(ctx, events)
+	if s.end(err); err != nil {
 		return err
 	}
-	if err := w.store.InsertLedgerEntries(ctx, entries); err != nil {
+	s = w.startOpsStep(ctx, "store.InsertLedgerEntries", trace.SpanKindClient, ops)
+	err = w.store.InsertLedgerEntries(ctx, entries)
+	if s.end(err); err != nil {
 		return err
 	}
-	if err := w.store.InsertRefunds(ctx, refunds); err != nil {
+	s = w.startOpsStep(ctx, "store.InsertRefunds", trace.SpanKindClient, ops)
+	err = w.store.InsertRefunds(ctx, refunds)
+	if s.end(err); err != nil {
 		return err
 	}
-	if err := w.converge(ctx, views); err != nil {
+	s = w.startOpsStep(ctx, "store.SaveCharges", trace.SpanKindClient, ops)
+	err = w.converge(ctx, views)
+	if s.end(err); err != nil {
 		return err
 	}
-	return w.events.PublishEvents(ctx, events)
+	s = w.startOpsStep(ctx, "send EVENTS", trace.SpanKindProducer, ops)
+	err = w.events.PublishEvents(s.publishing(ctx), events)
+	s.end(err)
+	return err
 }
 
 // owes reports whether t's event is the one cmd's settlement writes.

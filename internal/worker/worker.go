@@ -17,10 +17,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/consume"
 	"github.com/billing/billing/internal/processor"
+	"github.com/billing/billing/internal/telemetry"
 )
 
 // Message is one delivery of a queued command.
@@ -74,6 +76,8 @@ type Config struct {
 	// marked in progress every third of it, so they are not redelivered to another worker
 	// meanwhile. Defaults to 30s.
 	AckWait time.Duration
+	// TracerProvider traces the handling of each command (trace.go). Defaults to none.
+	TracerProvider trace.TracerProvider
 }
 
 // Worker consumes commands until its context ends, then drains.
@@ -88,6 +92,7 @@ type Worker struct {
 	metrics   *metrics
 	loop      *consume.Loop
 	charges   keyedMutex // one operation per charge at a time in this process
+	tracer    telemetry.Tracer
 }
 
 // New returns a worker. reg receives its metrics.
@@ -104,7 +109,8 @@ func New(cfg Config, source Source, store Store, events EventPublisher, proc Pro
 		Batch: cfg.Batch, Pipelines: cfg.Pipelines, FetchWait: cfg.FetchWait, StepTimeout: cfg.StepTimeout, AckWait: cfg.AckWait,
 	}, store, logger, reg, now)
 	return &Worker{cfg: cfg, source: source, store: store, events: events, processor: proc,
-		logger: logger, now: now, metrics: newMetrics(reg), loop: loop}
+		logger: logger, now: now, metrics: newMetrics(reg), loop: loop,
+		tracer: telemetry.NewTracer(cfg.TracerProvider, "github.com/billing/billing/internal/worker")}
 }
 
 // Run fetches and handles batches until ctx is cancelled. A batch already fetched is
@@ -118,7 +124,8 @@ type item struct {
 	msg     Message
 	cmd     charge.Command
 	outcome outcome
-	reason  string // why, for outcomeDeadLetter
+	reason  string     // why, for outcomeDeadLetter
+	span    trace.Span // its command's, while tracing
 }
 
 // outcome is what becomes of a command's message once its batch is handled; Handle
@@ -155,6 +162,8 @@ func (w *Worker) Handle(ctx context.Context, msgs []Message) {
 	defer func() { w.metrics.batch.Observe(time.Since(start).Seconds()) }()
 
 	items := w.decode(msgs)
+	w.startSpans(ctx, items)
+	defer w.endSpans(items)
 	defer w.settle(ctx, items)
 	var creates, operations []*item
 	for _, it := range items {
@@ -193,6 +202,7 @@ func (w *Worker) settle(ctx context.Context, items []*item) {
 			if it.outcome == outcomeRefused {
 				w.metrics.refused.Inc()
 			}
+			w.metrics.settle.WithLabelValues(string(it.cmd.Type)).Observe(w.now().Sub(it.cmd.AcceptedAt).Seconds())
 			outs[i] = consume.Done()
 		}
 	}
@@ -278,7 +288,10 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 	if err := w.store.InsertDeadLetters(ctx, dead); err != nil {
 		return err
 	}
+	w.metrics.givenUp.Add(float64(len(dead)))
+	s := w.startStep(ctx, "store.ClaimTransitions", trace.SpanKindClient, items)
 	lost, err := w.store.ClaimTransitions(ctx, claims)
+	s.end(err)
 	if err != nil {
 		return err
 	}
@@ -318,14 +331,19 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 			it.outcome = outcomeAway
 		}
 	}
-	if err := w.store.InsertEvents(ctx, events); err != nil {
+	s = w.startStep(ctx, "store.InsertEvents", trace.SpanKindClient, items)
+	err = w.store.InsertEvents(ctx, events)
+	if s.end(err); err != nil {
 		return err
 	}
-	if err := w.store.InsertLedgerEntries(ctx, entries); err != nil {
+	s = w.startStep(ctx, "store.InsertLedgerEntries", trace.SpanKindClient, items)
+	err = w.store.InsertLedgerEntries(ctx, entries)
+	if s.end(err); err != nil {
 		return err
 	}
+	s = w.startStep(ctx, "store.InsertCharges", trace.SpanKindClient, items)
 	existing, err := w.store.InsertCharges(ctx, slices.Collect(maps.Values(views)))
-	if err != nil {
+	if s.end(err); err != nil {
 		return err
 	}
 	if len(existing) > 0 {
@@ -337,7 +355,10 @@ func (w *Worker) settleCharges(ctx context.Context, items []*item) error {
 			return err
 		}
 	}
-	return w.events.PublishEvents(ctx, events)
+	s = w.startStep(ctx, "send EVENTS", trace.SpanKindProducer, items)
+	err = w.events.PublishEvents(s.publishing(ctx), events)
+	s.end(err)
+	return err
 }
 
 func fromOne(ids []string) map[string]int {
@@ -449,9 +470,11 @@ func (w *Worker) authorize(ctx context.Context, items []*item, decided map[strin
 }
 
 func (w *Worker) authorizeOne(ctx context.Context, it *item, c charge.Charge) (charge.Transition, *charge.DeadLetter, bool) {
-	res, err := w.processor.Authorize(ctx, processor.AuthorizeRequest{
+	pctx, span := w.startCall(ctx, it, "processor.Authorize")
+	res, err := w.processor.Authorize(pctx, processor.AuthorizeRequest{
 		ChargeID: c.ID, Amount: c.Amount, Currency: c.Currency, PaymentMethod: c.PaymentMethod, Capture: c.Capture,
 	})
+	endCall(span, err)
 	now := w.now()
 	switch {
 	case errors.Is(err, processor.ErrTransient) || errors.Is(err, context.DeadlineExceeded):
@@ -593,14 +616,19 @@ func (w *Worker) delay(n uint64) time.Duration {
 
 type metrics struct {
 	refused   prometheus.Counter
+	givenUp   prometheus.Counter
 	processor *prometheus.CounterVec
 	batch     prometheus.Histogram
+	settle    *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "billing_worker_refused_commands_total", Help: "Commands the charge's history refuses (a capture after a cancel), acknowledged.",
+		}),
+		givenUp: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "billing_worker_given_up_commands_total", Help: "Commands given up on, their dead letter recorded and their charge or refund failed: the processor failing past the last retry, a refund whose charge never came.",
 		}),
 		processor: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "billing_processor_calls_total", Help: "Processor calls by outcome (approved, declined, transient, permanent).",
@@ -609,7 +637,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "billing_worker_batch_duration_seconds", Help: "Time to handle one batch of commands.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
+		settle: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "billing_worker_settle_duration_seconds", Help: "Time from a command's 202 to its result stored and the command acknowledged, by command type.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600},
+		}, []string{"type"}),
 	}
-	reg.MustRegister(m.refused, m.processor, m.batch)
+	// Every label from zero, so that rates and alerts see the first one.
+	for _, o := range []string{"approved", "declined", "transient", "permanent"} {
+		m.processor.WithLabelValues(o)
+	}
+	for _, t := range []charge.CommandType{charge.CommandCreate, charge.CommandCapture, charge.CommandCancel, charge.CommandRefund} {
+		m.settle.WithLabelValues(string(t))
+	}
+	reg.MustRegister(m.refused, m.givenUp, m.processor, m.batch, m.settle)
 	return m
 }

@@ -160,7 +160,8 @@ type bundle struct {
 	reg      *prometheus.Registry
 }
 
-// counter returns the value of the counter name with the label given, 0 if none.
+// counter returns the value of the counter name with the label given (any series when
+// label is ""), 0 if none.
 func (b *bundle) counter(t *testing.T, name, label, value string) float64 {
 	t.Helper()
 	families, err := b.reg.Gather()
@@ -170,6 +171,9 @@ func (b *bundle) counter(t *testing.T, name, label, value string) float64 {
 			continue
 		}
 		for _, m := range f.GetMetric() {
+			if label == "" {
+				return m.GetCounter().GetValue()
+			}
 			for _, l := range m.GetLabel() {
 				if l.GetName() == label && l.GetValue() == value {
 					return m.GetCounter().GetValue()
@@ -357,9 +361,11 @@ func TestTransientErrorsThenProcessingError(t *testing.T) {
 		_, err := b.store.GetCharge(context.Background(), "merchant_w", cmd.ChargeID)
 		require.ErrorIs(t, err, charge.ErrNotFound)
 	}
+	require.Zero(t, b.counter(t, "billing_worker_given_up_commands_total", "", ""))
 	last := &msg{data: data, delivered: uint64(len(b.schedule) + 1)}
 	b.worker.Handle(context.Background(), []worker.Message{last})
 	require.True(t, last.acked.Load())
+	require.Equal(t, 1.0, b.counter(t, "billing_worker_given_up_commands_total", "", ""))
 	c := b.charge(t, cmd.ChargeID)
 	require.Equal(t, charge.StatusFailed, c.Status)
 	require.Equal(t, charge.FailureProcessingError, *c.FailureCode)
@@ -506,4 +512,35 @@ func TestPoisonCommandIsDeadLetteredAlone(t *testing.T) {
 	require.Len(t, dead, 1)
 	require.Contains(t, dead[0].Reason, "refused for good")
 	require.Equal(t, 1.0, b.counter(t, "billing_worker_commands_total", "result", "dead_lettered"))
+}
+
+// The time from a command's 202 to its acknowledgement is observed under its type; the
+// other types are exported from zero.
+func TestSettleDurationIsObservedByType(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cmd, _ := command(t, "pm_card_visa", true)
+	cmd.AcceptedAt = time.Now().Add(-3 * time.Second)
+	data, err := json.Marshal(cmd)
+	require.NoError(t, err)
+	m := &msg{data: data, delivered: 1}
+	b.worker.Handle(context.Background(), []worker.Message{m})
+	require.True(t, m.acked.Load())
+
+	settled := map[string]uint64{}
+	families, err := b.reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != "billing_worker_settle_duration_seconds" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			typ := s.GetLabel()[0].GetValue()
+			settled[typ] = s.GetHistogram().GetSampleCount()
+			if typ == string(charge.CommandCreate) {
+				require.GreaterOrEqual(t, s.GetHistogram().GetSampleSum(), 3.0, "measured from the 202")
+			}
+		}
+	}
+	require.Equal(t, map[string]uint64{"charge.create": 1, "charge.capture": 0, "charge.cancel": 0, "refund.create": 0}, settled)
 }
