@@ -143,34 +143,11 @@ func TestUp(t *testing.T) {
 	}
 	t.Parallel()
 	ingestAdmin, workerAdmin := freeAddr(t), freeAddr(t)
-	environ := []string{
-		"BILLING_DATA_DIR=" + dataDir,
-		"BILLING_DEV_NATS_ADDR=127.0.0.1:-1",
-		"BILLING_DEV_MONGO_ADDR=127.0.0.1:0",
-		"BILLING_HTTP_ADDR=127.0.0.1:0",
-		"BILLING_ADMIN_ADDR=" + ingestAdmin,
-		"BILLING_DEV_WORKER_ADMIN_ADDR=" + workerAdmin,
-		"BILLING_WEBHOOK_ALLOW_PRIVATE=false",
-		"BILLING_LOG_LEVEL=error",
-		"BILLING_SHUTDOWN_TIMEOUT=5s",
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var out syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- runUp(ctx, nil, environ, &out) }()
-
-	deadline := time.After(60 * time.Second)
-	for !strings.Contains(out.String(), "export TOKEN=") {
-		select {
-		case err := <-done:
-			t.Fatalf("devstack up ended: %v\n%s", err, out.String())
-		case <-deadline:
-			t.Fatalf("devstack up did not print its banner:\n%s", out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	banner := out.String()
+	up := startUp(t, dataDir,
+		"BILLING_ADMIN_ADDR="+ingestAdmin,
+		"BILLING_DEV_WORKER_ADMIN_ADDR="+workerAdmin,
+		"BILLING_WEBHOOK_ALLOW_PRIVATE=false")
+	banner := up.banner
 	require.Contains(t, banner, "http://"+ingestAdmin+" (ingest), http://"+workerAdmin+" (worker)")
 	require.Contains(t, banner, "BILLING_ADMIN_ADDR ("+ingestAdmin+") is the ingest's admin address only")
 	require.Contains(t, banner, "webhook URLs on private and loopback addresses are refused (BILLING_WEBHOOK_ALLOW_PRIVATE=false)")
@@ -183,11 +160,52 @@ func TestUp(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode, addr)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("devstack up did not stop")
+}
+
+// upStack is a `devstack up` running in this process for a test.
+type upStack struct {
+	// environ is its environment; banner what it printed once ready.
+	environ []string
+	banner  string
+}
+
+// startUp runs `devstack up` on free ports with its data under dataDir, env adding to or
+// overriding its environment, until it prints its banner; the test's cleanup stops it
+// and requires a clean exit.
+func startUp(t *testing.T, dataDir string, env ...string) upStack {
+	t.Helper()
+	environ := append([]string{
+		"BILLING_DATA_DIR=" + dataDir,
+		"BILLING_DEV_NATS_ADDR=127.0.0.1:-1",
+		"BILLING_DEV_MONGO_ADDR=127.0.0.1:0",
+		"BILLING_HTTP_ADDR=127.0.0.1:0",
+		"BILLING_ADMIN_ADDR=127.0.0.1:0",
+		"BILLING_DEV_WORKER_ADMIN_ADDR=127.0.0.1:0",
+		"BILLING_LOG_LEVEL=error",
+		"BILLING_SHUTDOWN_TIMEOUT=5s",
+	}, env...)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- runUp(ctx, nil, environ, &out) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(60 * time.Second):
+			t.Error("devstack up did not stop")
+		}
+	})
+	deadline := time.After(60 * time.Second)
+	for !strings.Contains(out.String(), "export TOKEN=") {
+		select {
+		case err := <-done:
+			t.Fatalf("devstack up ended: %v\n%s", err, out.String())
+		case <-deadline:
+			t.Fatalf("devstack up did not print its banner:\n%s", out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
+	return upStack{environ: environ, banner: out.String()}
 }

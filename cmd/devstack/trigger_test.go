@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -27,41 +26,9 @@ func TestTrigger(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the whole system")
 	}
-	environ := []string{
-		"BILLING_DATA_DIR=" + dataDir,
-		"BILLING_DEV_NATS_ADDR=127.0.0.1:-1",
-		"BILLING_DEV_MONGO_ADDR=127.0.0.1:0",
-		"BILLING_HTTP_ADDR=127.0.0.1:0",
-		"BILLING_ADMIN_ADDR=127.0.0.1:0",
-		"BILLING_DEV_WORKER_ADMIN_ADDR=127.0.0.1:0",
-		"BILLING_LOG_LEVEL=error",
-		"BILLING_SHUTDOWN_TIMEOUT=5s",
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var out syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- runUp(ctx, nil, environ, &out) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(60 * time.Second):
-			t.Error("devstack up did not stop")
-		}
-	})
-	deadline := time.After(60 * time.Second)
-	for !strings.Contains(out.String(), "export TOKEN=") {
-		select {
-		case err := <-done:
-			t.Fatalf("devstack up ended: %v\n%s", err, out.String())
-		case <-deadline:
-			t.Fatalf("devstack up did not print its banner:\n%s", out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	api := regexp.MustCompile(`export BILLING_API=(\S+)`).FindStringSubmatch(out.String())[1]
+	up := startUp(t, dataDir)
+	environ := up.environ
+	api := regexp.MustCompile(`export BILLING_API=(\S+)`).FindStringSubmatch(up.banner)[1]
 	// The trigger finds the API as listen does: $BILLING_API.
 	triggerEnv := append(environ, "BILLING_API="+api)
 
