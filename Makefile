@@ -8,7 +8,16 @@ PKGS     ?= ./...
 # per target on two cores.
 FUZZTIME ?= 100000x
 
-.PHONY: run cluster test chaos build vet fmt fuzz bench bench-smoke promtool clean
+# APT_INSTALL installs the Debian package named after it, as root or with passwordless
+# sudo, waiting for another apt's lock; when the package lists are stale it updates them
+# and tries again; it fails saying why.
+APT_INSTALL = sh -c 'SUDO=; if [ "$$(id -u)" != 0 ] && sudo -n true 2>/dev/null; then SUDO=sudo; fi; \
+	apt="$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300"; \
+	$$apt install -y --no-install-recommends "$$1" >/dev/null || \
+	  { $$apt update >/dev/null && $$apt install -y --no-install-recommends "$$1" >/dev/null; } || \
+	  { echo "apt-get could not install Debian package $$1 (it needs root or passwordless sudo)"; exit 1; }' apt-install
+
+.PHONY: run cluster test chaos build vet fmt fuzz bench bench-smoke promtool chromium screenshots clean
 
 ## run: the whole system on the embedded default (devstack up)
 run: build
@@ -24,12 +33,14 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 ## test: formatting, vet, every test with the race detector (integration and end-to-end
-## included, against embedded NATS and FerretDB), then a short run of each fuzz target.
+## included, against embedded NATS and FerretDB; the dashboard's in headless Chromium, which
+## `make chromium` installs first), then a short run of each fuzz target.
 ## The end-to-end test runs after the others, alone: it runs several processes of its own.
 ## So does the webhook fairness test, which compares delivery delays measured one after the
 ## other: under the other packages' load, that comparison measures the load instead.
 ALONE := TestSlowEndpointDoesNotHoldOthersBack
 test: vet
+	$(MAKE) chromium
 	@unformatted=$$(gofmt -l cmd internal e2e bench webhooksig client api deploy 2>/dev/null); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) test -race -count=1 -timeout 12m -skip '^$(ALONE)$$' $$($(GO) list $(PKGS) | grep -v /e2e$$)
@@ -77,14 +88,19 @@ bench-smoke:
 ## package for it (as root, or with passwordless sudo), then keeps the server it brings
 ## from running: it would take port 9090, the ingest's admin port.
 promtool:
-	@command -v promtool >/dev/null || { \
-	  SUDO=; if [ "$$(id -u)" != 0 ] && sudo -n true 2>/dev/null; then SUDO=sudo; fi; \
-	  apt="$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300"; \
-	  $$apt install -y --no-install-recommends prometheus >/dev/null || \
-	    { $$apt update >/dev/null && $$apt install -y --no-install-recommends prometheus >/dev/null; } || { \
-	    echo "promtool: not found, and apt-get could not install Debian's prometheus package (it needs root or passwordless sudo)"; exit 1; }; \
-	  $$SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true; }
+	@command -v promtool >/dev/null || { $(APT_INSTALL) prometheus && \
+	  { [ "$$(id -u)" = 0 ] && systemctl disable --now prometheus.service || sudo -n systemctl disable --now prometheus.service; } >/dev/null 2>&1 || true; }
 	cd deploy/prometheus && promtool check rules billing-alerts.yaml && promtool test rules billing-alerts_test.yaml
+
+## chromium: Debian's chromium, which the dashboard's browser tests (e2e/browser) drive;
+## installed with apt-get when missing (as root, or with passwordless sudo)
+chromium:
+	@command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || $(APT_INSTALL) chromium
+
+## screenshots: PNGs of each dashboard page, on a little seeded data, into docs/screenshots
+## (1280 px wide, and the charge page 390 px wide as on a phone)
+screenshots: chromium
+	$(GO) test -count=1 -timeout 5m -run '^TestScreenshots$$' ./e2e/browser -args -screenshots=$(CURDIR)/docs/screenshots
 
 fmt:
 	gofmt -w cmd internal e2e bench webhooksig client api deploy

@@ -8,20 +8,23 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/billing/billing/internal/dashboard"
 	"github.com/billing/billing/internal/store"
 )
 
 // readScopes are the scopes of the tokens of the reads.
-const readScopes = "charges:read events:read webhooks:manage"
+const readScopes = "charges:read events:read webhooks:manage ops:read"
 
 // readSpec is one read of the API whose latency is timed, for one merchant.
 type readSpec struct {
 	name string
 	// path is the path and query of request n (from 0).
 	path func(m *merchantSample, n int) string
-	// list says the answer is a list, whose data must not be empty.
+	// list says the answer is a list, whose data must not be empty. A path under
+	// /dashboard is a page of the dashboard, signed in by its session cookie.
 	list bool
 }
 
@@ -43,6 +46,18 @@ var readSpecs = []readSpec{
 		return "/v1/webhook_endpoints/" + m.endpoint + "/deliveries"
 	}, true},
 	{"GET /v1/balance", func(*merchantSample, int) string { return "/v1/balance" }, false},
+	// The dashboard's pages, which make the same reads, and render them.
+	{"page /dashboard/charges", func(*merchantSample, int) string { return "/dashboard/charges" }, false},
+	{"  … status=failed", func(*merchantSample, int) string { return "/dashboard/charges?status=failed" }, false},
+	{"page /dashboard/charges/{id}", func(m *merchantSample, n int) string {
+		return "/dashboard/charges/" + m.refunded[n%len(m.refunded)]
+	}, false},
+	{"page /dashboard/balance", func(*merchantSample, int) string { return "/dashboard/balance" }, false},
+	{"page /dashboard/events", func(*merchantSample, int) string { return "/dashboard/events" }, false},
+	{"page /dashboard/webhooks/{id}", func(m *merchantSample, _ int) string {
+		return "/dashboard/webhooks/" + m.endpoint
+	}, false},
+	{"page /dashboard/ops", func(*merchantSample, int) string { return "/dashboard/ops" }, false},
 }
 
 // readResult is the latencies of one read.
@@ -106,7 +121,11 @@ func measureReads(ctx context.Context, targets []readTarget, n int, budget time.
 			if err != nil {
 				return 0, nil, err
 			}
-			req.Header.Set("Authorization", "Bearer "+tg.token)
+			if strings.HasPrefix(path, dashboard.Prefix+"/") {
+				req.AddCookie(&http.Cookie{Name: dashboard.CookieName, Value: tg.token})
+			} else {
+				req.Header.Set("Authorization", "Bearer "+tg.token)
+			}
 			resp, err := client.Do(req)
 			if err != nil {
 				return 0, nil, err

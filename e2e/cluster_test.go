@@ -30,7 +30,7 @@ const clusterClients = 16
 
 // replicatedStreams are the streams (and the bucket's stream) whose replicas the test
 // waits for after a server comes back.
-var replicatedStreams = []string{"CHARGES", "EVENTS", "WEBHOOKS", "KV_IDEMPOTENCY"}
+var replicatedStreams = []string{"CHARGES", "EVENTS", "WEBHOOKS", "KV_IDEMPOTENCY", "KV_REPORTS"}
 
 // natsNode is one server of the cluster and the processes that ran it, the current last.
 type natsNode struct {

@@ -263,6 +263,9 @@ func webhookNote(allowPrivate bool) string {
 func banner(apiURL, tok, ingestAdmin, workerAdmin string, notes []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nbilling devstack is up\n\n  API:    %s\n  token:  %s\n", apiURL, tok)
+	// The dashboard takes the token pasted into its sign-in form, never in a URL (which
+	// browser history, logs and Referer headers keep).
+	fmt.Fprintf(&b, "  dashboard: %s/dashboard (sign in by pasting the token printed above)\n", apiURL)
 	fmt.Fprintf(&b, "  admin:  http://%s (ingest), http://%s (worker): /metrics, /readyz, /livez\n\n",
 		localAddr(ingestAdmin), localAddr(workerAdmin))
 	for _, n := range notes {

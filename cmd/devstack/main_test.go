@@ -102,6 +102,7 @@ func TestUpWebhookAllowPrivate(t *testing.T) {
 	b := banner("http://localhost:8080", "tok", "127.0.0.1:9090", "127.0.0.1:9091", []string{webhookNote(true)})
 	require.Contains(t, b, "API:    http://localhost:8080")
 	require.Contains(t, b, "token:  tok")
+	require.Contains(t, b, "dashboard: http://localhost:8080/dashboard (sign in by pasting the token printed above)")
 	require.Contains(t, b, "http://127.0.0.1:9090 (ingest), http://127.0.0.1:9091 (worker)")
 	require.Contains(t, b, webhookNote(true))
 }

@@ -2,8 +2,8 @@
 // records results and events, and publishes the events. Run any number of replicas.
 //
 // `worker reconcile` checks charges, refunds, ledger entries and the processor's records
-// against each other, prints one line per disagreement and a summary, and exits 1 if
-// there was any.
+// against each other, prints one line per disagreement and a summary, records the summary
+// in NATS for the dashboard's operator page, and exits 1 if there was any disagreement.
 //
 // `worker deadletters` lists the messages given up on (poison messages, charges failed
 // after their last attempt); `worker deadletters -replay ID[,ID...]` (or `-replay all`)

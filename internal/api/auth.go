@@ -17,10 +17,10 @@ type Verifier interface {
 
 // The scopes of docs/api.md, "Authentication".
 const (
-	ScopeChargesWrite   = "charges:write"
-	ScopeChargesRead    = "charges:read"
-	ScopeEventsRead     = "events:read"
-	ScopeWebhooksManage = "webhooks:manage"
+	ScopeChargesWrite   = auth.ScopeChargesWrite
+	ScopeChargesRead    = auth.ScopeChargesRead
+	ScopeEventsRead     = auth.ScopeEventsRead
+	ScopeWebhooksManage = auth.ScopeWebhooksManage
 )
 
 const (

@@ -35,8 +35,8 @@ const (
 	Ingest   Service = "ingest"
 	Worker   Service = "worker"
 	Devstack Service = "devstack"
-	// Reconcile is `worker reconcile`: it reads the store and asks the processor, and
-	// needs nothing else.
+	// Reconcile is `worker reconcile`: it reads the store, asks the processor and records
+	// its summary in NATS (for the dashboard), and needs nothing else.
 	Reconcile Service = "reconcile"
 )
 

@@ -28,8 +28,9 @@ import (
 // DefaultMerchant is the merchant of the devstack's ready token.
 const DefaultMerchant = "merchant_dev"
 
-// AllScopes are the scopes of the devstack's ready token.
-var AllScopes = []string{"charges:write", "charges:read", "events:read", "webhooks:manage"}
+// AllScopes are the scopes of the devstack's ready token, the dashboard's operator
+// scopes included.
+var AllScopes = []string{"charges:write", "charges:read", "events:read", "webhooks:manage", "ops:read", "ops:write"}
 
 // KeyDir is where, under the data directory, the signing key and JWKS live.
 const KeyDir = "keys"

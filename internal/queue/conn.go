@@ -1,6 +1,6 @@
 // Package queue is the JetStream adapter: the CHARGES work queue of accepted commands, the
-// EVENTS stream, and the IDEMPOTENCY key-value bucket. It is the only package that imports
-// nats.go; every error it returns is one of ours or charge's.
+// EVENTS stream, and the IDEMPOTENCY and REPORTS key-value buckets. It is the only package
+// that imports nats.go; every error it returns is one of ours or charge's.
 package queue
 
 import (
@@ -76,7 +76,7 @@ func (c Config) validate() error {
 	return nil
 }
 
-// Conn is a connection to NATS with the handles of our streams and bucket. It is safe for
+// Conn is a connection to NATS with the handles of our streams and buckets. It is safe for
 // concurrent use.
 type Conn struct {
 	cfg    Config
@@ -96,10 +96,11 @@ type Conn struct {
 type handles struct {
 	charges     jetstream.Stream
 	idempotency jetstream.KeyValue
+	reports     jetstream.KeyValue
 }
 
 // Connect connects to NATS, reconnecting for ever after a loss, and makes sure the streams
-// and bucket exist (EnsureStreams).
+// and buckets exist (EnsureStreams).
 //
 // Publishes are not buffered while the connection is down: they fail at once with
 // ErrNotAccepted instead of being sent after the caller has given up on them.

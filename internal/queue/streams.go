@@ -8,12 +8,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// The names of our streams and bucket.
+// The names of our streams and buckets.
 const (
 	StreamCharges     = "CHARGES"
 	StreamEvents      = "EVENTS"
 	StreamWebhooks    = "WEBHOOKS"
 	BucketIdempotency = "IDEMPOTENCY"
+	BucketReports     = "REPORTS"
 )
 
 const (
@@ -23,7 +24,7 @@ const (
 	eventsMaxAge = 30 * 24 * time.Hour
 )
 
-// EnsureStreams creates the streams and the bucket, or updates them to the configuration
+// EnsureStreams creates the streams and the buckets, or updates them to the configuration
 // of this version. It is idempotent and safe to run from every replica at start.
 func (c *Conn) EnsureStreams(ctx context.Context) error {
 	charges, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -88,7 +89,17 @@ func (c *Conn) EnsureStreams(ctx context.Context) error {
 	if err != nil {
 		return unavailable("ensuring bucket "+BucketIdempotency, err)
 	}
-	c.handles.Store(&handles{charges: charges, idempotency: idem})
+	reports, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      BucketReports,
+		Description: "the last report of each operator's tool (worker reconcile), for the dashboard",
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.cfg.Replicas,
+		History:     1,
+	})
+	if err != nil {
+		return unavailable("ensuring bucket "+BucketReports, err)
+	}
+	c.handles.Store(&handles{charges: charges, idempotency: idem, reports: reports})
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/billing/billing/internal/certfile"
 	"github.com/billing/billing/internal/charge"
 	"github.com/billing/billing/internal/config"
+	"github.com/billing/billing/internal/dashboard"
 	"github.com/billing/billing/internal/ingest"
 	"github.com/billing/billing/internal/queue"
 	"github.com/billing/billing/internal/webhook"
@@ -96,6 +97,16 @@ func runIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 		Balances: &ingest.Balances{Store: d.store}, Webhooks: webhooks, Idempotency: idem,
 		Registerer: d.reg, NowFunc: time.Now, TracerProvider: tp,
 	})
+	ops := &operations{queue: d.queue, store: d.store, logger: logger, sampleEvery: applyOptions(opts).settleSampleEvery}
+	dash, err := dashboard.New(dashboard.Deps{
+		Logger: logger, Verifier: verifier, Charges: charges, Refunds: refunds,
+		Balances: &ingest.Balances{Store: d.store}, Webhooks: webhooks, Idempotency: idem,
+		Transitions: d.store, Operations: ops,
+		Secure: cfg.TLSCertFile != "", NowFunc: time.Now,
+	})
+	if err != nil {
+		return err
+	}
 
 	var tlsCfg *tls.Config
 	if cfg.TLSCertFile != "" {
@@ -111,7 +122,7 @@ func runIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 		return fmt.Errorf("listening on BILLING_HTTP_ADDR: %w", err)
 	}
 	httpSrv := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           withDashboard(dash, srv.Handler()),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      api.MaxWait + 15*time.Second,
@@ -126,12 +137,25 @@ func runIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 		return nil
 	})
 	g.Go(func() error { return serveUntil(gctx, httpSrv, ln, tlsCfg, cfg.ShutdownTimeout) })
+	g.Go(func() error { ops.sample(gctx); return nil })
 	d.admin.MarkReady()
 	logger.Info("ingest API listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil)
 	if ready != nil {
 		ready(Addrs{API: ln.Addr().String(), Admin: d.adminAddr})
 	}
 	return g.Wait()
+}
+
+// withDashboard serves /dashboard with dash and everything else with api, untouched
+// (no ServeMux in front of the API: it would clean and redirect paths the API answers).
+func withDashboard(dash *dashboard.Dashboard, api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if dashboard.Owns(r.URL.Path) {
+			dash.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
 }
 
 // apiCipherSuites are the TLS 1.2 cipher suites the API accepts: those of Mozilla's

@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,6 +100,19 @@ func TestHTTPSOnly(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, uint16(tls.VersionTLS13), resp.TLS.Version)
+
+	// The dashboard's session cookie is Secure when the ingest serves TLS.
+	signIn, err := http.NewRequest("POST", httpsBase+"/dashboard/sign-in", strings.NewReader(url.Values{"token": {tok}}.Encode()))
+	require.NoError(t, err)
+	signIn.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	noFollow := client(tls.VersionTLS13)
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err = noFollow.Do(signIn)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.Len(t, resp.Cookies(), 1)
+	require.True(t, resp.Cookies()[0].Secure)
 
 	// Plain HTTP to the TLS port: net/http refuses it before the API sees it, so the
 	// answer is not the API's (s.client would check it against the OpenAPI document).

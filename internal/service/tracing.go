@@ -17,6 +17,16 @@ type Option func(*options)
 
 type options struct {
 	tracerProvider trace.TracerProvider
+	// settleSampleEvery: WithSettleSampling.
+	settleSampleEvery time.Duration
+}
+
+func applyOptions(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
 }
 
 // WithTracerProvider traces the service with tp, which the caller owns and shuts down,
@@ -31,10 +41,7 @@ const flushTimeout = 5 * time.Second
 // startTracing returns the tracer provider of the service named name, from opts or else
 // from cfg (the no-op provider when cfg names no endpoint), and what flushes it at the end.
 func startTracing(ctx context.Context, cfg config.Config, name string, logger *slog.Logger, opts []Option) (trace.TracerProvider, func(), error) {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := applyOptions(opts)
 	if o.tracerProvider != nil {
 		return o.tracerProvider, func() {}, nil
 	}

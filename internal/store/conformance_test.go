@@ -85,6 +85,7 @@ var conformance = []struct {
 	{"SetEndpointHealth", testSetEndpointHealth},
 	{"ListEndpoints", testListEndpoints},
 	{"EnabledEndpoints", testEnabledEndpoints},
+	{"DisabledEndpoints", testDisabledEndpoints},
 	{"DeleteEndpoint", testDeleteEndpoint},
 	{"Runs", testRuns},
 	{"Deliveries", testDeliveries},

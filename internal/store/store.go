@@ -82,6 +82,8 @@ type Store interface {
 	Endpoint(ctx context.Context, id string) (webhook.Endpoint, error)
 	ListEndpoints(ctx context.Context, merchant string, limit int, startingAfter string) ([]webhook.Endpoint, bool, error)
 	EnabledEndpoints(ctx context.Context, merchants []string) (map[string][]webhook.Endpoint, error)
+	// DisabledEndpoints is for operators: the newest disabled endpoints of every merchant.
+	DisabledEndpoints(ctx context.Context, limit int) ([]webhook.Endpoint, error)
 	SaveEndpoint(ctx context.Context, e webhook.Endpoint) error
 	SetEndpointSecrets(ctx context.Context, id string, secrets []webhook.SealedSecret, updatedAt time.Time) error
 	SetEndpointHealth(ctx context.Context, id string, failingSince *time.Time, disabledReason string) error

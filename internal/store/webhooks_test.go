@@ -279,6 +279,49 @@ func testEnabledEndpoints(t *testing.T, eng engine) {
 	require.Empty(t, got)
 }
 
+func testDisabledEndpoints(t *testing.T, eng engine) {
+	t.Parallel()
+	b := eng.setup(t)
+	ctx := t.Context()
+
+	got, err := b.store.DisabledEndpoints(ctx, 10)
+	require.NoError(t, err)
+	require.NotNil(t, got)
+	require.Empty(t, got)
+
+	// Disabled by the merchant, by the deliverer, and of another merchant; enabled ones
+	// among them, one of them failing.
+	byMerchant, enabled, byHealth, failing, theirs := newEndpoint(b.merchant), newEndpoint(b.merchant),
+		newEndpoint(b.merchant), newEndpoint(b.merchant), newEndpoint("acct_other")
+	byMerchant.Status, theirs.Status = webhook.StatusDisabled, webhook.StatusDisabled
+	for _, e := range []webhook.Endpoint{byMerchant, enabled, byHealth, failing, theirs} {
+		require.NoError(t, b.store.InsertEndpoint(ctx, e))
+	}
+	since := now()
+	require.NoError(t, b.store.SetEndpointHealth(ctx, byHealth.ID, &since, "failing for 3 days"))
+	require.NoError(t, b.store.SetEndpointHealth(ctx, failing.ID, &since, ""))
+	byHealth.Status, byHealth.FailingSince, byHealth.DisabledReason = webhook.StatusDisabled, &since, "failing for 3 days"
+
+	got, err = b.store.DisabledEndpoints(ctx, 10)
+	require.NoError(t, err)
+	require.Equal(t, []webhook.Endpoint{stored(theirs), stored(byHealth), stored(byMerchant)}, got, "every merchant's, newest first")
+
+	got, err = b.store.DisabledEndpoints(ctx, 2)
+	require.NoError(t, err)
+	require.Equal(t, []string{theirs.ID, byHealth.ID}, ids(got, endpointID), "the newest")
+	got, err = b.store.DisabledEndpoints(ctx, 0)
+	require.NoError(t, err)
+	require.Len(t, got, 3, "no limit: 10")
+
+	// Enabled again: gone from the list.
+	again := stored(byMerchant)
+	again.Status = webhook.StatusEnabled
+	require.NoError(t, b.store.SaveEndpoint(ctx, again))
+	got, err = b.store.DisabledEndpoints(ctx, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{theirs.ID, byHealth.ID}, ids(got, endpointID))
+}
+
 func testDeleteEndpoint(t *testing.T, eng engine) {
 	t.Parallel()
 	b := eng.setup(t)

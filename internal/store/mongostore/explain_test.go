@@ -247,6 +247,7 @@ func exerciseAll(t *testing.T, s *Store, rec *recorder) map[string]bool {
 	call("SetEndpointSecrets", func() error { return s.SetEndpointSecrets(ctx, endpoint.ID, nil, at) })
 	call("SetEndpointHealth", func() error { return s.SetEndpointHealth(ctx, endpoint.ID, &at, "") })
 	call("SetEndpointHealth", func() error { return s.SetEndpointHealth(ctx, endpoint.ID, &at, "failing") })
+	call("DisabledEndpoints", func() error { return err2(s.DisabledEndpoints(ctx, 0)) })
 	call("Run", func() error { return err2(s.Run(ctx, delivery.Key)) })
 	call("SaveRun", func() error { return s.SaveRun(ctx, delivery.Key, 1) })
 	call("InsertDelivery", func() error { return s.InsertDelivery(ctx, delivery) })

@@ -236,6 +236,8 @@ func indexes() map[string][]mongo.IndexModel {
 			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_id")},
 			// EnabledEndpoints: merchant $in, status, oldest first.
 			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "status", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("merchant_status_id")},
+			// DisabledEndpoints: status, of every merchant, newest first.
+			{Keys: bson.D{{Key: "status", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("status_id")},
 		},
 		collWebhookRuns: {
 			{Keys: bson.D{{Key: "created_at", Value: 1}}, Options: options.Index().SetName("created_at")}, // DeleteBefore

@@ -190,6 +190,19 @@ func (s *Store) EnabledEndpoints(ctx context.Context, merchants []string) (map[s
 	return out, nil
 }
 
+// DisabledEndpoints returns up to limit disabled endpoints (10 if it is not positive),
+// whatever their merchant, newest first: what the operator page lists. MongoDB reads them
+// from the index status_id; FerretDB scans the endpoints (it pushes down only _id
+// filters): a small collection, and an operator's page.
+func (s *Store) DisabledEndpoints(ctx context.Context, limit int) ([]webhook.Endpoint, error) {
+	filter := bson.D{{Key: "status", Value: webhook.StatusDisabled}}
+	es, _, err := findPage(ctx, s.webhookEndpoints, filter, listLimit(limit), endpointDoc.toEndpoint)
+	if err != nil {
+		return nil, fmt.Errorf("listing disabled webhook endpoints: %w", err)
+	}
+	return es, nil
+}
+
 // SaveEndpoint writes what a merchant edits of an endpoint by id: url, enabled_events,
 // description, status, updated_at and version; re-enabling also clears the recorded
 // failures. Secrets and health have writers of their own (SetEndpointSecrets,

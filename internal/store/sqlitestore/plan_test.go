@@ -183,6 +183,7 @@ func exerciseAll(t *testing.T, s *tracedStore) {
 	must(s.SetEndpointSecrets(ctx, endpoint.ID, nil, at))
 	must(s.SetEndpointHealth(ctx, endpoint.ID, &at, ""))
 	must(s.SetEndpointHealth(ctx, endpoint.ID, &at, "failing"))
+	must2(s.DisabledEndpoints(ctx, 0))
 	must2(s.Run(ctx, delivery.Key))
 	must(s.SaveRun(ctx, delivery.Key, 1))
 	must(s.InsertDelivery(ctx, delivery))

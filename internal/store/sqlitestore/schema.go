@@ -133,6 +133,9 @@ CREATE INDEX webhook_deliveries_created_at ON webhook_deliveries (created_at);
 `,
 	// 2: a dead letter keeps its message's headers (an event's merchant), for a replay.
 	`ALTER TABLE dead_letters ADD COLUMN headers TEXT; -- JSON object, NULL for none`,
+	// 3: the disabled endpoints of every merchant, newest first (DisabledEndpoints). Partial:
+	// it holds the few disabled endpoints only, and costs the enabled ones nothing.
+	`CREATE INDEX webhook_endpoints_disabled_id ON webhook_endpoints (id) WHERE status = 'disabled';`,
 }
 
 // migrate brings the schema up to date. It runs in one BEGIN IMMEDIATE transaction, so

@@ -107,6 +107,32 @@ func TestOpenAgain(t *testing.T) {
 	require.ErrorContains(t, err, "newer than this program's")
 }
 
+// A database of version 2 (before the index of the disabled endpoints) is brought up to
+// date when opened, its rows kept.
+func TestUpgradeFromVersion2(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "billing.db")
+	s := open(t, path)
+	c := newCharge("acct_1")
+	_, err := s.InsertCharges(t.Context(), []charge.Charge{c})
+	require.NoError(t, err)
+	require.NoError(t, s.Close(t.Context()))
+	db := raw(t, path)
+	_, err = db.Exec("DROP INDEX webhook_endpoints_disabled_id; PRAGMA user_version = 2")
+	require.NoError(t, err)
+
+	again := open(t, path)
+	got, err := again.GetCharge(t.Context(), c.Merchant, c.ID)
+	require.NoError(t, err)
+	require.Equal(t, c, got)
+	require.NoError(t, again.Close(t.Context()))
+	var version, indexes int
+	require.NoError(t, db.QueryRow("PRAGMA user_version").Scan(&version))
+	require.Equal(t, 3, version)
+	require.NoError(t, db.QueryRow("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'webhook_endpoints_disabled_id'").Scan(&indexes))
+	require.Equal(t, 1, indexes)
+}
+
 // Processes starting together on a new file: one creates the schema, none fails.
 func TestOpenConcurrently(t *testing.T) {
 	t.Parallel()

@@ -136,6 +136,26 @@ func (s *Store) EnabledEndpoints(ctx context.Context, merchants []string) (map[s
 	return out, nil
 }
 
+// DisabledEndpoints returns up to limit disabled endpoints (10 if it is not positive),
+// whatever their merchant, newest first: what the operator page lists. The status is
+// written into the statement, not bound, so that SQLite can match the partial index
+// webhook_endpoints_disabled_id (schema version 3).
+func (s *Store) DisabledEndpoints(ctx context.Context, limit int) ([]webhook.Endpoint, error) {
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	rows, err := s.query(ctx, "SELECT "+endpointColumns+" FROM webhook_endpoints"+
+		" WHERE status = '"+string(webhook.StatusDisabled)+"' ORDER BY id DESC LIMIT ?", limit)
+	if err != nil {
+		return nil, s.wrap("listing disabled webhook endpoints", err)
+	}
+	es, err := scanAll(rows, scanEndpoint)
+	if err != nil {
+		return nil, s.wrap("listing disabled webhook endpoints", err)
+	}
+	return es, nil
+}
+
 // SaveEndpoint writes what a merchant edits of an endpoint by id: url, enabled_events,
 // description, status, updated_at and version; re-enabling also clears the recorded
 // failures. Secrets and health have writers of their own (SetEndpointSecrets,
