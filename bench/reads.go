@@ -49,6 +49,7 @@ var readSpecs = []readSpec{
 	// The dashboard's pages, which make the same reads, and render them.
 	{"page /dashboard/charges", func(*merchantSample, int) string { return "/dashboard/charges" }, false},
 	{"  … status=failed", func(*merchantSample, int) string { return "/dashboard/charges?status=failed" }, false},
+	{"  … customer=", func(_ *merchantSample, n int) string { return "/dashboard/charges?customer=" + benchCustomer(n) }, false},
 	{"page /dashboard/charges/{id}", func(m *merchantSample, n int) string {
 		return "/dashboard/charges/" + m.refunded[n%len(m.refunded)]
 	}, false},

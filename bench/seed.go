@@ -59,6 +59,13 @@ var smallMerchant = smallMerchantName(smallMerchants / 2)
 
 func smallMerchantName(i int) string { return fmt.Sprintf("bench_small_%03d", i) }
 
+// benchCustomers is how many customers a seeded merchant's charges are spread over: one
+// customer of the large merchant has a thousandth of its charges.
+const benchCustomers = 1000
+
+// benchCustomer is the customer of a merchant's charge i.
+func benchCustomer(i int) string { return fmt.Sprintf("cus_%04d", i%benchCustomers) }
+
 // merchantSample is what the reads need of a seeded merchant: ids from its history.
 type merchantSample struct {
 	name    string
@@ -110,13 +117,13 @@ type chargeRecords struct {
 // ledger of the whole log (charge.Ledger).
 func history(merchant string, i int, now time.Time) chargeRecords {
 	amount := int64(100 + (i*7919)%99_900)
-	currency, method, description := "usd", "pm_card_visa", "bench seeded charge"
+	currency, method, description, customer := "usd", "pm_card_visa", "bench seeded charge", benchCustomer(i)
 	failed, refunded := i%failEvery == failEvery/2, i%refundEvery == 1
 	if failed {
 		method = declinedMethod
 	}
 	p := charge.CreateParams{
-		Amount: &amount, Currency: &currency, PaymentMethod: &method, Description: &description,
+		Amount: &amount, Currency: &currency, PaymentMethod: &method, Description: &description, Customer: &customer,
 		Metadata: map[string]string{"order_id": strconv.Itoa(i)},
 	}
 	base := p.Charge(charge.NewID(charge.PrefixCharge), merchant, func() time.Time { return now })

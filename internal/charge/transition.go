@@ -269,6 +269,8 @@ type ListParams struct {
 	Limit         int
 	StartingAfter string
 	Status        Status
+	// Customer, when set, lists only the charges made with this customer.
+	Customer string
 }
 
 // DeadLetter records a message that was given up on (a command after its last attempt,

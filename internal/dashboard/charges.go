@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.jetify.com/typeid/base32"
 
@@ -26,6 +27,7 @@ type chargesView struct {
 	Charges  []charge.Charge
 	Statuses []charge.Status
 	Status   string
+	Customer string
 	From, To string
 	Query    string
 	// Next is the query of the next page, empty on the last.
@@ -34,15 +36,16 @@ type chargesView struct {
 
 // charges is the list of the merchant's charges, newest first.
 //
-// Store queries: one ListCharges (merchant, status?, id < cursor, limit 25), the API's
-// GET /v1/charges; indexed by (merchant, id) and (merchant, status, id). The date range
+// Store queries: one ListCharges (merchant, status?, customer?, id < cursor, limit 25),
+// the API's GET /v1/charges with a customer filter besides; indexed by (merchant, id),
+// (merchant, status, id) and (merchant, customer, id). The date range
 // rides on the same index: ids are UUIDv7, so "created before" is a cursor made from the
 // date and "created from" ends the page at the first older charge.
 func (s *Dashboard) charges(w http.ResponseWriter, r *http.Request, sess *session) {
 	q := r.URL.Query()
 	v := chargesView{
 		Statuses: []charge.Status{charge.StatusPending, charge.StatusSucceeded, charge.StatusFailed, charge.StatusRequiresCapture, charge.StatusCanceled},
-		Status:   q.Get("status"), From: q.Get("created_from"), To: q.Get("created_to"), Query: strings.TrimSpace(q.Get("q")),
+		Status:   q.Get("status"), Customer: strings.TrimSpace(q.Get("customer")), From: q.Get("created_from"), To: q.Get("created_to"), Query: strings.TrimSpace(q.Get("q")),
 	}
 	if v.Query != "" {
 		// A search by id: the charge itself, or the same not-found page as any other id.
@@ -56,6 +59,13 @@ func (s *Dashboard) charges(w http.ResponseWriter, r *http.Request, sess *sessio
 			return
 		}
 		p.Status = charge.Status(v.Status)
+	}
+	if v.Customer != "" {
+		if utf8.RuneCountInString(v.Customer) > charge.MaxCustomerLen {
+			s.render(w, r, http.StatusBadRequest, "charges", sess, &view{Title: "Charges", Error: "A customer is at most 255 characters.", Data: v})
+			return
+		}
+		p.Customer = v.Customer
 	}
 	from, fromOK := day(v.From)
 	to, toOK := day(v.To)
@@ -85,7 +95,7 @@ func (s *Dashboard) charges(w http.ResponseWriter, r *http.Request, sess *sessio
 	v.Charges = list
 	if more && len(list) > 0 {
 		next := url.Values{}
-		for _, k := range []string{"status", "created_from", "created_to"} {
+		for _, k := range []string{"status", "customer", "created_from", "created_to"} {
 			if q.Get(k) != "" {
 				next.Set(k, q.Get(k))
 			}

@@ -161,6 +161,11 @@ func TestDashboard(t *testing.T) {
 		require.NotContains(t, b.get("/dashboard/charges?created_to=2000-01-01").body, paid)
 		require.NotContains(t, b.get("/dashboard/charges?created_from=2999-01-01").body, paid)
 		require.Equal(t, "/dashboard/charges/"+paid, b.get("/dashboard/charges?q="+paid).header.Get("Location"))
+		ofCustomer := b.get("/dashboard/charges?customer=cus_1")
+		requirePage(t, ofCustomer, http.StatusOK)
+		require.Contains(t, ofCustomer.body, `data-charge-id="`+paid+`"`)
+		require.NotContains(t, ofCustomer.body, `data-charge-id="`+auth+`"`, "a charge without that customer")
+		require.NotContains(t, b.get("/dashboard/charges?customer=cus_2").body, `data-charge-id="`+paid+`"`)
 
 		c := b.get("/dashboard/charges/" + auth)
 		require.Contains(t, c.body, `id="charge-status"`)

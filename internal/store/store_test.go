@@ -151,18 +151,26 @@ func testListCharges(t *testing.T, eng engine) {
 	b := eng.setup(t)
 	ctx := t.Context()
 
-	// 25 charges, oldest first; every third one succeeded. Another merchant's charge
-	// sits among them and must never show.
-	var all, succeeded []charge.Charge
+	// 25 charges, oldest first; every third one succeeded; every fourth one made with
+	// customer cus_4. Another merchant's charge sits among them, with the same customer,
+	// and must never show.
+	var all, succeeded, ofCustomer []charge.Charge
+	customer := "cus_4"
 	for i := range 25 {
 		c := pendingCharge(b.merchant)
 		if i%3 == 0 {
 			c.Status = charge.StatusSucceeded
 			succeeded = append(succeeded, c)
 		}
+		if i%4 == 0 {
+			c.Customer = &customer
+			ofCustomer = append(ofCustomer, c)
+		}
 		all = append(all, c)
 		if i == 12 {
-			all = append(all, pendingCharge("acct_other"))
+			other := pendingCharge("acct_other")
+			other.Customer = &customer
+			all = append(all, other)
 		}
 	}
 	_, err := b.store.InsertCharges(ctx, all)
@@ -170,6 +178,7 @@ func testListCharges(t *testing.T, eng engine) {
 	all = slices.DeleteFunc(all, func(c charge.Charge) bool { return c.Merchant != b.merchant })
 	slices.Reverse(all)
 	slices.Reverse(succeeded)
+	slices.Reverse(ofCustomer)
 
 	// pages lists every page of p.Limit, following StartingAfter.
 	pages := func(p charge.ListParams) (got []charge.Charge, more []bool) {
@@ -194,6 +203,14 @@ func testListCharges(t *testing.T, eng engine) {
 	got, more = pages(charge.ListParams{Limit: 4, Status: charge.StatusSucceeded})
 	require.Equal(t, []bool{true, true, false}, more) // 9 charges: 4, 4, 1
 	require.Equal(t, ids(succeeded, chargeID), ids(got, chargeID))
+
+	got, more = pages(charge.ListParams{Limit: 3, Customer: customer})
+	require.Equal(t, []bool{true, true, false}, more) // 7 charges: 3, 3, 1
+	require.Equal(t, ids(ofCustomer, chargeID), ids(got, chargeID))
+	got, _ = pages(charge.ListParams{Limit: 10, Customer: customer, Status: charge.StatusSucceeded})
+	require.Equal(t, ids(slices.DeleteFunc(slices.Clone(ofCustomer), func(c charge.Charge) bool {
+		return c.Status != charge.StatusSucceeded
+	}), chargeID), ids(got, chargeID), "both filters")
 
 	// Exactly a full last page: no more.
 	page, hasMore, err := b.store.ListCharges(ctx, b.merchant, charge.ListParams{Limit: 5, StartingAfter: all[19].ID})

@@ -169,6 +169,9 @@ func (s *Store) ListCharges(ctx context.Context, merchant string, p charge.ListP
 	if p.Status != "" {
 		filter = append(filter, bson.E{Key: "status", Value: p.Status})
 	}
+	if p.Customer != "" {
+		filter = append(filter, bson.E{Key: "customer", Value: p.Customer})
+	}
 	if p.StartingAfter != "" {
 		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$lt", Value: p.StartingAfter}}})
 	}

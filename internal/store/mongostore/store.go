@@ -215,6 +215,7 @@ func indexes() map[string][]mongo.IndexModel {
 		collCharges: {
 			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_id")},
 			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "status", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_status_id")},
+			{Keys: bson.D{{Key: "merchant", Value: 1}, {Key: "customer", Value: 1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("merchant_customer_id")},
 		},
 		collTransitions: {
 			{Keys: bson.D{{Key: "charge_id", Value: 1}, {Key: "sequence", Value: 1}}, Options: options.Index().SetName("charge_id_sequence")},

@@ -220,6 +220,9 @@ func (s *Store) ListCharges(ctx context.Context, merchant string, p charge.ListP
 	if p.Status != "" {
 		q.and("status = ?", string(p.Status))
 	}
+	if p.Customer != "" {
+		q.and("accepted ->> '$.customer' = ?", p.Customer) // the index of migration 4
+	}
 	charges, hasMore, err = list(ctx, s, q, p.Limit, p.StartingAfter, scanCharge)
 	if err != nil {
 		return nil, false, s.wrap("listing charges", err)

@@ -148,7 +148,8 @@ func exerciseAll(t *testing.T, s *tracedStore) {
 	must2(s.GetCharge(ctx, merchant, c.ID))
 	must2(s.ChargesByID(ctx, []string{c.ID}))
 	must2(s.TransitionsFrom(ctx, map[string]int{c.ID: 1}))
-	for _, p := range []charge.ListParams{{}, {Status: charge.StatusSucceeded}, {StartingAfter: c.ID}, {Status: charge.StatusSucceeded, StartingAfter: c.ID}} {
+	for _, p := range []charge.ListParams{{}, {Status: charge.StatusSucceeded}, {StartingAfter: c.ID}, {Status: charge.StatusSucceeded, StartingAfter: c.ID},
+		{Customer: "cus_1"}, {Customer: "cus_1", StartingAfter: c.ID}} {
 		must3(s.ListCharges(ctx, merchant, p))
 	}
 

@@ -136,6 +136,10 @@ CREATE INDEX webhook_deliveries_created_at ON webhook_deliveries (created_at);
 	// 3: the disabled endpoints of every merchant, newest first (DisabledEndpoints). Partial:
 	// it holds the few disabled endpoints only, and costs the enabled ones nothing.
 	`CREATE INDEX webhook_endpoints_disabled_id ON webhook_endpoints (id) WHERE status = 'disabled';`,
+	// 4: a merchant's charges of one customer, newest first (ListCharges with Customer): an
+	// index on the customer inside the accepted JSON, which queries name by the same
+	// expression.
+	`CREATE INDEX charges_merchant_customer_id ON charges (merchant, accepted ->> '$.customer', id);`,
 }
 
 // migrate brings the schema up to date. It runs in one BEGIN IMMEDIATE transaction, so

@@ -107,8 +107,8 @@ func TestOpenAgain(t *testing.T) {
 	require.ErrorContains(t, err, "newer than this program's")
 }
 
-// A database of version 2 (before the index of the disabled endpoints) is brought up to
-// date when opened, its rows kept.
+// A database of version 2 (before the indexes of the disabled endpoints and of the
+// customers' charges) is brought up to date when opened, its rows kept.
 func TestUpgradeFromVersion2(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "billing.db")
@@ -118,7 +118,12 @@ func TestUpgradeFromVersion2(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close(t.Context()))
 	db := raw(t, path)
-	_, err = db.Exec("DROP INDEX webhook_endpoints_disabled_id; PRAGMA user_version = 2")
+	added := []string{"webhook_endpoints_disabled_id", "charges_merchant_customer_id"}
+	for _, name := range added {
+		_, err = db.Exec("DROP INDEX " + name)
+		require.NoError(t, err)
+	}
+	_, err = db.Exec("PRAGMA user_version = 2")
 	require.NoError(t, err)
 
 	again := open(t, path)
@@ -126,11 +131,14 @@ func TestUpgradeFromVersion2(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, c, got)
 	require.NoError(t, again.Close(t.Context()))
-	var version, indexes int
+	var version int
 	require.NoError(t, db.QueryRow("PRAGMA user_version").Scan(&version))
-	require.Equal(t, 3, version)
-	require.NoError(t, db.QueryRow("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'webhook_endpoints_disabled_id'").Scan(&indexes))
-	require.Equal(t, 1, indexes)
+	require.Equal(t, 4, version)
+	for _, name := range added {
+		var indexes int
+		require.NoError(t, db.QueryRow("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = ?", name).Scan(&indexes))
+		require.Equal(t, 1, indexes, name)
+	}
 }
 
 // Processes starting together on a new file: one creates the schema, none fails.
