@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -259,13 +260,17 @@ func webhookNote(allowPrivate bool) string {
 		"devstack listen needs them allowed"
 }
 
-// banner is what `devstack up` prints once the API listens.
-func banner(apiURL, tok, ingestAdmin, workerAdmin string, notes []string) string {
+// signInLinkTTL is how long the sign-in link `devstack up` prints stays good.
+const signInLinkTTL = time.Hour
+
+// banner is what `devstack up` prints once the API listens; link is the code of the
+// dashboard's sign-in link.
+func banner(apiURL, tok, link, ingestAdmin, workerAdmin string, notes []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nbilling devstack is up\n\n  API:    %s\n  token:  %s\n", apiURL, tok)
-	// The dashboard takes the token pasted into its sign-in form, never in a URL (which
-	// browser history, logs and Referer headers keep).
-	fmt.Fprintf(&b, "  dashboard: %s/dashboard (sign in by pasting the token printed above)\n", apiURL)
+	fmt.Fprintf(&b, "  dashboard: %s/dashboard/sign-in/%s\n", apiURL, link)
+	fmt.Fprintf(&b, "             (signs in as %s once, within %s; then paste the token above)\n",
+		devstack.DefaultMerchant, signInLinkTTL)
 	fmt.Fprintf(&b, "  admin:  http://%s (ingest), http://%s (worker): /metrics, /readyz, /livez\n\n",
 		localAddr(ingestAdmin), localAddr(workerAdmin))
 	for _, n := range notes {
@@ -319,24 +324,28 @@ func runUp(ctx context.Context, args, environ []string, out io.Writer) error {
 	workerLogger := service.NewLogger(workerCfg).With("service", "worker")
 	service.LogStart(ingestLogger, "ingest", ingestCfg)
 	service.LogStart(workerLogger, "worker", workerCfg)
+	tok, err := stack.Key.Sign(cfg.AuthIssuer, cfg.AuthAudience, devstack.DefaultMerchant, devstack.AllScopes, 24*time.Hour, time.Now())
+	if err != nil {
+		return err
+	}
+	// The dashboard's sign-in link: a random code, spent by its first use, that stands
+	// for the token, which stays out of URLs.
+	link := rand.Text()
 	g, gctx := errgroup.WithContext(ctx)
 	ready := make(chan service.Addrs, 1)
 	g.Go(func() error {
-		return service.RunIngest(gctx, ingestCfg, ingestLogger, func(a service.Addrs) { ready <- a })
+		return service.RunIngest(gctx, ingestCfg, ingestLogger, func(a service.Addrs) { ready <- a },
+			service.WithSignInLink(link, tok, time.Now().Add(signInLinkTTL)))
 	})
 	g.Go(func() error { return service.RunWorker(gctx, workerCfg, workerLogger) })
 	select {
 	case addrs := <-ready:
-		tok, err := stack.Key.Sign(cfg.AuthIssuer, cfg.AuthAudience, devstack.DefaultMerchant, devstack.AllScopes, 24*time.Hour, time.Now())
-		if err != nil {
-			return err
-		}
 		scheme := "http"
 		if ingestCfg.TLSCertFile != "" {
 			scheme = "https"
 		}
 		notes := append(slices.Clip(setup.notes), storeNote(stack), webhookNote(ingestCfg.WebhookAllowPrivate))
-		fmt.Fprint(out, banner(scheme+"://"+localAddr(addrs.API), tok, addrs.Admin, workerCfg.AdminAddr, notes))
+		fmt.Fprint(out, banner(scheme+"://"+localAddr(addrs.API), tok, link, addrs.Admin, workerCfg.AdminAddr, notes))
 	case <-gctx.Done():
 	}
 	return g.Wait()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -99,10 +100,10 @@ func TestUpWebhookAllowPrivate(t *testing.T) {
 	require.False(t, worker.WebhookAllowPrivate)
 	require.Contains(t, webhookNote(false), "refused (BILLING_WEBHOOK_ALLOW_PRIVATE=false)")
 
-	b := banner("http://localhost:8080", "tok", "127.0.0.1:9090", "127.0.0.1:9091", []string{webhookNote(true)})
+	b := banner("http://localhost:8080", "tok", "code", "127.0.0.1:9090", "127.0.0.1:9091", []string{webhookNote(true)})
 	require.Contains(t, b, "API:    http://localhost:8080")
 	require.Contains(t, b, "token:  tok")
-	require.Contains(t, b, "dashboard: http://localhost:8080/dashboard (sign in by pasting the token printed above)")
+	require.Contains(t, b, "dashboard: http://localhost:8080/dashboard/sign-in/code\n")
 	require.Contains(t, b, "http://127.0.0.1:9090 (ingest), http://127.0.0.1:9091 (worker)")
 	require.Contains(t, b, webhookNote(true))
 }
@@ -155,6 +156,23 @@ func TestUp(t *testing.T) {
 	require.Contains(t, banner, "store: sqlite, the database file "+filepath.Join(dataDir, "store", "billing.db"))
 
 	client := &http.Client{Timeout: 5 * time.Second}
+	// The dashboard's sign-in link signs in once: a session cookie and on to the
+	// dashboard; then it is spent.
+	link := regexp.MustCompile(`dashboard: (\S+/dashboard/sign-in/\S+)`).FindStringSubmatch(banner)
+	require.NotNil(t, link, banner)
+	noRedirect := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(link[1])
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.NotEmpty(t, resp.Cookies(), "a session")
+	require.True(t, resp.Cookies()[0].HttpOnly)
+	resp, err = noRedirect.Get(link[1])
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "spent")
+	require.Empty(t, resp.Cookies())
+
 	for _, addr := range []string{ingestAdmin, workerAdmin} {
 		resp, err := client.Get("http://" + addr + "/livez")
 		require.NoError(t, err, addr)

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/billing/billing/internal/auth"
@@ -67,6 +68,9 @@ type Dashboard struct {
 	csrfKey [32]byte
 	pages   map[string]*template.Template
 	handler http.Handler
+	// links are the sign-in links not yet used, by code (AllowSignInLink).
+	linksMu sync.Mutex
+	links   map[string]signInLink
 }
 
 // New builds the dashboard.
@@ -94,6 +98,7 @@ func New(d Deps) (*Dashboard, error) {
 	mux.HandleFunc("GET "+Prefix+"/{$}", s.home)
 	mux.HandleFunc("GET "+Prefix+"/sign-in", s.signInPage)
 	mux.HandleFunc("POST "+Prefix+"/sign-in", s.signIn)
+	mux.HandleFunc("GET "+Prefix+"/sign-in/{code}", s.signInByLink)
 	mux.HandleFunc("POST "+Prefix+"/sign-out", s.signOut)
 
 	read, write := auth.ScopeChargesRead, auth.ScopeChargesWrite

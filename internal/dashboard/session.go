@@ -112,18 +112,59 @@ func (s *Dashboard) signIn(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	token = strings.TrimSpace(strings.TrimPrefix(token, "Bearer "))
+	if !s.startSession(w, token) {
+		// As the API: which check failed is not told.
+		s.render(w, r, http.StatusUnauthorized, "signin", nil, &view{Title: "Sign in", Error: "The token is invalid or expired."})
+		return
+	}
+	http.Redirect(w, r, Prefix, http.StatusSeeOther)
+}
+
+// startSession sets the session cookie to token if it verifies, until it expires.
+func (s *Dashboard) startSession(w http.ResponseWriter, token string) bool {
 	_, err := s.Verifier.Verify(token)
 	exp, ok := expiry(token)
 	maxAge := int(exp.Sub(s.NowFunc()).Seconds())
 	if err != nil || !ok || maxAge < 1 {
-		// As the API: which check failed is not told.
-		s.render(w, r, http.StatusUnauthorized, "signin", nil, &view{Title: "Sign in", Error: "The token is invalid or expired."})
-		return
+		return false
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: CookieName, Value: token, Path: Prefix, Expires: exp, MaxAge: maxAge,
 		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode,
 	})
+	return true
+}
+
+// signInLink is a sign-in by link that AllowSignInLink made.
+type signInLink struct {
+	token string
+	until time.Time
+}
+
+// AllowSignInLink makes Prefix+"/sign-in/"+code sign in as token, once, until until:
+// the link `devstack up` prints. The token stays out of the URL (and so out of browser
+// history, logs and Referer headers); the code is a random one, spent by its first use.
+func (s *Dashboard) AllowSignInLink(code, token string, until time.Time) {
+	s.linksMu.Lock()
+	defer s.linksMu.Unlock()
+	if s.links == nil {
+		s.links = map[string]signInLink{}
+	}
+	s.links[code] = signInLink{token: token, until: until}
+}
+
+// signInByLink spends the link's code: a session as its token, or the sign-in form
+// saying the link is spent or stale.
+func (s *Dashboard) signInByLink(w http.ResponseWriter, r *http.Request) {
+	s.linksMu.Lock()
+	link, ok := s.links[r.PathValue("code")]
+	delete(s.links, r.PathValue("code"))
+	s.linksMu.Unlock()
+	if !ok || s.NowFunc().After(link.until) || !s.startSession(w, link.token) {
+		s.render(w, r, http.StatusUnauthorized, "signin", nil, &view{Title: "Sign in",
+			Error: "This sign-in link was used already or has expired: paste a token instead."})
+		return
+	}
 	http.Redirect(w, r, Prefix, http.StatusSeeOther)
 }
 

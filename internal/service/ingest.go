@@ -97,7 +97,8 @@ func runIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 		Balances: &ingest.Balances{Store: d.store}, Webhooks: webhooks, Idempotency: idem,
 		Registerer: d.reg, NowFunc: time.Now, TracerProvider: tp,
 	})
-	ops := &operations{queue: d.queue, store: d.store, logger: logger, sampleEvery: applyOptions(opts).settleSampleEvery}
+	o := applyOptions(opts)
+	ops := &operations{queue: d.queue, store: d.store, logger: logger, sampleEvery: o.settleSampleEvery}
 	dash, err := dashboard.New(dashboard.Deps{
 		Logger: logger, Verifier: verifier, Charges: charges, Refunds: refunds,
 		Balances: &ingest.Balances{Store: d.store}, Webhooks: webhooks, Idempotency: idem,
@@ -106,6 +107,9 @@ func runIngest(ctx context.Context, cfg config.Config, logger *slog.Logger, read
 	})
 	if err != nil {
 		return err
+	}
+	for _, l := range o.signInLinks {
+		dash.AllowSignInLink(l.code, l.token, l.until)
 	}
 
 	var tlsCfg *tls.Config

@@ -12,23 +12,6 @@ import (
 	"github.com/billing/billing/internal/telemetry"
 )
 
-// Option changes how RunIngest or RunWorker runs.
-type Option func(*options)
-
-type options struct {
-	tracerProvider trace.TracerProvider
-	// settleSampleEvery: WithSettleSampling.
-	settleSampleEvery time.Duration
-}
-
-func applyOptions(opts []Option) options {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o
-}
-
 // WithTracerProvider traces the service with tp, which the caller owns and shuts down,
 // instead of the exporter the configuration names (OTEL_EXPORTER_OTLP_ENDPOINT).
 func WithTracerProvider(tp trace.TracerProvider) Option {
