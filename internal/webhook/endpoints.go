@@ -297,7 +297,19 @@ func (s *Endpoints) ExecuteRotate(ctx context.Context, payload json.RawMessage) 
 		}
 	}
 	rotated := rotate(e, r.Secret, r.Secret.CreatedAt)
-	return s.Store.SetEndpointSecrets(ctx, e.ID, rotated.Secrets, rotated.UpdatedAt)
+	if err := s.Store.SetEndpointSecrets(ctx, e.ID, rotated.Secrets, rotated.UpdatedAt); err != nil {
+		return err
+	}
+	// The answer gives the new secret, and the merchant may verify with it at once: wait
+	// until no deliverer can still sign with the endpoint as it read it before (its cache
+	// keeps an endpoint endpointTTL), so that every delivery after the answer carries the
+	// new secret's signature too.
+	select {
+	case <-time.After(endpointTTL):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // GetEvent returns merchant's event id, if it is within the retention.
