@@ -3,7 +3,6 @@ package client_test
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -25,8 +24,8 @@ import (
 	"github.com/billing/billing/internal/natstest"
 	"github.com/billing/billing/internal/openapitest"
 	"github.com/billing/billing/internal/secret"
-	"github.com/billing/billing/internal/service"
 	"github.com/billing/billing/internal/store"
+	"github.com/billing/billing/internal/systemtest"
 )
 
 // The system every test and example of the package talks to: a real ingest API and worker
@@ -76,22 +75,12 @@ func runSystem(m *testing.M) (int, error) {
 	cfg.ShutdownTimeout = 5 * time.Second
 	sysCfg = cfg
 
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	ready := make(chan service.Addrs, 1)
-	errs := make(chan error, 2)
-	wg.Go(func() { errs <- service.RunIngest(ctx, cfg, logger, func(a service.Addrs) { ready <- a }) })
-	wg.Go(func() { errs <- service.RunWorker(ctx, cfg, logger) })
-	defer func() { cancel(); wg.Wait() }()
-	select {
-	case a := <-ready:
-		baseURL = "http://" + a.API
-	case err := <-errs:
-		return 0, fmt.Errorf("the system did not start: %w", err)
-	case <-time.After(60 * time.Second):
-		return 0, fmt.Errorf("the API did not listen in 60s")
+	run, err := systemtest.Start(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return 0, err
 	}
+	defer run.Stop()
+	baseURL = "http://" + run.Addrs.API
 	if token, err = signToken("merchant_examples", allScopes...); err != nil {
 		return 0, err
 	}

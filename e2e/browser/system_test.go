@@ -1,7 +1,6 @@
 package browser_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -20,8 +19,8 @@ import (
 	"github.com/billing/billing/internal/config"
 	"github.com/billing/billing/internal/natstest"
 	"github.com/billing/billing/internal/secret"
-	"github.com/billing/billing/internal/service"
 	"github.com/billing/billing/internal/storetest"
+	"github.com/billing/billing/internal/systemtest"
 )
 
 // system is an ingest (the API and the dashboard) and a worker, in this process, on
@@ -61,38 +60,14 @@ func startSystem(t *testing.T) *system {
 	cfg.WorkerRetrySchedule = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond}
 	cfg.ShutdownTimeout = 5 * time.Second
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	ready := make(chan service.Addrs, 1)
-	errs := make(chan error, 2)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		errs <- service.RunIngest(ctx, cfg, logger, func(a service.Addrs) { ready <- a })
-	}()
-	go func() {
-		defer wg.Done()
-		errs <- service.RunWorker(ctx, cfg, logger)
-	}()
+	run, err := systemtest.Start(cfg, logger)
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		// A held authorization would hold the worker's drain until its timeout.
 		proc.release()
-		cancel()
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			require.NoError(t, err)
-		}
+		require.NoError(t, run.Stop())
 	})
-	select {
-	case a := <-ready:
-		return &system{t: t, base: "http://" + a.API, key: key, cfg: cfg, processor: proc}
-	case err := <-errs:
-		t.Fatalf("ingest did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("ingest did not start in 60s")
-	}
-	return nil
+	return &system{t: t, base: "http://" + run.Addrs.API, key: key, cfg: cfg, processor: proc}
 }
 
 // token returns a token of merchant with every merchant scope (docs/api.md, "Authentication").

@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"io"
@@ -24,6 +23,7 @@ import (
 	"github.com/billing/billing/internal/service"
 	"github.com/billing/billing/internal/store"
 	"github.com/billing/billing/internal/storetest"
+	"github.com/billing/billing/internal/systemtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
@@ -39,7 +39,7 @@ type system struct {
 	client *http.Client
 	// stop shuts the ingest and the worker down and returns what they returned; the
 	// test's cleanup calls it too, and requires no error.
-	stop func() []error
+	stop func() error
 }
 
 // startSystem starts NATS, an ingest and a worker for one test; edit adjusts the
@@ -98,48 +98,13 @@ func startSystemLogging(t *testing.T, edit func(*config.Config), logger *slog.Lo
 		edit(&cfg)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	ready := make(chan service.Addrs, 1)
-	errs := make(chan error, 2)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		errs <- service.RunIngest(ctx, cfg, logger, func(a service.Addrs) { ready <- a }, opts...)
-	}()
-	go func() {
-		defer wg.Done()
-		errs <- service.RunWorker(ctx, cfg, logger, opts...)
-	}()
-	var (
-		stopOnce sync.Once
-		stopped  []error
-	)
-	stop := func() []error {
-		stopOnce.Do(func() {
-			cancel()
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					stopped = append(stopped, err)
-				}
-			}
-		})
-		return stopped
-	}
-	t.Cleanup(func() { require.Empty(t, stop()) })
-	var addrs service.Addrs
-	select {
-	case addrs = <-ready:
-	case err := <-errs:
-		t.Fatalf("ingest did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("ingest did not start in 60s")
-	}
+	run, err := systemtest.Start(cfg, logger, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, run.Stop()) })
+	addrs := run.Addrs
 	st := storetest.Open(t, service.StoreConfig(cfg))
 	return &system{t: t, base: "http://" + addrs.API, admin: "http://" + addrs.Admin, key: key, cfg: cfg, store: st,
-		client: &http.Client{Timeout: 90 * time.Second, Transport: &openapitest.Transport{Report: t}}, stop: stop}
+		client: &http.Client{Timeout: 90 * time.Second, Transport: &openapitest.Transport{Report: t}}, stop: run.Stop}
 }
 
 var allScopes = []string{"charges:write", "charges:read", "events:read", "webhooks:manage"}
