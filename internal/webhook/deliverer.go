@@ -195,7 +195,7 @@ func (d *Deliverer) dispatch(ctx context.Context, m Message) (consume.Outcome, b
 		}
 		d.global <- struct{}{}
 		defer func() { <-d.global }()
-		d.loop.SettleOne(ctx, m, d.deliver(telemetry.FromMessage(ctx, m), t, m.NumDelivered() > 1))
+		d.loop.SettleOne(ctx, m, d.deliver(telemetry.FromMessage(ctx, m), t, m.NumDelivered() > 1, false))
 	}()
 	return consume.Outcome{}, true
 }
@@ -206,8 +206,10 @@ func (d *Deliverer) dispatch(ctx context.Context, m Message) (consume.Outcome, b
 // (MaxAckPending) for hours while an endpoint is down.
 //
 // redelivered says whether t's message was delivered before (a retry, a deferral, a
-// crashed worker, a probe): then the store knows how many attempts were made.
-func (d *Deliverer) deliver(ctx context.Context, t Task, redelivered bool) consume.Outcome {
+// crashed worker, a probe): then the store knows how many attempts were made. probe says
+// the attempt is the worker's probe of a failing endpoint (probe): then a failure never
+// ends t's run.
+func (d *Deliverer) deliver(ctx context.Context, t Task, redelivered, probe bool) consume.Outcome {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout+30*time.Second)
 	defer cancel()
 	attempt := 1
@@ -303,6 +305,19 @@ func (d *Deliverer) deliver(ctx context.Context, t Task, redelivered bool) consu
 			}
 		}
 		delay, again := nextDelay(d.cfg.Schedule, attempt, resp, now)
+		if probe && reason == "" {
+			// The worker's probe, made while t itself is parked: it never ends t's run
+			// (were it to give up, the circuit would close and release the whole backlog
+			// onto an endpoint still failing, each task spending an attempt). t's own
+			// message carries the run on once the endpoint answers.
+			d.metrics.outcomes.WithLabelValues("failed").Inc()
+			if again {
+				next := now.Add(delay).UTC().Truncate(time.Millisecond)
+				rec.NextAttemptAt = &next
+			}
+			out = consume.Retry(delay)
+			break
+		}
 		if !again || reason != "" {
 			d.metrics.outcomes.WithLabelValues("gave_up").Inc()
 			out = consume.Done()
@@ -375,12 +390,13 @@ func (d *Deliverer) releaseParked(ctx context.Context, endpoint string, again bo
 // take a minute or two on a small cluster.
 const releaseTimeout = 10 * time.Minute
 
-// probe makes an attempt of t every probeInterval until one ends the run (delivered,
-// given up, the endpoint disabled or deleted) or the worker stops; then it closes the
-// circuit, which releases the parked tasks. A probe is an attempt like any other: listed
-// among the endpoint's deliveries, counted in t's run, and keeping the endpoint's health
-// (410 and five days of failures disable it). Its event may come again with t's own
-// task: delivery is at least once.
+// probe makes an attempt of t every probeInterval until the endpoint answers (or is
+// disabled or deleted, which leaves nothing to wait for) or the worker stops; then it
+// closes the circuit, which releases the parked tasks. A probe is listed among the
+// endpoint's deliveries and keeps the endpoint's health (410 and five days of failures
+// disable it), but a failed one never ends t's run: that would close the circuit while
+// the endpoint still fails. Its event may come again with t's own task: delivery is at
+// least once.
 func (d *Deliverer) probe(t Task) {
 	since := d.now()
 	for {
@@ -393,7 +409,7 @@ func (d *Deliverer) probe(t Task) {
 			return // closed by a task's attempt
 		}
 		d.metrics.probes.Inc()
-		if d.deliver(d.runCtx, t, true).Kind == consume.KindDone {
+		if d.deliver(d.runCtx, t, true, true).Kind == consume.KindDone {
 			d.noteHealth(t, true)
 			return
 		}

@@ -28,9 +28,14 @@ type memStore struct {
 	endpoint      webhook.Endpoint
 	mu            sync.Mutex
 	deliveries    chan webhook.Delivery
+	runs          map[string]int // attempts made, by task key
 }
 
-func (s *memStore) Run(context.Context, string) (int, error) { return 0, nil }
+func (s *memStore) Run(_ context.Context, key string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runs[key], nil
+}
 func (s *memStore) Endpoint(context.Context, string) (webhook.Endpoint, error) {
 	return s.endpoint, nil
 }
@@ -38,7 +43,15 @@ func (s *memStore) Endpoint(context.Context, string) (webhook.Endpoint, error) {
 func (s *memStore) SetEndpointHealth(context.Context, string, *time.Time, string) error {
 	return nil
 }
-func (s *memStore) SaveRun(context.Context, string, int) error { return nil }
+func (s *memStore) SaveRun(_ context.Context, key string, attempts int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runs == nil {
+		s.runs = map[string]int{}
+	}
+	s.runs[key] = attempts
+	return nil
+}
 func (s *memStore) InsertDelivery(_ context.Context, d webhook.Delivery) error {
 	s.deliveries <- d
 	return nil
@@ -247,6 +260,48 @@ func TestHealedEndpointIsReleasedTwice(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, second.Sub(first), again, "the second sweep comes ReleaseAgainAfter the first")
 	stop()
+}
+
+// A probe never ends its task's run: an endpoint that fails for longer than the schedule
+// lasts keeps its circuit open and its backlog parked until it answers. (A probe that gave
+// up once closed the circuit and released the backlog onto the failing endpoint, each
+// task spending an attempt; make test's e2e lost an event to that.)
+func TestProbeOfAnEndpointStillFailingReleasesNothing(t *testing.T) {
+	t.Parallel()
+	var healed atomic.Bool
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		if !healed.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	st, src, msgs := endpointTasks(t, srv.URL, 10)
+	rel := &releases{at: make(chan time.Time, 4)}
+	// One retry: a task's run ends at its second failed attempt.
+	stop := runUntilSettled(t, webhook.DelivererConfig{Schedule: []time.Duration{time.Minute}, Timeout: 5 * time.Second},
+		st, rel, src, msgs)
+	defer stop()
+	// Three probes (a second apart) fail, more than the probing task's run allows, and
+	// nothing is released meanwhile.
+	settled := hits.Load()
+	deadline := time.After(30 * time.Second)
+	for hits.Load() < settled+3 {
+		select {
+		case <-rel.at:
+			t.Fatalf("the backlog was released while its endpoint still failed (after %d probes)", hits.Load()-settled)
+		case <-deadline:
+			t.Fatal("three probes did not come in 30s")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	healed.Store(true)
+	select {
+	case <-rel.at:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the healed endpoint's backlog was not released")
+	}
 }
 
 // runUntilSettled runs a Deliverer of cfg on st and src (rel releases parked tasks, when
