@@ -1,9 +1,11 @@
 package service_test
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -44,6 +46,35 @@ func TestDashboardOps(t *testing.T) {
 			}
 			require.True(t, time.Now().Before(deadline), "no settle rate: %s", p.body)
 		}
+	})
+
+	t.Run("a dead letter replayed from the page", func(t *testing.T) {
+		// A command given up on, recorded as a worker records it.
+		amount, cur, pm := int64(700), "usd", "pm_card_visa"
+		id := charge.NewID(charge.PrefixCharge)
+		params := charge.CreateParams{Amount: &amount, Currency: &cur, PaymentMethod: &pm}
+		c := params.Charge(id, "merchant_ops", time.Now)
+		data, err := json.Marshal(charge.Command{Type: charge.CommandCreate, Merchant: "merchant_ops", ChargeID: id, AcceptedAt: c.CreatedAt, Charge: &c})
+		require.NoError(t, err)
+		letter := charge.DeadLetter{ID: "charges." + id + ".create", Subject: "charges." + id + ".create", Data: data,
+			Reason: "given up", Attempts: 9, At: time.Now().UTC().Truncate(time.Millisecond)}
+		require.NoError(t, s.store.InsertDeadLetters(t.Context(), []charge.DeadLetter{letter}))
+
+		reader := ops.get("/dashboard/ops")
+		require.Contains(t, reader.body, `data-dead-letter-id="`+letter.ID+`"`)
+		require.NotContains(t, reader.body, `data-testid="replay"`, "ops:read alone cannot replay")
+
+		writer := s.browser()
+		require.Equal(t, http.StatusSeeOther, writer.signIn(s.token("operator", "ops:read", "ops:write")).status)
+		p := writer.get("/dashboard/ops")
+		csrf := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindStringSubmatch(p.body)
+		require.NotNil(t, csrf, p.body)
+		replay := writer.do("POST", "/dashboard/ops/dead-letters/replay", url.Values{"csrf_token": {csrf[1]}, "id": {letter.ID}})
+		require.Equal(t, http.StatusSeeOther, replay.status, replay.body)
+		require.NotContains(t, writer.get("/dashboard/ops").body, `data-dead-letter-id="`+letter.ID+`"`, "gone once replayed")
+		// The worker settles the replayed command's charge.
+		settled := s.settle(s.token("merchant_ops"), id)
+		require.Equal(t, "succeeded", settled["status"])
 	})
 
 	t.Run("disabled endpoints of every merchant", func(t *testing.T) {
