@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -74,22 +73,11 @@ func (s *Server) redeliverEvent(c *gin.Context) {
 		}
 		endpoint = *p.Endpoint
 	}
-	ctx, id := c.Request.Context(), c.Param("id")
-	payload, err := s.webhooks.PrepareRedeliver(ctx, merchant(c), id, endpoint)
+	rd, err := s.webhooks.PrepareRedeliver(c.Request.Context(), merchant(c), c.Param("id"), endpoint)
 	if err != nil {
 		s.abortError(c, err)
 		return
 	}
-	ev, err := s.webhooks.GetEvent(ctx, merchant(c), id)
-	if err != nil {
-		s.abortError(c, err)
-		return
-	}
-	body, err := json.Marshal(ev.Public())
-	if err != nil {
-		s.abortError(c, err)
-		return
-	}
-	s.submit(c, req, ingest.Response{Status: http.StatusAccepted, Body: body},
-		ingest.Action{Kind: webhook.ActionRedeliver, Payload: payload}, "")
+	s.submit(c, req, ingest.Response{Status: http.StatusAccepted, Body: rd.Body},
+		ingest.Action{Kind: webhook.ActionRedeliver, Payload: rd.Payload}, "")
 }

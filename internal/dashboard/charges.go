@@ -291,45 +291,22 @@ func (s *Dashboard) capture(w http.ResponseWriter, r *http.Request, sess *sessio
 	id := r.PathValue("id")
 	var p charge.CaptureParams
 	body := map[string]any{}
-	if raw := strings.TrimSpace(r.PostFormValue("amount")); raw != "" {
-		n, err := strconv.ParseInt(raw, 10, 64)
-		if err != nil || n <= 0 {
-			s.actionFailed(w, r, sess, charge.Invalid(charge.CodeParameterInvalid, "amount", "The amount is a positive whole number of minor units (cents)."))
-			return
-		}
-		p.Amount, body["amount"] = &n, n
-	}
-	req, ok := formRequest(r, sess, "/v1/charges/"+id+"/capture", body)
-	if !ok {
-		s.actionFailed(w, r, sess, errBadForm)
+	if !s.formAmount(w, r, sess, &p.Amount, body) {
 		return
 	}
-	if invalid := p.Validate(); invalid != nil {
-		s.actionFailed(w, r, sess, invalid)
-		return
-	}
-	resp, err := s.Charges.Capture(r.Context(), req, id, &p)
-	if err != nil {
-		s.actionFailed(w, r, sess, err)
-		return
-	}
-	done(w, r, Prefix+"/charges/"+id, "capture", resp)
+	s.chargeAction(w, r, sess, "capture", "/v1/charges/"+id+"/capture", body, p.Validate,
+		func(ctx context.Context, req ingest.Request) (ingest.Response, error) {
+			return s.Charges.Capture(ctx, req, id, &p)
+		})
 }
 
 // cancel voids an authorization through the API's idempotent service.
 func (s *Dashboard) cancel(w http.ResponseWriter, r *http.Request, sess *session) {
 	id := r.PathValue("id")
-	req, ok := formRequest(r, sess, "/v1/charges/"+id+"/cancel", map[string]any{})
-	if !ok {
-		s.actionFailed(w, r, sess, errBadForm)
-		return
-	}
-	resp, err := s.Charges.Cancel(r.Context(), req, id)
-	if err != nil {
-		s.actionFailed(w, r, sess, err)
-		return
-	}
-	done(w, r, Prefix+"/charges/"+id, "cancel", resp)
+	s.chargeAction(w, r, sess, "cancel", "/v1/charges/"+id+"/cancel", map[string]any{}, nil,
+		func(ctx context.Context, req ingest.Request) (ingest.Response, error) {
+			return s.Charges.Cancel(ctx, req, id)
+		})
 }
 
 // refund refunds a charge, in full or for the amount given, through Refunds.Create
@@ -338,30 +315,55 @@ func (s *Dashboard) refund(w http.ResponseWriter, r *http.Request, sess *session
 	id := r.PathValue("id")
 	p := charge.RefundParams{Charge: &id}
 	body := map[string]any{"charge": id}
-	if raw := strings.TrimSpace(r.PostFormValue("amount")); raw != "" {
-		n, err := strconv.ParseInt(raw, 10, 64)
-		if err != nil || n <= 0 {
-			s.actionFailed(w, r, sess, charge.Invalid(charge.CodeParameterInvalid, "amount", "The amount is a positive whole number of minor units (cents)."))
-			return
-		}
-		p.Amount, body["amount"] = &n, n
+	if !s.formAmount(w, r, sess, &p.Amount, body) {
+		return
 	}
 	if reason := r.PostFormValue("reason"); reason != "" {
 		p.Reason, body["reason"] = &reason, reason
 	}
-	req, ok := formRequest(r, sess, "/v1/refunds", body)
+	s.chargeAction(w, r, sess, "refund", "/v1/refunds", body, p.Validate,
+		func(ctx context.Context, req ingest.Request) (ingest.Response, error) {
+			return s.Refunds.Create(ctx, req, &p)
+		})
+}
+
+// formAmount reads the form's optional amount (minor units) into *amount and the API
+// body; a bad one shows the charge page with the error, and false.
+func (s *Dashboard) formAmount(w http.ResponseWriter, r *http.Request, sess *session, amount **int64, body map[string]any) bool {
+	raw := strings.TrimSpace(r.PostFormValue("amount"))
+	if raw == "" {
+		return true
+	}
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || n <= 0 {
+		s.actionFailed(w, r, sess, charge.Invalid(charge.CodeParameterInvalid, "amount", "The amount is a positive whole number of minor units (cents)."))
+		return false
+	}
+	*amount, body["amount"] = &n, n
+	return true
+}
+
+// chargeAction submits the form's action on a charge as the API request method POST
+// path with body would be, under the form's idempotency key: validate (when not nil)
+// checks the parameters first, call does it. Then it returns to the charge's page saying
+// what it did, or shows the page with what went wrong.
+func (s *Dashboard) chargeAction(w http.ResponseWriter, r *http.Request, sess *session, what, path string, body map[string]any,
+	validate func() *charge.InvalidRequestError, call func(context.Context, ingest.Request) (ingest.Response, error)) {
+	req, ok := formRequest(r, sess, path, body)
 	if !ok {
 		s.actionFailed(w, r, sess, errBadForm)
 		return
 	}
-	if invalid := p.Validate(); invalid != nil {
-		s.actionFailed(w, r, sess, invalid)
-		return
+	if validate != nil {
+		if invalid := validate(); invalid != nil {
+			s.actionFailed(w, r, sess, invalid)
+			return
+		}
 	}
-	resp, err := s.Refunds.Create(r.Context(), req, &p)
+	resp, err := call(r.Context(), req)
 	if err != nil {
 		s.actionFailed(w, r, sess, err)
 		return
 	}
-	done(w, r, Prefix+"/charges/"+id, "refund", resp)
+	done(w, r, Prefix+"/charges/"+r.PathValue("id"), what, resp)
 }

@@ -164,30 +164,20 @@ func (s *Dashboard) redeliver(w http.ResponseWriter, r *http.Request, sess *sess
 		s.fail(w, r, sess, errBadForm)
 		return
 	}
-	payload, err := s.Webhooks.PrepareRedeliver(r.Context(), sess.Merchant, eventID, endpointID)
+	rd, err := s.Webhooks.PrepareRedeliver(r.Context(), sess.Merchant, eventID, endpointID)
 	if err != nil {
 		s.fail(w, r, sess, err)
 		return
 	}
-	ev, err := s.Webhooks.GetEvent(r.Context(), sess.Merchant, eventID)
-	if err != nil {
-		s.fail(w, r, sess, err)
-		return
-	}
-	body, err := json.Marshal(ev.Public())
-	if err != nil {
-		s.fail(w, r, sess, err)
-		return
-	}
-	resp, err := s.Idempotency.Submit(r.Context(), req, ingest.Response{Status: http.StatusAccepted, Body: body},
-		ingest.Action{Kind: webhook.ActionRedeliver, Payload: payload})
+	resp, err := s.Idempotency.Submit(r.Context(), req, ingest.Response{Status: http.StatusAccepted, Body: rd.Body},
+		ingest.Action{Kind: webhook.ActionRedeliver, Payload: rd.Payload})
 	if err != nil {
 		s.fail(w, r, sess, err)
 		return
 	}
 	back := Prefix + "/webhooks/" + endpointID
 	if r.PostFormValue("return") == "charge" {
-		back = Prefix + "/charges/" + ev.ChargeID
+		back = Prefix + "/charges/" + rd.Event.ChargeID
 	}
 	done(w, r, back, "redeliver", resp)
 }

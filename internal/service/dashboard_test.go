@@ -231,15 +231,9 @@ func TestDashboard(t *testing.T) {
 		require.Contains(t, second.header.Get("Location"), "replayed=1")
 		require.Contains(t, b.get(second.header.Get("Location")).body, "already submitted")
 
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			c := s.do("GET", "/v1/charges/"+paid, tok, "").json(t)
-			if c["amount_refunded"] == float64(500) {
-				break
-			}
-			require.True(t, time.Now().Before(deadline), "refund not settled: %v", c)
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitFor(t, "the refund settled", 30*time.Second, func() bool {
+			return s.do("GET", "/v1/charges/"+paid, tok, "").json(t)["amount_refunded"] == float64(500)
+		})
 		refunds := s.do("GET", "/v1/refunds?charge="+paid, tok, "").json(t)["data"].([]any)
 		require.Len(t, refunds, 1)
 		page := b.get("/dashboard/charges/" + paid)
@@ -259,11 +253,9 @@ func TestDashboard(t *testing.T) {
 			"idempotency_key": {field(t, p.body, "capture-form", "idempotency_key")}, "amount": {"4000"}}
 		r := b.do("POST", "/dashboard/charges/"+auth+"/capture", form)
 		require.Equal(t, http.StatusSeeOther, r.status, "body: %s", r.body)
-		deadline := time.Now().Add(30 * time.Second)
-		for s.do("GET", "/v1/charges/"+auth, tok, "").json(t)["status"] != "succeeded" {
-			require.True(t, time.Now().Before(deadline))
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitFor(t, "the capture settled", 30*time.Second, func() bool {
+			return s.do("GET", "/v1/charges/"+auth, tok, "").json(t)["status"] == "succeeded"
+		})
 		c := b.get("/dashboard/charges/" + auth)
 		require.Contains(t, c.body, `data-status="succeeded"`)
 		require.Contains(t, c.body, `data-kind="capture_requested"`)

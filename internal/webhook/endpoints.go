@@ -346,31 +346,40 @@ func (s *Endpoints) ListEvents(ctx context.Context, merchant, eventType string, 
 	return kept, more, nil
 }
 
-// PrepareRedeliver returns the idempotent action that sends merchant's event eventID
+// Redelivery is a redelivery prepared by PrepareRedeliver.
+type Redelivery struct {
+	// Event is the event sent again; Body its public JSON, the answer's body.
+	Event charge.Event
+	Body  []byte
+	// Payload is the idempotent action's (ActionRedeliver).
+	Payload json.RawMessage
+}
+
+// PrepareRedeliver prepares the idempotent action that sends merchant's event eventID
 // again: to endpointID if it is set (it must be the merchant's), otherwise to every
 // enabled endpoint of the merchant that subscribes to the event's type.
-func (s *Endpoints) PrepareRedeliver(ctx context.Context, merchant, eventID, endpointID string) (json.RawMessage, error) {
+func (s *Endpoints) PrepareRedeliver(ctx context.Context, merchant, eventID, endpointID string) (Redelivery, error) {
 	ev, err := s.GetEvent(ctx, merchant, eventID)
 	if err != nil {
-		return nil, err
+		return Redelivery{}, err
 	}
 	var targets []Endpoint
 	if endpointID != "" {
 		e, err := s.Get(ctx, merchant, endpointID)
 		if errors.Is(err, charge.ErrNotFound) {
-			return nil, charge.Invalid(charge.CodeResourceMissing, "endpoint", "No such webhook endpoint: %s", endpointID)
+			return Redelivery{}, charge.Invalid(charge.CodeResourceMissing, "endpoint", "No such webhook endpoint: %s", endpointID)
 		}
 		if err != nil {
-			return nil, err
+			return Redelivery{}, err
 		}
 		if e.Status != StatusEnabled {
-			return nil, charge.Invalid(charge.CodeParameterInvalid, "endpoint", "webhook endpoint %s is disabled; enable it first", endpointID)
+			return Redelivery{}, charge.Invalid(charge.CodeParameterInvalid, "endpoint", "webhook endpoint %s is disabled; enable it first", endpointID)
 		}
 		targets = []Endpoint{e}
 	} else {
 		all, err := s.Store.EnabledEndpoints(ctx, []string{merchant})
 		if err != nil {
-			return nil, err
+			return Redelivery{}, err
 		}
 		for _, e := range all[merchant] {
 			if e.Subscribes(ev.Type) {
@@ -380,14 +389,18 @@ func (s *Endpoints) PrepareRedeliver(ctx context.Context, merchant, eventID, end
 	}
 	body, err := json.Marshal(ev.Public())
 	if err != nil {
-		return nil, err
+		return Redelivery{}, err
 	}
 	run := charge.NewID("rd")
 	tasks := make([]Task, len(targets))
 	for i, e := range targets {
 		tasks[i] = Task{Key: TaskKey(ev.ID, e.ID) + ":" + run, Merchant: merchant, Endpoint: e.ID, Event: ev.ID, Body: body}
 	}
-	return json.Marshal(tasks)
+	payload, err := json.Marshal(tasks)
+	if err != nil {
+		return Redelivery{}, err
+	}
+	return Redelivery{Event: ev, Body: body, Payload: payload}, nil
 }
 
 // ExecuteRedeliver is the action of ActionRedeliver: publish the tasks (deduplicated by
