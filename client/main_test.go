@@ -23,7 +23,6 @@ import (
 	"github.com/billing/billing/internal/config"
 	"github.com/billing/billing/internal/natstest"
 	"github.com/billing/billing/internal/openapitest"
-	"github.com/billing/billing/internal/secret"
 	"github.com/billing/billing/internal/store"
 	"github.com/billing/billing/internal/systemtest"
 )
@@ -63,16 +62,9 @@ func runSystem(m *testing.M) (int, error) {
 	if devKey, err = auth.LoadOrCreateDevKey(filepath.Join(dir, "keys")); err != nil {
 		return 0, err
 	}
-	cfg := config.Defaults(config.Ingest)
-	cfg.HTTPAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.NATSURL = ns.ClientURL()
-	cfg.Store, cfg.SQLitePath = store.EngineSQLite, filepath.Join(dir, "store", "billing.db")
-	cfg.AuthJWKSFile = devKey.JWKSPath()
-	cfg.WebhookSecretKey = secret.NewKey()
+	cfg := systemtest.Config(ns.ClientURL(), store.Config{Engine: store.EngineSQLite, SQLitePath: filepath.Join(dir, "store", "billing.db")}, devKey.JWKSPath())
 	cfg.WebhookAllowPrivate = true // the tests' receivers listen on loopback
 	cfg.WebhookRetrySchedule = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}
-	cfg.WorkerRetrySchedule = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond}
-	cfg.ShutdownTimeout = 5 * time.Second
 	sysCfg = cfg
 
 	run, err := systemtest.Start(cfg, slog.New(slog.DiscardHandler))

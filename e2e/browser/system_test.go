@@ -18,7 +18,6 @@ import (
 	"github.com/billing/billing/internal/auth"
 	"github.com/billing/billing/internal/config"
 	"github.com/billing/billing/internal/natstest"
-	"github.com/billing/billing/internal/secret"
 	"github.com/billing/billing/internal/storetest"
 	"github.com/billing/billing/internal/systemtest"
 )
@@ -44,21 +43,12 @@ func startSystem(t *testing.T) *system {
 	require.NoError(t, err)
 	proc := newProcessor(t)
 
-	cfg := config.Defaults(config.Ingest)
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.AdminAddr = "127.0.0.1:0"
-	cfg.NATSURL = natstest.New(t)
-	sc := storetest.Config(t)
-	cfg.Store, cfg.SQLitePath, cfg.MongoURI, cfg.MongoDatabase = sc.Engine, sc.SQLitePath, sc.MongoURI, sc.MongoDatabase
-	cfg.AuthJWKSFile = key.JWKSPath()
-	cfg.WebhookSecretKey = secret.NewKey()
+	cfg := systemtest.Config(natstest.New(t), storetest.Config(t), key.JWKSPath())
 	// The receivers are httptest servers on the loopback.
 	cfg.WebhookAllowPrivate = true
 	cfg.WebhookTimeout = 2 * time.Second
 	// A held authorization must outlast a slow page load rather than time out and retry.
 	cfg.Processor, cfg.ProcessorURL, cfg.ProcessorTimeout = "http", proc.URL, pageTimeout
-	cfg.WorkerRetrySchedule = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond}
-	cfg.ShutdownTimeout = 5 * time.Second
 
 	run, err := systemtest.Start(cfg, logger)
 	require.NoError(t, err)

@@ -19,7 +19,6 @@ import (
 	"github.com/billing/billing/internal/config"
 	"github.com/billing/billing/internal/natstest"
 	"github.com/billing/billing/internal/openapitest"
-	"github.com/billing/billing/internal/secret"
 	"github.com/billing/billing/internal/service"
 	"github.com/billing/billing/internal/store"
 	"github.com/billing/billing/internal/storetest"
@@ -84,16 +83,7 @@ func startSystemLogging(t *testing.T, edit func(*config.Config), logger *slog.Lo
 	t.Helper()
 	key, err := auth.LoadOrCreateDevKey(t.TempDir())
 	require.NoError(t, err)
-	cfg := config.Defaults(config.Ingest)
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.AdminAddr = "127.0.0.1:0"
-	cfg.NATSURL = natstest.New(t)
-	sc := storetest.Config(t)
-	cfg.Store, cfg.SQLitePath, cfg.MongoURI, cfg.MongoDatabase = sc.Engine, sc.SQLitePath, sc.MongoURI, sc.MongoDatabase
-	cfg.AuthJWKSFile = key.JWKSPath()
-	cfg.WebhookSecretKey = secret.NewKey()
-	cfg.WorkerRetrySchedule = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond}
-	cfg.ShutdownTimeout = 5 * time.Second
+	cfg := systemtest.Config(natstest.New(t), storetest.Config(t), key.JWKSPath())
 	if edit != nil {
 		edit(&cfg)
 	}

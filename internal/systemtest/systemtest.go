@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/billing/billing/internal/config"
+	"github.com/billing/billing/internal/secret"
 	"github.com/billing/billing/internal/service"
+	"github.com/billing/billing/internal/store"
 )
 
 // startTimeout bounds how long Start waits for the ingest to listen.
@@ -65,4 +67,20 @@ func (r *Running) Stop() error {
 		r.stopped = errors.Join(errs...)
 	})
 	return r.stopped
+}
+
+// Config is the configuration tests start from: the ingest's (the worker reads the same)
+// on NATS at natsURL and the store st, listening on free loopback ports, tokens checked
+// against the keys of jwksFile, a fresh webhook secret key, and processor retries a few
+// milliseconds apart.
+func Config(natsURL string, st store.Config, jwksFile string) config.Config {
+	cfg := config.Defaults(config.Ingest)
+	cfg.HTTPAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.NATSURL = natsURL
+	cfg.Store, cfg.SQLitePath, cfg.MongoURI, cfg.MongoDatabase = st.Engine, st.SQLitePath, st.MongoURI, st.MongoDatabase
+	cfg.AuthJWKSFile = jwksFile
+	cfg.WebhookSecretKey = secret.NewKey()
+	cfg.WorkerRetrySchedule = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond}
+	cfg.ShutdownTimeout = 5 * time.Second
+	return cfg
 }
